@@ -12,3 +12,208 @@ export interface ChatMessage {
   /** The server's clock when the message was stored, ISO 8601. */
   timestamp: string;
 }
+
+/** How a client speaks: chosen by the `Sec-WebSocket-Protocol` header at upgrade. */
+export type Dialect = "parley.v1" | "legacy";
+
+/** The subprotocol name of the current dialect. */
+export const PROTOCOL_V1 = "parley.v1";
+
+/** The codes of the `error` event. */
+export type ErrorCode =
+  | "bad_frame"
+  | "too_large"
+  | "rate_limited"
+  | "bad_name"
+  | "bad_room"
+  | "unavailable";
+
+/** Events the server sends to `parley.v1` clients. */
+export type ServerEvent =
+  | {
+    type: "welcome";
+    room: string;
+    userName: string;
+    users: string[];
+    lastId: number;
+    recovered?: boolean;
+  }
+  | ({ type: "message" } & ChatMessage)
+  | { type: "ack"; clientId: string; id: number }
+  | { type: "join" | "leave"; userName: string; users: string[] }
+  | { type: "error"; code: ErrorCode; message: string };
+
+/** What a client asks for, once its frame has been validated. */
+export type ClientCommand =
+  | { type: "message"; body: string; clientId?: string; userName?: string }
+  | { type: "hello"; userName: string };
+
+/** A frame or parameter the protocol refuses; `code` is the `error` event's code. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+  }
+}
+
+/** The room used when a client names none. */
+export const DEFAULT_ROOM = "lobby";
+
+const ROOM = /^[A-Za-z0-9_.-]{1,64}$/;
+// Printable: no control characters (C0, DEL, C1) and no line or paragraph separators.
+const NAME = /^[^\p{Cc}\u2028\u2029]{1,32}$/u;
+const CLIENT_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** Returns the room name if it is 1–64 characters of `[A-Za-z0-9_.-]`, else throws `bad_room`. */
+export function validateRoom(room: string): string {
+  if (!ROOM.test(room)) {
+    throw new ProtocolError(
+      "bad_room",
+      `room ${
+        JSON.stringify(room.slice(0, 80))
+      } is not allowed; use 1-64 letters, digits, "_", "." or "-"`,
+    );
+  }
+  return room;
+}
+
+/** Returns the trimmed name if it is 1–32 printable characters, else throws `bad_name`. */
+export function validateUserName(name: unknown): string {
+  const trimmed = typeof name === "string" ? name.trim() : "";
+  if (!NAME.test(trimmed)) {
+    throw new ProtocolError("bad_name", "userName must be 1-32 printable characters");
+  }
+  return trimmed;
+}
+
+const encoder = new TextEncoder();
+
+/** The UTF-8 size of a string, which is what `limits.maxMessageBytes` counts. */
+export function byteLength(text: string): number {
+  return encoder.encode(text).length;
+}
+
+/** Validates a message body: not blank, at most `maxBytes` of UTF-8. */
+export function validateBody(body: unknown, maxBytes: number): string {
+  if (typeof body !== "string") {
+    throw new ProtocolError("bad_frame", '"body" must be a string');
+  }
+  if (body.trim() === "") throw new ProtocolError("bad_frame", "the message body is empty");
+  // A UTF-16 unit is at most 3 bytes of UTF-8, so short bodies need no encoding.
+  if (body.length * 3 > maxBytes) {
+    const size = byteLength(body);
+    if (size > maxBytes) {
+      throw new ProtocolError("too_large", `message is ${size} bytes; the limit is ${maxBytes}`);
+    }
+  }
+  return body;
+}
+
+function parseObject(data: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    throw new ProtocolError("bad_frame", "the frame is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("bad_frame", "the frame must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Parses one client frame of the given dialect into a command, or throws a {@link ProtocolError}
+ * saying what is wrong with it. Binary frames are refused: the protocol is JSON text.
+ */
+export function parseClientFrame(
+  data: unknown,
+  dialect: Dialect,
+  maxBytes: number,
+): ClientCommand {
+  if (typeof data !== "string") {
+    throw new ProtocolError("bad_frame", "binary frames are not supported; send JSON text");
+  }
+  const frame = parseObject(data);
+  if (dialect === "legacy") {
+    // The Go server's clients send {userName, body, timestamp}; their timestamp is ignored.
+    return {
+      type: "message",
+      body: validateBody(frame.body, maxBytes),
+      userName: validateUserName(frame.userName),
+    };
+  }
+  switch (frame.type) {
+    case "message": {
+      const body = validateBody(frame.body, maxBytes);
+      const clientId = frame.clientId;
+      if (clientId === undefined || clientId === null) return { type: "message", body };
+      if (typeof clientId !== "string" || !CLIENT_ID.test(clientId)) {
+        throw new ProtocolError(
+          "bad_frame",
+          '"clientId" must be 1-128 printable ASCII characters without spaces',
+        );
+      }
+      return { type: "message", body, clientId };
+    }
+    case "hello":
+      return { type: "hello", userName: validateUserName(frame.userName) };
+    default:
+      throw new ProtocolError(
+        "bad_frame",
+        `unknown frame type ${JSON.stringify(frame.type) ?? "(none)"}; use "message" or "hello"`,
+      );
+  }
+}
+
+/** The JSON text of one `parley.v1` event. */
+export function encodeEvent(event: ServerEvent): string {
+  return JSON.stringify(event);
+}
+
+/** A `message` event for a stored message. */
+export function messageEvent(message: ChatMessage): ServerEvent {
+  return {
+    type: "message",
+    id: message.id,
+    room: message.room,
+    userName: message.userName,
+    body: message.body,
+    timestamp: message.timestamp,
+  };
+}
+
+// Go's encoding/json escapes these so the output is safe inside HTML; the legacy clients and the
+// byte-for-byte /getAllMessages answer keep that.
+const GO_ESCAPES: Record<string, string> = {
+  "<": "\\u003c",
+  ">": "\\u003e",
+  "&": "\\u0026",
+  "\u2028": "\\u2028",
+  "\u2029": "\\u2029",
+};
+
+/** JSON as Go's `encoding/json` writes it (HTML-safe escapes), without the trailing newline. */
+export function goJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c]);
+}
+
+/** The Go server's message object: `{"userName","body","timestamp"}`, then `id`. */
+export function legacyMessage(message: ChatMessage): {
+  userName: string;
+  body: string;
+  timestamp: string;
+  id: number;
+} {
+  return {
+    userName: message.userName,
+    body: message.body,
+    timestamp: message.timestamp,
+    id: message.id,
+  };
+}
+
+/** One legacy frame: a message object as gorilla's `WriteJSON` sends it, newline included. */
+export function encodeLegacy(message: ChatMessage): string {
+  return goJson(legacyMessage(message)) + "\n";
+}

@@ -1,0 +1,346 @@
+/**
+ * One WebSocket connection: its read loop (validate, rate limit, publish), its write path
+ * (history, then the room's batches, with backpressure) and its close codes.
+ */
+
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import {
+  type ChatMessage,
+  type ClientCommand,
+  type Dialect,
+  encodeEvent,
+  encodeLegacy,
+  messageEvent,
+  parseClientFrame,
+  ProtocolError,
+  type ServerEvent,
+} from "./message.ts";
+import type { Metrics } from "./metrics.ts";
+import { type Batch, type Room, SubscriberOverflowError, type Subscription } from "./room.ts";
+
+/** WebSocket close codes parley uses, named for why. */
+export const CloseCode = {
+  goingAway: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  serverError: 1011,
+  tryAgainLater: 1013,
+} as const;
+
+/** Allows `rate` events per second on average and `burst` at once. */
+export class TokenBucket {
+  #tokens: number;
+  #last = performance.now();
+
+  constructor(private readonly rate: number, private readonly burst: number) {
+    this.#tokens = burst;
+  }
+
+  /** Takes a token if there is one. */
+  take(): boolean {
+    const now = performance.now();
+    this.#tokens = Math.min(this.burst, this.#tokens + (now - this.#last) * this.rate / 1000);
+    this.#last = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/** Everything a connection needs, chosen at upgrade time. */
+export interface ClientOptions {
+  socket: WebSocket;
+  dialect: Dialect;
+  room: Room;
+  /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
+  userName: string | null;
+  /** Resume after this message id. */
+  since: number | null;
+  limits: Config["limits"];
+  /** Messages a newcomer gets before live ones. */
+  onJoin: number;
+  /** The peer, for the log. */
+  address: string;
+  log: Logger;
+  metrics: Metrics;
+  /** Called once, when the socket has closed. */
+  onClose: () => void;
+}
+
+/** Messages sent in one frame while replaying history, so no frame grows without bound. */
+const REPLAY_CHUNK = 500;
+
+/** A connected client of a room. */
+export class Client {
+  readonly #o: ClientOptions;
+  readonly #socket: WebSocket;
+  readonly #bucket: TokenBucket;
+  #userName: string | null = null;
+  #subscription: Subscription | null = null;
+  /** Message ids up to this one were sent as history; live copies of them are skipped. */
+  #seam = 0;
+  /** Bytes of history replay the send buffer may hold on top of `limits.sendBufferBytes`. */
+  #replayAllowance = 0;
+  #throttled = false;
+
+  constructor(options: ClientOptions) {
+    this.#o = options;
+    this.#socket = options.socket;
+    this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
+    options.metrics.connections++;
+    this.#socket.onopen = () => this.#opened();
+    this.#socket.onmessage = (event) => this.#receive(event.data);
+    this.#socket.onerror = () => {};
+    this.#socket.onclose = (event) => this.#closed(event.code, event.reason);
+  }
+
+  /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
+  close(code: number, reason: string): void {
+    if (this.#socket.readyState > WebSocket.OPEN) return;
+    try {
+      this.#socket.close(code, reason);
+    } catch {
+      // Already closing.
+    }
+  }
+
+  #opened(): void {
+    this.#o.log.info(
+      `open ${this.#o.address} room=${this.#o.room.name} dialect=${this.#o.dialect}`,
+    );
+    if (this.#o.dialect === "legacy") {
+      // The Go server's clients get the history and every message from the start, named or not.
+      this.#subscribe();
+      if (this.#o.userName !== null) this.#setName(this.#o.userName);
+    } else if (this.#o.userName !== null) {
+      this.#enter(this.#o.userName);
+    }
+  }
+
+  /** A `parley.v1` client is named: join, then welcome, missed messages, and live events. */
+  #enter(userName: string): void {
+    this.#setName(userName);
+    this.#subscribe();
+  }
+
+  #setName(userName: string): void {
+    if (this.#userName === userName) return;
+    if (this.#userName !== null) this.#o.room.leave(this.#userName);
+    this.#userName = userName;
+    this.#o.room.join(userName);
+  }
+
+  /**
+   * Subscribes, then reads what the client missed. Both happen in one turn, so a message stored
+   * meanwhile is either in the history read or in the subscription; the seam drops the overlap.
+   */
+  #subscribe(): void {
+    const room = this.#o.room;
+    this.#subscription = room.subscribe();
+    const lastId = room.lastId;
+    const { messages, recovered } = this.#missed(lastId);
+    this.#seam = lastId;
+    if (this.#o.dialect === "legacy") {
+      this.#sendReplay(messages.map(encodeLegacy));
+    } else {
+      const welcome: ServerEvent = {
+        type: "welcome",
+        room: room.name,
+        userName: this.#userName ?? "",
+        users: room.users,
+        lastId,
+      };
+      if (!recovered) welcome.recovered = false;
+      this.#send(encodeEvent(welcome));
+      const events: string[] = [];
+      for (let i = 0; i < messages.length; i += REPLAY_CHUNK) {
+        events.push(
+          messages.slice(i, i + REPLAY_CHUNK).map((m) => encodeEvent(messageEvent(m))).join("\n"),
+        );
+      }
+      this.#sendReplay(events);
+    }
+    this.#pump(this.#subscription);
+  }
+
+  /** The messages a client should get before live ones, and whether that is all it missed. */
+  #missed(lastId: number): { messages: ChatMessage[]; recovered: boolean } {
+    const { room } = this.#o;
+    const since = this.#o.since;
+    const recent = () => room.history.recent(room.name, this.#o.onJoin);
+    if (since === null) return { messages: recent(), recovered: true };
+    if (since >= lastId) return { messages: [], recovered: since === lastId };
+    const first = room.history.firstId(room.name);
+    if (first > since + 1) return { messages: recent(), recovered: false };
+    return { messages: room.history.after(room.name, since, lastId - since), recovered: true };
+  }
+
+  #sendReplay(frames: string[]): void {
+    for (const frame of frames) {
+      this.#replayAllowance += frame.length;
+      this.#send(frame);
+    }
+  }
+
+  async #pump(subscription: Subscription): Promise<void> {
+    const legacy = this.#o.dialect === "legacy";
+    try {
+      for await (const batch of subscription) {
+        if (this.#socket.readyState !== WebSocket.OPEN) break;
+        if (this.#socket.bufferedAmount > this.#o.limits.sendBufferBytes) {
+          if (this.#replayAllowance === 0 || this.#socket.bufferedAmount > this.#sendLimit()) {
+            this.#o.metrics.drops++;
+            this.close(CloseCode.tryAgainLater, "too slow: the send buffer is full; reconnect");
+            break;
+          }
+        } else {
+          this.#replayAllowance = 0;
+        }
+        if (legacy) this.#sendLegacy(batch);
+        else this.#sendV1(batch);
+      }
+    } catch (error) {
+      if (!(error instanceof SubscriberOverflowError)) throw error;
+      this.#o.metrics.drops++;
+      this.close(CloseCode.tryAgainLater, "too slow: fell behind the room; reconnect");
+    }
+  }
+
+  #sendLimit(): number {
+    return this.#o.limits.sendBufferBytes + this.#replayAllowance;
+  }
+
+  #sendV1(batch: Batch): void {
+    if (this.#seam === 0) {
+      this.#o.metrics.messagesOut += batch.messageCount;
+      this.#send(batch.frame());
+      return;
+    }
+    const seam = this.#seam;
+    if (batch.lastId > seam) this.#seam = 0;
+    const events = batch.events.filter((e) => e.type !== "message" || e.id > seam);
+    if (events.length === 0) return;
+    this.#o.metrics.messagesOut += events.filter((e) => e.type === "message").length;
+    this.#send(events.map(encodeEvent).join("\n"));
+  }
+
+  /** Legacy clients parse one message object per frame. */
+  #sendLegacy(batch: Batch): void {
+    const frames = batch.legacyFrames();
+    if (frames.length === 0) return;
+    const ids = batch.messageIds;
+    const seam = this.#seam;
+    if (seam !== 0 && batch.lastId > seam) this.#seam = 0;
+    for (let i = 0; i < frames.length; i++) {
+      if (ids[i] <= seam) continue;
+      this.#o.metrics.messagesOut++;
+      this.#send(frames[i]);
+    }
+  }
+
+  #send(text: string): void {
+    try {
+      this.#socket.send(text);
+    } catch {
+      // The socket closed under us; its close event does the rest.
+    }
+  }
+
+  #sendEvent(event: ServerEvent): void {
+    if (this.#o.dialect === "parley.v1") this.#send(encodeEvent(event));
+  }
+
+  #error(error: ProtocolError): void {
+    this.#o.metrics.errors++;
+    this.#o.log.error(
+      `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
+    );
+    this.#sendEvent({ type: "error", code: error.code, message: error.message });
+  }
+
+  #receive(data: unknown): void {
+    this.#o.metrics.messagesIn++;
+    if (!this.#bucket.take()) {
+      // One error per episode: answering every frame of a flood would double it.
+      if (!this.#throttled) {
+        this.#throttled = true;
+        this.#error(
+          new ProtocolError(
+            "rate_limited",
+            `slow down: at most ${this.#o.limits.messagesPerSecond} messages per second; ` +
+              "this one was not sent",
+          ),
+        );
+      }
+      return;
+    }
+    this.#throttled = false;
+    if (frameSize(data) > 8 * this.#o.limits.maxMessageBytes + 1024) {
+      this.#o.log.error(`${this.#o.address} frame too big`);
+      this.close(CloseCode.tooBig, `frame too big; the limit is ${this.#o.limits.maxMessageBytes}`);
+      return;
+    }
+    let command: ClientCommand;
+    try {
+      command = parseClientFrame(data, this.#o.dialect, this.#o.limits.maxMessageBytes);
+    } catch (error) {
+      if (error instanceof ProtocolError) return this.#error(error);
+      throw error;
+    }
+    if (command.type === "hello") {
+      if (this.#userName === null) return this.#enter(command.userName);
+      if (command.userName !== this.#userName) {
+        return this.#error(
+          new ProtocolError("bad_name", "the name is already set; reconnect to change it"),
+        );
+      }
+      return;
+    }
+    if (command.userName !== undefined) this.#setName(command.userName);
+    if (this.#userName === null) {
+      return this.#error(
+        new ProtocolError(
+          "bad_name",
+          'say who you are first: {"type":"hello","userName":"…"} or ?userName= in the URL',
+        ),
+      );
+    }
+    this.#publish(this.#userName, command.body, command.clientId);
+  }
+
+  async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
+    try {
+      const { message } = await this.#o.room.publish({ userName, body, clientId });
+      if (clientId !== undefined) this.#sendEvent({ type: "ack", clientId, id: message.id });
+    } catch (error) {
+      this.#error(
+        new ProtocolError(
+          "unavailable",
+          `the message was not stored (${(error as Error).message}); send it again` +
+            (clientId ? " with the same clientId" : ""),
+        ),
+      );
+    }
+  }
+
+  #closed(code: number, reason: string): void {
+    this.#subscription?.close();
+    if (this.#userName !== null) this.#o.room.leave(this.#userName);
+    this.#o.metrics.connections--;
+    this.#o.metrics.closed(code);
+    this.#o.log.info(
+      `close ${this.#o.address} room=${this.#o.room.name} code=${code}${
+        reason ? ` ${reason}` : ""
+      }`,
+    );
+    this.#o.onClose();
+  }
+}
+
+function frameSize(data: unknown): number {
+  if (typeof data === "string") return data.length;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}

@@ -1,0 +1,243 @@
+/**
+ * parley's settings: `config.json`, then the `PORT` environment variable, then flags.
+ * Every problem is a {@link ConfigError} whose message names the key and the fix.
+ */
+
+/** Every setting, with the defaults of {@link defaultConfig}. */
+export interface Config {
+  hostName: string;
+  port: number;
+  logfilePath: string;
+  history: {
+    path: string;
+    maxMessagesPerRoom: number;
+    onJoin: number;
+    legacyLimit: number;
+  };
+  limits: {
+    maxMessageBytes: number;
+    messagesPerSecond: number;
+    burst: number;
+    maxConnections: number;
+    maxConnectionsPerIp: number;
+    sendBufferBytes: number;
+    idleTimeoutSeconds: number;
+  };
+  allowedOrigins: string[];
+  workers: number | "auto";
+  redis: string | null;
+}
+
+/** Settings overriding the file, and a partial config file, in the same shape. */
+export type ConfigOverrides = {
+  [K in keyof Config]?: Config[K] extends Record<string, unknown> ? Partial<Config[K]> : Config[K];
+};
+
+/** A configuration that cannot be used; the message says which key and what to do. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** The defaults of `../shared/design.md`; a key left out of `config.json` takes its value here. */
+export const defaultConfig: Readonly<Config> = Object.freeze({
+  hostName: "127.0.0.1",
+  port: 8080,
+  logfilePath: "parley.log",
+  history: {
+    path: "data/parley.db",
+    maxMessagesPerRoom: 10000,
+    onJoin: 100,
+    legacyLimit: 1000,
+  },
+  limits: {
+    maxMessageBytes: 4096,
+    messagesPerSecond: 10,
+    burst: 20,
+    maxConnections: 10000,
+    maxConnectionsPerIp: 100,
+    sendBufferBytes: 1048576,
+    idleTimeoutSeconds: 60,
+  },
+  allowedOrigins: [],
+  workers: 1,
+  redis: null,
+});
+
+type Check = (value: unknown, key: string) => void;
+
+const nonEmptyString: Check = (v, key) => {
+  if (typeof v !== "string" || v === "") fail(key, "a non-empty string", v);
+};
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v, key) => {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    fail(key, `a whole number from ${min} to ${max}`, v);
+  }
+};
+const positive: Check = (v, key) => {
+  if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) fail(key, "a number above 0", v);
+};
+
+const checks: Record<string, Check | Record<string, Check>> = {
+  hostName: nonEmptyString,
+  port: integer(0, 65535),
+  logfilePath: nonEmptyString,
+  history: {
+    path: nonEmptyString,
+    maxMessagesPerRoom: integer(1),
+    onJoin: integer(0, 10000),
+    legacyLimit: integer(0, 100000),
+  },
+  limits: {
+    maxMessageBytes: integer(1, 1 << 20),
+    messagesPerSecond: positive,
+    burst: integer(1),
+    maxConnections: integer(1),
+    maxConnectionsPerIp: integer(1),
+    sendBufferBytes: integer(1024),
+    idleTimeoutSeconds: integer(0),
+  },
+  allowedOrigins: (v, key) => {
+    if (!Array.isArray(v)) {
+      return fail(key, 'a list of origins such as ["https://chat.example"]', v);
+    }
+    for (const origin of v) {
+      if (typeof origin !== "string" || !isOrigin(origin)) {
+        fail(
+          key,
+          'origins written as scheme://host[:port], such as "https://chat.example"',
+          origin,
+        );
+      }
+    }
+  },
+  workers: (v, key) => {
+    if (v !== "auto") integer(1, 256)(v, key);
+  },
+  redis: (v, key) => {
+    if (v !== null && (typeof v !== "string" || !/^rediss?:\/\/./.test(v))) {
+      fail(key, 'null or a URL such as "redis://127.0.0.1:6379"', v);
+    }
+  },
+};
+
+function isOrigin(value: string): boolean {
+  try {
+    return new URL(value).origin === value;
+  } catch {
+    return false;
+  }
+}
+
+function fail(key: string, expected: string, got: unknown): never {
+  throw new ConfigError(`"${key}" must be ${expected}, not ${JSON.stringify(got) ?? "undefined"}`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates a parsed config file (or overrides) against the known keys and types, and merges it
+ * over `base`. Unknown keys are errors, so a typo never silently falls back to a default.
+ */
+export function mergeConfig(base: Readonly<Config>, raw: unknown, source: string): Config {
+  if (!isRecord(raw)) {
+    throw new ConfigError(`${source} must hold a JSON object such as {"port": 8080}`);
+  }
+  const merged = structuredClone(base) as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(raw)) {
+    const check = checks[key];
+    if (check === undefined) throw unknownKey(source, key, Object.keys(checks));
+    if (typeof check === "function") {
+      check(value, key);
+      merged[key] = value;
+      continue;
+    }
+    if (!isRecord(value)) fail(key, "an object", value);
+    const section = merged[key] as Record<string, unknown>;
+    for (const [subKey, subValue] of Object.entries(value)) {
+      const subCheck = check[subKey];
+      if (subCheck === undefined) {
+        throw unknownKey(source, `${key}.${subKey}`, Object.keys(check).map((k) => `${key}.${k}`));
+      }
+      subCheck(subValue, `${key}.${subKey}`);
+      section[subKey] = subValue;
+    }
+  }
+  return merged as unknown as Config;
+}
+
+function unknownKey(source: string, key: string, known: string[]): ConfigError {
+  return new ConfigError(
+    `${source} has an unknown key "${key}"; known keys are ${known.join(", ")}`,
+  );
+}
+
+/** Reads and validates a config file; a missing default file is not an error. */
+export async function readConfigFile(path: string, required: boolean): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound && !required) return structuredClone(defaultConfig);
+    throw new ConfigError(`cannot read the config file ${path}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  return mergeConfig(defaultConfig, raw, path);
+}
+
+/** What the command line says: `--config FILE`, `--port N`, `--host NAME`. */
+export interface Flags {
+  config?: string;
+  port?: number;
+  hostName?: string;
+}
+
+const usage = "usage: parley [--config FILE] [--port N] [--host NAME]";
+
+/** Parses parley's flags; anything unknown is a {@link ConfigError} carrying the usage line. */
+export function parseFlags(args: readonly string[]): Flags {
+  const flags: Flags = {};
+  for (let i = 0; i < args.length; i++) {
+    const [name, inline] = args[i].split(/=(.*)/s, 2);
+    if (!["--config", "--host", "--port"].includes(name)) {
+      throw new ConfigError(`unknown argument ${JSON.stringify(args[i])}; ${usage}`);
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new ConfigError(`${name} needs a value; ${usage}`);
+    if (name === "--config") flags.config = value;
+    else if (name === "--host") flags.hostName = value;
+    else flags.port = parsePort(value, "--port");
+  }
+  return flags;
+}
+
+function parsePort(value: string, source: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`${source} must be a port number from 0 to 65535, not "${value}"`);
+  }
+  return port;
+}
+
+/**
+ * The configuration in force: the file (`--config`, else `config.json` if present), then `PORT`,
+ * then flags.
+ */
+export async function loadConfig(
+  args: readonly string[],
+  env: (name: string) => string | undefined,
+): Promise<Config> {
+  const flags = parseFlags(args);
+  const config = await readConfigFile(flags.config ?? "config.json", flags.config !== undefined);
+  const envPort = env("PORT");
+  if (envPort !== undefined && envPort !== "") config.port = parsePort(envPort, "PORT");
+  if (flags.port !== undefined) config.port = flags.port;
+  if (flags.hostName !== undefined) config.hostName = flags.hostName;
+  return config;
+}

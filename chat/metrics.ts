@@ -1,0 +1,60 @@
+/** Counters an operator scrapes from `GET /metrics`, in Prometheus' text format. */
+
+/** The live counters of one server. */
+export class Metrics {
+  /** Open WebSocket connections. */
+  connections = 0;
+  /** Frames received from clients. */
+  messagesIn = 0;
+  /** Message events sent to clients, counted once per recipient. */
+  messagesOut = 0;
+  /** Clients closed for falling behind. */
+  drops = 0;
+  /** Error events sent to clients. */
+  errors = 0;
+  /** Connections refused before the upgrade (limits, origin). */
+  refused = 0;
+  readonly #closes = new Map<number, number>();
+
+  /** Counts a closed connection by its close code. */
+  closed(code: number): void {
+    this.#closes.set(code, (this.#closes.get(code) ?? 0) + 1);
+  }
+
+  /** The Prometheus text exposition of every counter. */
+  render(gauges: { rooms: number; historyMessages: number }): string {
+    const lines = [
+      metric("parley_connections", "gauge", "Open WebSocket connections.", this.connections),
+      metric("parley_rooms", "gauge", "Rooms with someone in them.", gauges.rooms),
+      metric("parley_messages_in_total", "counter", "Frames received.", this.messagesIn),
+      metric(
+        "parley_messages_out_total",
+        "counter",
+        "Message events sent, once per recipient.",
+        this.messagesOut,
+      ),
+      metric(
+        "parley_slow_consumer_drops_total",
+        "counter",
+        "Clients closed as too slow.",
+        this.drops,
+      ),
+      metric("parley_errors_total", "counter", "Error events sent to clients.", this.errors),
+      metric("parley_refused_total", "counter", "Upgrades refused by a limit.", this.refused),
+      metric(
+        "parley_history_messages",
+        "gauge",
+        "Messages in the history store.",
+        gauges.historyMessages,
+      ),
+      "# HELP parley_disconnects_total Closed connections by WebSocket close code.",
+      "# TYPE parley_disconnects_total counter",
+      ...[...this.#closes].map(([code, n]) => `parley_disconnects_total{code="${code}"} ${n}`),
+    ];
+    return lines.join("\n") + "\n";
+  }
+}
+
+function metric(name: string, type: string, help: string, value: number): string {
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}`;
+}

@@ -1,0 +1,282 @@
+/**
+ * A chat room: who is present, the room's history, and fan-out of its events to subscribers.
+ *
+ * Events are grouped into batches: everything a room emits before its subscribers next run goes into
+ * one {@link Batch}, encoded once and shared by every subscriber, so a client sends one frame per
+ * batch however many messages it holds.
+ */
+
+import type { Bus } from "./bus.ts";
+import type { HistoryStore, NewMessage } from "./history.ts";
+import {
+  type ChatMessage,
+  encodeEvent,
+  encodeLegacy,
+  messageEvent,
+  type ServerEvent,
+} from "./message.ts";
+
+/** What a room emits to its subscribers: messages and presence changes. */
+export type RoomEvent = Extract<ServerEvent, { type: "message" | "join" | "leave" }>;
+
+/** Events emitted together, with their encodings computed once for all subscribers. */
+export class Batch {
+  readonly events: RoomEvent[] = [];
+  /** How many of the events are messages. */
+  messageCount = 0;
+  /** The highest message id in the batch, 0 if it holds none. */
+  lastId = 0;
+  #frame?: string;
+  #legacy?: string[];
+
+  /** True once encoded: later events go to a new batch. */
+  get sealed(): boolean {
+    return this.#frame !== undefined;
+  }
+
+  /** The `parley.v1` frame: the events' JSON joined by newlines. */
+  frame(): string {
+    return this.#frame ??= this.events.map(encodeEvent).join("\n");
+  }
+
+  /** The legacy frames: one per message (legacy clients see no presence events). */
+  legacyFrames(): string[] {
+    this.frame();
+    return this.#legacy ??= this.events.filter(isMessage).map(encodeLegacy);
+  }
+
+  /** The ids of the batch's messages, in order. */
+  get messageIds(): number[] {
+    return this.events.filter(isMessage).map((m) => m.id);
+  }
+
+  /** @internal Called by the room while the batch is open. */
+  add(event: RoomEvent): void {
+    this.events.push(event);
+    if (event.type === "message") {
+      this.messageCount++;
+      this.lastId = event.id;
+    }
+  }
+}
+
+function isMessage(event: RoomEvent): event is Extract<RoomEvent, { type: "message" }> {
+  return event.type === "message";
+}
+
+/** Thrown by a subscription's iterator when its subscriber fell too far behind. */
+export class SubscriberOverflowError extends Error {
+  override name = "SubscriberOverflowError";
+}
+
+/** Batches a subscription may hold unread before it is ended as too slow. */
+const MAX_QUEUED_BATCHES = 4096;
+
+/** One subscriber's view of a room: an async iterator of batches, oldest first. */
+export class Subscription implements AsyncIterableIterator<Batch> {
+  #queue: Batch[] = [];
+  #wake: (() => void) | null = null;
+  #done = false;
+  #overflow = false;
+
+  constructor(private readonly onClose: (sub: Subscription) => void) {}
+
+  /** @internal Called by the room. */
+  push(batch: Batch): void {
+    if (this.#done) return;
+    if (this.#queue.length >= MAX_QUEUED_BATCHES) {
+      this.#overflow = true;
+      this.close();
+      return;
+    }
+    this.#queue.push(batch);
+    this.#wake?.();
+  }
+
+  async next(): Promise<IteratorResult<Batch>> {
+    while (this.#queue.length === 0 && !this.#done) {
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = null;
+    }
+    if (this.#overflow) {
+      throw new SubscriberOverflowError("the subscriber fell too far behind the room");
+    }
+    const batch = this.#queue.shift();
+    return batch ? { value: batch, done: false } : { value: undefined, done: true };
+  }
+
+  return(): Promise<IteratorResult<Batch>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Ends the subscription; the iterator finishes after nothing more. */
+  close(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (!this.#overflow) this.#queue.length = 0;
+    this.onClose(this);
+    this.#wake?.();
+  }
+}
+
+/** A room's members, history and subscribers. Rooms are made by {@link Rooms}. */
+export class Room {
+  readonly #subscribers = new Set<Subscription>();
+  /** Present names, in order of arrival, with how many connections each has. */
+  readonly #present = new Map<string, number>();
+  #open: Batch | null = null;
+  /** The highest message id delivered to subscribers: ids are the truth about order and gaps. */
+  #delivered: number;
+  /** Messages that arrived ahead of a gap, by id. */
+  readonly #ahead = new Map<number, ChatMessage>();
+  /** Publishes awaiting the store: the room stays open until they are delivered. */
+  #publishing = 0;
+
+  constructor(
+    readonly name: string,
+    readonly history: HistoryStore,
+    private readonly bus: Bus,
+    private readonly onEmpty: (room: Room) => void,
+  ) {
+    this.#delivered = history.lastId(name);
+  }
+
+  /** Names present, in order of arrival. */
+  get users(): string[] {
+    return [...this.#present.keys()];
+  }
+
+  /** Open subscriptions: one per connected client. */
+  get connections(): number {
+    return this.#subscribers.size;
+  }
+
+  /** The newest message id in the room, 0 if it has none. */
+  get lastId(): number {
+    return Math.max(this.#delivered, this.history.lastId(this.name));
+  }
+
+  /** Starts receiving the room's events from now on. */
+  subscribe(): Subscription {
+    const sub = new Subscription((s) => {
+      this.#subscribers.delete(s);
+      this.#maybeEmpty();
+    });
+    this.#subscribers.add(sub);
+    return sub;
+  }
+
+  /** Marks a name present; the first connection under a name tells the room it joined. */
+  join(userName: string): void {
+    const count = this.#present.get(userName) ?? 0;
+    this.#present.set(userName, count + 1);
+    if (count === 0) this.#emit({ type: "join", userName, users: this.users });
+  }
+
+  /** Undoes one {@link join}; the last connection under a name tells the room it left. */
+  leave(userName: string): void {
+    const count = this.#present.get(userName);
+    if (count === undefined) return;
+    if (count > 1) {
+      this.#present.set(userName, count - 1);
+      return;
+    }
+    this.#present.delete(userName);
+    this.#emit({ type: "leave", userName, users: this.users });
+    this.#maybeEmpty();
+  }
+
+  /**
+   * Stores a message and, once it is durable, delivers it here and to every other worker or
+   * instance. A resend of a known `clientId` returns the original and delivers nothing.
+   */
+  async publish(message: Omit<NewMessage, "room">): Promise<{
+    message: ChatMessage;
+    duplicate: boolean;
+  }> {
+    this.#publishing++;
+    try {
+      const result = await this.history.append({ ...message, room: this.name });
+      if (!result.duplicate) {
+        this.accept(result.message);
+        this.bus.publish(result.message);
+      }
+      return result;
+    } finally {
+      this.#publishing--;
+      this.#maybeEmpty();
+    }
+  }
+
+  /**
+   * Delivers a stored message in id order: one already delivered is dropped, and one that arrives
+   * after a gap waits while the gap is filled from the history store.
+   */
+  accept(message: ChatMessage): void {
+    if (message.id <= this.#delivered) return;
+    if (message.id > this.#delivered + 1) {
+      this.#ahead.set(message.id, message);
+      for (const missing of this.history.after(this.name, this.#delivered, message.id)) {
+        if (missing.id < message.id) this.#ahead.set(missing.id, missing);
+      }
+    } else {
+      this.#deliver(message);
+    }
+    for (
+      let next = this.#ahead.get(this.#delivered + 1);
+      next;
+      next = this.#ahead.get(next.id + 1)
+    ) {
+      this.#ahead.delete(next.id);
+      this.#deliver(next);
+    }
+  }
+
+  #deliver(message: ChatMessage): void {
+    this.#delivered = message.id;
+    this.#emit(messageEvent(message) as RoomEvent);
+  }
+
+  #emit(event: RoomEvent): void {
+    if (this.#open === null || this.#open.sealed) {
+      this.#open = new Batch();
+      for (const sub of this.#subscribers) sub.push(this.#open);
+    }
+    this.#open.add(event);
+  }
+
+  #maybeEmpty(): void {
+    if (this.#subscribers.size + this.#present.size + this.#publishing === 0) this.onEmpty(this);
+  }
+}
+
+/** The rooms this process has open: made on first use, dropped when nobody is in them. */
+export class Rooms {
+  readonly #rooms = new Map<string, Room>();
+
+  constructor(readonly history: HistoryStore, readonly bus: Bus) {
+    bus.onMessage((message) => this.#rooms.get(message.room)?.accept(message));
+  }
+
+  /** The room of that (validated) name, opened if needed. */
+  get(name: string): Room {
+    let room = this.#rooms.get(name);
+    if (room === undefined) {
+      room = new Room(name, this.history, this.bus, (r) => {
+        if (this.#rooms.get(r.name) === r) this.#rooms.delete(r.name);
+      });
+      this.#rooms.set(name, room);
+    }
+    return room;
+  }
+
+  /** The open rooms. */
+  open(): Room[] {
+    return [...this.#rooms.values()];
+  }
+}

@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import { CONTENT_SECURITY_POLICY } from "../chat/static.ts";
+import { joinRoom, startTestServer } from "./support.ts";
+
+Deno.test("the page is served at / and /messages with ETag, 304, HEAD and a strict CSP", async () => {
+  await using server = await startTestServer();
+  for (const path of ["/", "/messages", "/?room=ops&userName=alice"]) {
+    const response = await fetch(new URL(path, server.url));
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(response.headers.get("content-security-policy"), CONTENT_SECURITY_POLICY);
+    assert.match(await response.text(), /<html/i);
+    const etag = response.headers.get("etag")!;
+    assert.match(etag, /^"[0-9a-f]+"$/);
+    const again = await fetch(new URL(path, server.url), { headers: { "if-none-match": etag } });
+    assert.equal(again.status, 304);
+    assert.equal(await again.text(), "");
+  }
+  const head = await fetch(server.url, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.ok(Number(head.headers.get("content-length")) > 100);
+  assert.equal(await head.text(), "");
+  assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe-inline/);
+  for (const asset of ["/chat.js", "/chat.css"]) {
+    const response = await fetch(new URL(asset, server.url));
+    assert.equal(response.status, 200, asset);
+    await response.body?.cancel();
+  }
+});
+
+Deno.test("a plain GET to /chat is 426 with a sentence, and the server keeps serving", async () => {
+  await using server = await startTestServer();
+  const response = await fetch(new URL("/chat", server.url));
+  assert.equal(response.status, 426);
+  assert.equal(response.headers.get("upgrade"), "websocket");
+  assert.match((await response.json()).error, /WebSocket/);
+  const health = await fetch(new URL("/healthz", server.url));
+  assert.deepEqual(await health.json(), { status: "ok" });
+});
+
+Deno.test("unknown paths are 404 and wrong methods 405 with Allow, as JSON errors", async () => {
+  await using server = await startTestServer();
+  const missing = await fetch(new URL("/nope", server.url));
+  assert.equal(missing.status, 404);
+  assert.match((await missing.json()).error, /no such page/);
+  const wrong = await fetch(new URL("/history", server.url), { method: "DELETE" });
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.get("allow"), "GET");
+  assert.match((await wrong.json()).error, /use GET/);
+  const getPost = await fetch(new URL("/rooms/lobby/messages", server.url));
+  assert.equal(getPost.status, 405);
+  assert.equal(getPost.headers.get("allow"), "POST");
+  await getPost.body?.cancel();
+});
+
+async function post(server: { url: URL }, room: string, body: string, type = "text/plain") {
+  return await fetch(new URL(`/rooms/${room}/messages?userName=curl`, server.url), {
+    method: "POST",
+    headers: { "content-type": type },
+    body,
+  });
+}
+
+Deno.test("curl can post text or JSON, and gets the stored message back", async () => {
+  await using server = await startTestServer();
+  const text = await post(server, "ops", "deploy done");
+  assert.equal(text.status, 201);
+  const stored = await text.json();
+  assert.equal(stored.id, 1);
+  assert.equal(stored.userName, "curl");
+  assert.equal(stored.body, "deploy done");
+  assert.equal(stored.room, "ops");
+  assert.ok(Math.abs(Date.parse(stored.timestamp) - Date.now()) < 60_000);
+  const json = await post(server, "ops", '{"userName":"bot","body":"hi"}', "application/json");
+  assert.equal(json.status, 201);
+  assert.deepEqual({ ...(await json.json()), timestamp: "" }, {
+    id: 2,
+    room: "ops",
+    userName: "bot",
+    body: "hi",
+    timestamp: "",
+  });
+});
+
+Deno.test("bad posts are 400 or 413 and store nothing", async () => {
+  await using server = await startTestServer({ limits: { maxMessageBytes: 10 } });
+  const cases: [string, string, string, number][] = [
+    ["bad room", "a b", "x", 400],
+    ["blank body", "ops", "   ", 400],
+    ["too large", "ops", "x".repeat(11), 413],
+    ["far too large", "ops", "x".repeat(100_000), 413],
+  ];
+  for (const [what, room, body, status] of cases) {
+    const response = await post(server, encodeURIComponent(room), body);
+    assert.equal(response.status, status, what);
+    assert.ok((await response.json()).error.length > 5, what);
+  }
+  const badJson = await post(server, "ops", "{", "application/json");
+  assert.equal(badJson.status, 400);
+  assert.match((await badJson.json()).error, /not valid JSON/);
+  const page = await (await fetch(new URL("/history?room=ops", server.url))).json();
+  assert.deepEqual(page.messages, []);
+});
+
+Deno.test("/history pages through a room with before, after and limit", async () => {
+  await using server = await startTestServer();
+  for (let i = 1; i <= 120; i++) assert.equal((await post(server, "big", `m${i}`)).status, 201);
+  const get = async (query: string) => {
+    const response = await fetch(new URL(`/history?${query}`, server.url));
+    assert.equal(response.headers.get("content-type"), "application/json");
+    return await response.json();
+  };
+  const ids = (page: { messages: { id: number }[] }) => page.messages.map((m) => m.id);
+  const newest = await get("room=big");
+  assert.equal(newest.room, "big");
+  assert.deepEqual(ids(newest), Array.from({ length: 50 }, (_, i) => 71 + i));
+  assert.equal(newest.hasMore, true);
+  const older = await get("room=big&before=71&limit=50");
+  assert.deepEqual(ids(older), Array.from({ length: 50 }, (_, i) => 21 + i));
+  assert.equal(older.hasMore, true);
+  const oldest = await get("room=big&before=21&limit=50");
+  assert.deepEqual(ids(oldest), Array.from({ length: 20 }, (_, i) => 1 + i));
+  assert.equal(oldest.hasMore, false);
+  const forward = await get("room=big&after=100&limit=10");
+  assert.deepEqual(ids(forward), Array.from({ length: 10 }, (_, i) => 101 + i));
+  assert.equal(forward.hasMore, true);
+  const end = await get("room=big&after=110&limit=10");
+  assert.equal(end.hasMore, false);
+  assert.deepEqual((await get("room=empty")).messages, []);
+  for (
+    const bad of ["room=a%20b", "limit=0", "limit=1001", "before=x", "after=-1", "before=5&after=1"]
+  ) {
+    const response = await fetch(new URL(`/history?${bad}`, server.url));
+    assert.equal(response.status, 400, bad);
+    assert.ok((await response.json()).error, bad);
+  }
+});
+
+Deno.test("/getAllMessages answers in the Go server's shape, byte for byte", async () => {
+  await using server = await startTestServer({ history: { legacyLimit: 2 } });
+  const empty = await fetch(new URL("/getAllMessages", server.url));
+  assert.equal(empty.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(await empty.text(), '{"Messages":[]}\n');
+  await post(server, "lobby", "one");
+  await post(server, "lobby", "<b>two</b> & co");
+  await post(server, "lobby", "three");
+  await post(server, "other", "elsewhere");
+  const text = await (await fetch(new URL("/getAllMessages", server.url))).text();
+  const parsed = JSON.parse(text);
+  const [a, b] = parsed.Messages;
+  assert.equal(
+    text,
+    `{"Messages":[{"userName":"curl","body":"\\u003cb\\u003etwo\\u003c/b\\u003e \\u0026 co",` +
+      `"timestamp":"${a.timestamp}"},{"userName":"curl","body":"three","timestamp":"${b.timestamp}"}]}\n`,
+  );
+});
+
+Deno.test("/rooms lists rooms with people and rooms with history", async () => {
+  await using server = await startTestServer();
+  await post(server, "quiet", "hello?");
+  const { client } = await joinRoom(server, { room: "busy", userName: "ann" });
+  const rooms = await (await fetch(new URL("/rooms", server.url))).json();
+  assert.deepEqual(rooms, [
+    { room: "busy", users: 1, lastId: 0 },
+    { room: "quiet", users: 0, lastId: 1 },
+  ]);
+  await client.close();
+});
+
+Deno.test("/metrics is Prometheus text with connections, messages and disconnects", async () => {
+  await using server = await startTestServer();
+  const { client } = await joinRoom(server, { room: "m", userName: "ann" });
+  client.send({ type: "message", body: "hi", clientId: "1" });
+  await client.next("ack");
+  await client.waitFor("message", 1);
+  let text = await (await fetch(new URL("/metrics", server.url))).text();
+  assert.match(text, /^parley_connections 1$/m);
+  assert.match(text, /^parley_rooms 1$/m);
+  assert.match(text, /^parley_messages_in_total 1$/m);
+  assert.match(text, /^parley_messages_out_total 1$/m);
+  assert.match(text, /^parley_history_messages 1$/m);
+  await client.close();
+  text = await (await fetch(new URL("/metrics", server.url))).text();
+  assert.match(text, /^parley_connections 0$/m);
+  assert.match(text, /^parley_disconnects_total\{code="1005"\} 1$/m);
+});
+
+Deno.test("a foreign Origin is refused with 403; the server's own and listed ones are not", async () => {
+  await using server = await startTestServer({ allowedOrigins: ["https://chat.example"] });
+  const upgrade = (origin: string) =>
+    fetch(server.wsUrl().replace("ws:", "http:"), {
+      headers: {
+        origin,
+        upgrade: "websocket",
+        connection: "Upgrade",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      },
+    });
+  const foreign = await upgrade("https://evil.example");
+  assert.equal(foreign.status, 403);
+  assert.match((await foreign.json()).error, /allowedOrigins/);
+  const forged = await post(server, "lobby", "x").then(() =>
+    fetch(new URL("/rooms/lobby/messages", server.url), {
+      method: "POST",
+      headers: { origin: "https://evil.example" },
+      body: "csrf",
+    })
+  );
+  assert.equal(forged.status, 403);
+  await forged.body?.cancel();
+  for (const origin of [server.url.origin, "https://chat.example"]) {
+    const ok = await upgrade(origin);
+    assert.equal(ok.status, 101, origin);
+    await ok.body?.cancel();
+  }
+});
