@@ -1,0 +1,800 @@
+/**
+ * `deno task bench`: the load tool. Opens N subscribers to one room, has S of them send for a
+ * duration after a warm-up, and reports delivered messages/s, loss, latency, connect time and the
+ * server's RSS and CPU — for parley and for the minimal baseline server in the same run, with the
+ * ratio between them.
+ *
+ * ```sh
+ * deno task bench --scenario fanout|chat|crowd|idle [--url ws://…] [--baseline] [--duration S] [--json]
+ * ```
+ *
+ * See `bench/README.md` for the scenarios, the setup and the measured figures.
+ */
+
+import {
+  cpuPercent,
+  formatBytes,
+  formatCount,
+  formatMs,
+  Histogram,
+  initClockTicks,
+  type ProcSample,
+  sampleProc,
+} from "./stats.ts";
+import {
+  hasTaskset,
+  pinSelf,
+  type ServerKind,
+  type ServerProcess,
+  startServer,
+} from "./server_process.ts";
+import type {
+  ConnectedReport,
+  FinalReport,
+  ProgressReport,
+  WorkerCommand,
+  WorkerReport,
+} from "./worker_messages.ts";
+
+/** The named presets. */
+export type ScenarioName = "fanout" | "chat" | "crowd" | "idle";
+
+/** What a run does: N subscribers, S of them sending, for a duration after a warm-up. */
+export interface Scenario {
+  name: ScenarioName;
+  subscribers: number;
+  senders: number;
+  /** `window`: keep `inFlight` unacked; `rate`: `rate` msg/s per sender; `none`: connect only. */
+  mode: "window" | "rate" | "none";
+  inFlight: number;
+  rate: number;
+  /** Seconds of measurement (for `idle`: how long the connections are held). */
+  durationS: number;
+  /** Seconds of sending before the measurement starts. */
+  warmupS: number;
+}
+
+/** The scenarios of the issue. */
+export const SCENARIOS: Record<ScenarioName, Scenario> = {
+  fanout: {
+    name: "fanout",
+    subscribers: 1000,
+    senders: 1,
+    mode: "window",
+    inFlight: 16,
+    rate: 0,
+    durationS: 10,
+    warmupS: 2,
+  },
+  chat: {
+    name: "chat",
+    subscribers: 1000,
+    senders: 10,
+    mode: "rate",
+    inFlight: 0,
+    rate: 20,
+    durationS: 10,
+    warmupS: 2,
+  },
+  crowd: {
+    name: "crowd",
+    subscribers: 10000,
+    senders: 1,
+    mode: "rate",
+    inFlight: 0,
+    rate: 10,
+    durationS: 10,
+    warmupS: 2,
+  },
+  idle: {
+    name: "idle",
+    subscribers: 19000,
+    senders: 0,
+    mode: "none",
+    inFlight: 0,
+    rate: 0,
+    durationS: 5,
+    warmupS: 0,
+  },
+};
+
+/** Which servers a run measures. */
+export type Target = "compare" | "parley" | "baseline" | "url";
+
+/** Everything a run needs: a scenario plus how to run it. */
+export interface BenchOptions extends Scenario {
+  /** `compare` runs the baseline, then parley; `url` targets `url` only. */
+  target: Target;
+  /** For `url`: a `ws://` or `http://` URL; `/chat` is the default path. */
+  url?: string;
+  /** Size of each message body in bytes. */
+  bodyBytes: number;
+  /** Connections opened at a time. */
+  connectConcurrency: number;
+  /** Worker threads holding the connections; 0 picks one per 2,500 subscribers. */
+  workers: number;
+  /** Longest wait for the last deliveries once sending stops. */
+  drainTimeoutS: number;
+  /** Pin the server to CPU 0 and this process to the others (`taskset`), if there are two. */
+  pin: boolean;
+  /** Print a progress line a second to stderr. */
+  progress: boolean;
+}
+
+/** The figures of one server in one run. */
+export interface RunResult {
+  target: ServerKind | "url";
+  url: string;
+  subscribers: number;
+  connected: number;
+  connectFailures: number;
+  /** From the first connection attempt to the last `welcome`. */
+  connectMs: number;
+  sent: number;
+  acked: number;
+  /** Messages sent x subscribers connected. */
+  expected: number;
+  delivered: number;
+  lost: number;
+  /** Deliveries per second over the measured window (after the warm-up, until sending stops). */
+  deliveredPerSec: number;
+  /** Deliveries per WebSocket message received: how much the server coalesces. */
+  messagesPerFrame: number | null;
+  /** Latency of the messages sent after the warm-up, from send to receive, per recipient. */
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  /** Connections still open at the end. */
+  held: number;
+  /** Closes the tool did not ask for, by code; `error` events from the server, by code. */
+  closes: Record<string, number>;
+  errorEvents: Record<string, number>;
+  /** Server RSS at the end (before the connections close); null without `/proc` or a pid. */
+  serverRssBytes: number | null;
+  /** Server RSS before the connections opened. */
+  serverRssStartBytes: number | null;
+  /** (RSS at the end - RSS before connecting) / connections. */
+  rssPerConnectionBytes: number | null;
+  /** Server CPU over the measured window, in percent of one core. */
+  serverCpuPercent: number | null;
+  /** This process's CPU over the measured window, in percent of one core. */
+  loadCpuPercent: number | null;
+  /** Time from the end of sending until the counts stopped changing. */
+  drainMs: number;
+  serverCpus: string | null;
+  loadCpus: string | null;
+  workers: number;
+}
+
+/** The answer of {@link runBench}: the primary result's fields at the top, then both runs. */
+export interface BenchReport extends RunResult {
+  scenario: ScenarioName;
+  settings: Omit<BenchOptions, "progress">;
+  parley: RunResult | null;
+  baseline: RunResult | null;
+  /** parley / baseline where both ran. */
+  ratio: {
+    deliveredPerSec: number | null;
+    p99Ms: number | null;
+    connectMs: number | null;
+    serverRssBytes: number | null;
+    rssPerConnectionBytes: number | null;
+  } | null;
+  /** Things that make the figures doubtful, e.g. the load generator saturating its CPU. */
+  warnings: string[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+/** A worker thread and a way to wait for its answers by type. */
+class LoadWorker {
+  readonly worker: Worker;
+  #waiting = new Map<string, Array<(report: WorkerReport) => void>>();
+  #failure: Error | null = null;
+
+  constructor() {
+    this.worker = new Worker(new URL("./load_worker.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (event: MessageEvent<WorkerReport>) => {
+      const queue = this.#waiting.get(event.data.type);
+      queue?.shift()?.(event.data);
+    };
+    this.worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault();
+      this.#failure = new Error(`load worker failed: ${event.message}`);
+    };
+  }
+
+  /** Sends a command and waits (at most `timeoutMs`) for the answer of type `type`. */
+  ask<T extends WorkerReport>(
+    command: WorkerCommand,
+    type: T["type"],
+    timeoutMs: number,
+  ): Promise<T> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<T>((resolve, reject) => {
+      const queue = this.#waiting.get(type) ?? [];
+      this.#waiting.set(type, queue);
+      const timer = setTimeout(() => {
+        const at = queue.indexOf(done);
+        if (at >= 0) queue.splice(at, 1);
+        reject(this.#failure ?? new Error(`load worker gave no "${type}" in ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (report: WorkerReport): void => {
+        clearTimeout(timer);
+        resolve(report as T);
+      };
+      queue.push(done);
+      this.worker.postMessage(command);
+    });
+  }
+
+  tell(command: WorkerCommand): void {
+    this.worker.postMessage(command);
+  }
+}
+
+function chatUrl(base: string, room: string): string {
+  const url = new URL(base);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  if (url.protocol === "https:") url.protocol = "wss:";
+  if (url.pathname === "/" || url.pathname === "") url.pathname = "/chat";
+  url.searchParams.set("room", room);
+  url.searchParams.delete("userName");
+  return url.href;
+}
+
+function log(options: BenchOptions, line: string): void {
+  if (options.progress) console.error(line);
+}
+
+async function progressOf(workers: LoadWorker[]): Promise<Omit<ProgressReport, "type">> {
+  const reports = await Promise.all(
+    workers.map((w) => w.ask<ProgressReport>({ type: "progress" }, "progress", 10_000)),
+  );
+  const sum = { delivered: 0, deliveredInWindow: 0, frames: 0, sent: 0, acked: 0, open: 0 };
+  for (const r of reports) {
+    sum.delivered += r.delivered;
+    sum.deliveredInWindow += r.deliveredInWindow;
+    sum.frames += r.frames;
+    sum.sent += r.sent;
+    sum.acked += r.acked;
+    sum.open += r.open;
+  }
+  return sum;
+}
+
+function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n;
+}
+
+/**
+ * Runs the scenario once against one server: `kind` starts it as a subprocess (pinned to
+ * `serverCpus` if given); `url` targets a running one.
+ */
+export async function runOnce(
+  options: BenchOptions,
+  server: { kind: ServerKind; serverCpus: string | null } | { url: string },
+  loadCpus: string | null = null,
+): Promise<RunResult> {
+  let process: ServerProcess | null = null;
+  const label = "kind" in server ? server.kind : "url";
+  if ("kind" in server) {
+    log(
+      options,
+      `[${label}] starting the server${server.serverCpus ? ` on CPU ${server.serverCpus}` : ""}`,
+    );
+    process = await startServer(server.kind, server.serverCpus);
+  }
+  const base = process ? process.url : (server as { url: string }).url;
+  const room = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const url = chatUrl(base, room);
+  const shares = assignConnections(options);
+  const workers = shares.map(() => new LoadWorker());
+  try {
+    return await measure(options, label, url, process, workers, shares, loadCpus);
+  } finally {
+    await Promise.all(
+      workers.map((w) => w.ask({ type: "close" }, "closed", 10_000).catch(() => {})),
+    );
+    for (const w of workers) w.worker.terminate();
+    await process?.stop();
+  }
+}
+
+/**
+ * Splits the subscribers over worker threads. The senders (subscribers 0..S-1) get a thread of
+ * their own, so an ack never waits behind the frames of hundreds of other connections; the rest
+ * are dealt round-robin over one thread per 2,500 (or `options.workers` threads).
+ */
+export function assignConnections(options: BenchOptions): number[][] {
+  const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
+  const rest = options.subscribers - senders;
+  const count = Math.max(1, Math.min(options.workers || Math.ceil(rest / 2500), rest));
+  const shares: number[][] = Array.from({ length: rest > 0 ? count : 0 }, () => []);
+  for (let i = 0; i < rest; i++) shares[i % count].push(senders + i);
+  if (senders > 0) shares.unshift(Array.from({ length: senders }, (_, i) => i));
+  return shares;
+}
+
+async function measure(
+  options: BenchOptions,
+  label: ServerKind | "url",
+  url: string,
+  process: ServerProcess | null,
+  workers: LoadWorker[],
+  shares: number[][],
+  loadCpus: string | null,
+): Promise<RunResult> {
+  const pid = process?.pid ?? null;
+  const server = (): Promise<ProcSample | null> =>
+    pid === null ? Promise.resolve(null) : sampleProc(pid);
+  const rssStart = (await server())?.rssBytes ?? null;
+
+  // Connect: subscriber i lives in worker i % W; the senders are subscribers 0..S-1.
+  const perWorker = Math.max(1, Math.ceil(options.connectConcurrency / workers.length));
+  const connectTimeoutMs = 30_000 + options.subscribers * 10;
+  log(options, `[${label}] connecting ${formatCount(options.subscribers)} subscribers to ${url}`);
+  const connectStarted = performance.now();
+  const ticker = setInterval(() => {
+    log(
+      options,
+      `[${label}] connecting… ${((performance.now() - connectStarted) / 1000).toFixed(0)} s`,
+    );
+  }, 1000);
+  let connectedReports: ConnectedReport[];
+  try {
+    connectedReports = await Promise.all(workers.map((w, k) => {
+      const indices = shares[k];
+      return w.ask<ConnectedReport>(
+        {
+          type: "connect",
+          url,
+          indices,
+          senders: indices.filter((i) => i < options.senders),
+          concurrency: perWorker,
+          timeoutMs: 20_000,
+        },
+        "connected",
+        connectTimeoutMs + 20_000,
+      );
+    }));
+  } finally {
+    clearInterval(ticker);
+  }
+  const connected = connectedReports.reduce((n, r) => n + r.connected, 0);
+  const connectFailures = connectedReports.reduce((n, r) => n + r.failed, 0);
+  const firstStart = Math.min(...connectedReports.map((r) => r.firstStartMs));
+  const lastWelcome = Math.max(...connectedReports.map((r) => r.lastWelcomeMs));
+  const connectMs = connected > 0 ? lastWelcome - firstStart : 0;
+  log(
+    options,
+    `[${label}] ${formatCount(connected)} connected in ${formatMs(connectMs)}` +
+      (connectFailures
+        ? `, ${connectFailures} failed: ${connectedReports.flatMap((r) => r.failures).join("; ")}`
+        : ""),
+  );
+
+  const marker = `~b${crypto.randomUUID().slice(0, 6)}|`;
+  const startUs = nowUs() + 100_000;
+  const warmupEndUs = startUs + options.warmupS * 1e6;
+  const sendEndUs = warmupEndUs + options.durationS * 1e6;
+  const sending = options.mode !== "none" && options.senders > 0;
+  if (sending) {
+    for (const w of workers) {
+      w.tell({
+        type: "start",
+        marker,
+        bodyBytes: options.bodyBytes,
+        mode: options.mode === "rate" ? "rate" : "window",
+        inFlight: options.inFlight,
+        rate: options.rate,
+        startUs,
+        warmupEndUs,
+        sendEndUs,
+      });
+    }
+  }
+
+  // Until the warm-up ends, then the measured window, a progress line a second.
+  let serverFrom: ProcSample | null = null;
+  let loadFrom: ProcSample | null = null;
+  let last = { delivered: 0, at: performance.now() };
+  let lastServer = await server();
+  let lastLoad = await sampleProc("self");
+  const untilUs = async (target: number, phase: string): Promise<void> => {
+    while (nowUs() < target) {
+      await sleep(Math.min(1000, Math.max(1, (target - nowUs()) / 1000)));
+      const [p, s, l] = await Promise.all([progressOf(workers), server(), sampleProc("self")]);
+      const at = performance.now();
+      const rate = ((p.delivered - last.delivered) * 1000) / Math.max(1, at - last.at);
+      const serverCpu = cpuPercent(lastServer, s);
+      const loadCpu = cpuPercent(lastLoad, l);
+      last = { delivered: p.delivered, at };
+      lastServer = s;
+      lastLoad = l;
+      const parts = [
+        `[${label}] ${phase}`,
+        `sent ${formatCount(p.sent)} acked ${formatCount(p.acked)}`,
+        `delivered ${formatCount(p.delivered)} (${formatCount(rate)}/s)`,
+        `open ${formatCount(p.open)}`,
+        serverCpu === null ? "" : `server cpu ${serverCpu.toFixed(0)}%`,
+        s ? `rss ${formatBytes(s.rssBytes)}` : "",
+        loadCpu === null ? "" : `load cpu ${loadCpu.toFixed(0)}%`,
+      ];
+      log(options, parts.filter((x) => x !== "").join(" | "));
+    }
+  };
+  await untilUs(warmupEndUs, "warm-up");
+  [serverFrom, loadFrom] = await Promise.all([server(), sampleProc("self")]);
+  await untilUs(sendEndUs, "measure");
+  const [serverTo, loadTo] = await Promise.all([server(), sampleProc("self")]);
+
+  // Drain: until everything expected arrived, or the counts stop changing, or the timeout.
+  const drainStart = performance.now();
+  let drainMs = 0;
+  if (sending) {
+    let previous = -1;
+    let stableSince = performance.now();
+    while (performance.now() - drainStart < options.drainTimeoutS * 1000) {
+      const p = await progressOf(workers);
+      const expected = p.sent * connected;
+      if (p.acked >= p.sent && p.delivered >= expected) break;
+      const total = p.delivered + p.acked;
+      if (total !== previous) {
+        previous = total;
+        stableSince = performance.now();
+      } else if (performance.now() - stableSince > 2000) {
+        break;
+      }
+      await sleep(100);
+    }
+    drainMs = performance.now() - drainStart;
+  }
+  const serverEnd = await server();
+
+  const finals = await Promise.all(
+    workers.map((w) => w.ask<FinalReport>({ type: "report" }, "report", 30_000)),
+  );
+  const latency = new Histogram();
+  const closes: Record<string, number> = {};
+  const errorEvents: Record<string, number> = {};
+  let delivered = 0,
+    deliveredInWindow = 0,
+    frames = 0,
+    sent = 0,
+    acked = 0,
+    held = 0;
+  for (const f of finals) {
+    latency.merge(f.latency);
+    addCounts(closes, f.closes);
+    addCounts(errorEvents, f.errorEvents);
+    delivered += f.delivered;
+    deliveredInWindow += f.deliveredInWindow;
+    frames += f.frames;
+    sent += f.sent;
+    acked += f.acked;
+    held += f.open;
+  }
+  const expected = sent * connected;
+  const ms = (us: number): number => Math.round(us) / 1000;
+  const rssEnd = serverEnd?.rssBytes ?? null;
+  return {
+    target: label,
+    url,
+    subscribers: options.subscribers,
+    connected,
+    connectFailures,
+    connectMs,
+    sent,
+    acked,
+    expected,
+    delivered,
+    lost: expected - delivered,
+    messagesPerFrame: frames > 0 ? Math.round((delivered / frames) * 100) / 100 : null,
+    deliveredPerSec: options.durationS > 0 ? Math.round(deliveredInWindow / options.durationS) : 0,
+    p50Ms: ms(latency.quantile(0.5)),
+    p90Ms: ms(latency.quantile(0.9)),
+    p99Ms: ms(latency.quantile(0.99)),
+    maxMs: ms(latency.max),
+    meanMs: latency.count ? ms(latency.sum / latency.count) : 0,
+    held,
+    closes,
+    errorEvents,
+    serverRssBytes: rssEnd,
+    serverRssStartBytes: rssStart,
+    rssPerConnectionBytes: rssEnd !== null && rssStart !== null && connected > 0
+      ? Math.round((rssEnd - rssStart) / connected)
+      : null,
+    serverCpuPercent: round1(cpuPercent(serverFrom, serverTo)),
+    loadCpuPercent: round1(cpuPercent(loadFrom, loadTo)),
+    drainMs: Math.round(drainMs),
+    serverCpus: process?.cpus ?? null,
+    loadCpus,
+    workers: workers.length,
+  };
+}
+
+function round1(n: number | null): number | null {
+  return n === null ? null : Math.round(n * 10) / 10;
+}
+
+function ratio(a: number | null, b: number | null): number | null {
+  return a === null || b === null || b === 0 ? null : Math.round((a / b) * 1000) / 1000;
+}
+
+/** Runs a scenario against the target(s) the options name and returns every figure. */
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  await initClockTicks();
+  const warnings: string[] = [];
+  let serverCpus: string | null = null;
+  let loadCpus: string | null = null;
+  const cores = navigator.hardwareConcurrency;
+  if (options.pin && options.target !== "url") {
+    if (cores >= 2 && await hasTaskset()) {
+      serverCpus = "0";
+      loadCpus = cores === 2 ? "1" : `1-${cores - 1}`;
+      if (!(await pinSelf(loadCpus))) {
+        warnings.push("could not pin the load generator with taskset");
+        loadCpus = null;
+      }
+    } else {
+      warnings.push(
+        `not pinned: ${cores < 2 ? "one CPU" : "no taskset"}; server and load share CPUs`,
+      );
+    }
+  }
+  let baseline: RunResult | null = null;
+  let parley: RunResult | null = null;
+  let primary: RunResult;
+  if (options.target === "url") {
+    if (!options.url) throw new Error("--url needs a URL");
+    primary = await runOnce(options, { url: options.url }, loadCpus);
+  } else {
+    if (options.target !== "parley") {
+      baseline = await runOnce(options, { kind: "baseline", serverCpus }, loadCpus);
+    }
+    if (options.target !== "baseline") {
+      parley = await runOnce(options, { kind: "parley", serverCpus }, loadCpus);
+    }
+    primary = (parley ?? baseline)!;
+  }
+  for (const run of [baseline, parley, options.target === "url" ? primary : null]) {
+    if (!run) continue;
+    const limit = loadCpus === null ? 100 * cores : 100 * (cores - 1);
+    if (run.loadCpuPercent !== null && run.loadCpuPercent > 0.9 * limit) {
+      warnings.push(
+        `${run.target}: the load generator used ${run.loadCpuPercent}% CPU of ${limit}%: ` +
+          "it may be the bottleneck, so the figures are a lower bound",
+      );
+    }
+    if (run.connectFailures > 0) {
+      warnings.push(`${run.target}: ${run.connectFailures} subscribers failed to connect`);
+    }
+  }
+  const { progress: _progress, ...settings } = options;
+  return {
+    ...primary,
+    scenario: options.name,
+    settings,
+    parley,
+    baseline,
+    ratio: parley && baseline
+      ? {
+        deliveredPerSec: ratio(parley.deliveredPerSec, baseline.deliveredPerSec),
+        p99Ms: ratio(parley.p99Ms, baseline.p99Ms),
+        connectMs: ratio(parley.connectMs, baseline.connectMs),
+        serverRssBytes: ratio(parley.serverRssBytes, baseline.serverRssBytes),
+        rssPerConnectionBytes: ratio(parley.rssPerConnectionBytes, baseline.rssPerConnectionBytes),
+      }
+      : null,
+    warnings,
+  };
+}
+
+function describe(options: BenchOptions): string {
+  const load = options.mode === "window"
+    ? `${options.senders} sender(s) keeping ${options.inFlight} in flight`
+    : options.mode === "rate"
+    ? `${options.senders} sender(s) x ${options.rate} msg/s`
+    : "connections only";
+  const time = options.mode === "none"
+    ? `held ${options.durationS} s`
+    : `${options.warmupS} s warm-up + ${options.durationS} s`;
+  return `${options.name}: ${formatCount(options.subscribers)} subscribers, ${load}, ` +
+    `${options.bodyBytes}-byte bodies, ${time}`;
+}
+
+/** The report as a table: one column per server, plus the ratio. */
+export function formatReport(report: BenchReport): string {
+  const runs: RunResult[] = report.parley || report.baseline
+    ? [report.parley, report.baseline].filter((r): r is RunResult => r !== null)
+    : [report];
+  const codes = (counts: Record<string, number>): string =>
+    Object.entries(counts).map(([k, v]) => `${k}:${v}`).join(" ") || "0";
+  const rows: Array<[string, (r: RunResult) => string, string | null]> = [
+    [
+      "delivered msgs/s",
+      (r) => formatCount(r.deliveredPerSec),
+      fmtRatio(report.ratio?.deliveredPerSec),
+    ],
+    ["expected", (r) => formatCount(r.expected), null],
+    ["delivered", (r) => formatCount(r.delivered), null],
+    ["lost", (r) => formatCount(r.lost), null],
+    ["messages per frame", (r) => String(r.messagesPerFrame ?? "-"), null],
+    ["sent / acked", (r) => `${formatCount(r.sent)} / ${formatCount(r.acked)}`, null],
+    ["latency p50", (r) => formatMs(r.p50Ms), null],
+    ["latency p90", (r) => formatMs(r.p90Ms), null],
+    ["latency p99", (r) => formatMs(r.p99Ms), fmtRatio(report.ratio?.p99Ms)],
+    ["latency max", (r) => formatMs(r.maxMs), null],
+    ["connected", (r) => `${formatCount(r.connected)} / ${formatCount(r.subscribers)}`, null],
+    ["connect time (all)", (r) => formatMs(r.connectMs), fmtRatio(report.ratio?.connectMs)],
+    ["held at the end", (r) => formatCount(r.held), null],
+    ["closes by code", (r) => codes(r.closes), null],
+    ["errors", (r) => codes(r.errorEvents), null],
+    ["server RSS", (r) => formatBytes(r.serverRssBytes), fmtRatio(report.ratio?.serverRssBytes)],
+    [
+      "server RSS / conn",
+      (r) => formatBytes(r.rssPerConnectionBytes),
+      fmtRatio(report.ratio?.rssPerConnectionBytes),
+    ],
+    ["server CPU", (r) => (r.serverCpuPercent === null ? "-" : `${r.serverCpuPercent}%`), null],
+    [
+      "load CPU (this tool)",
+      (r) => (r.loadCpuPercent === null ? "-" : `${r.loadCpuPercent}%`),
+      null,
+    ],
+    ["drain", (r) => formatMs(r.drainMs), null],
+  ];
+  const header = ["", ...runs.map((r) => r.target), report.ratio ? "ratio" : ""];
+  const table = [header, ...rows.map(([name, cell, r]) => [name, ...runs.map(cell), r ?? ""])];
+  const widths = header.map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  const lines = table.map((row) =>
+    row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")
+      .trimEnd()
+  );
+  const first = runs[0];
+  const pinning = first.serverCpus !== null
+    ? `server pinned to CPU ${first.serverCpus}, load generator (this process, ${first.workers} ` +
+      `worker thread(s)) pinned to CPU ${first.loadCpus ?? "?"} with taskset`
+    : `not pinned (${navigator.hardwareConcurrency} CPUs shared); ${first.workers} worker thread(s)`;
+  return [
+    `parley bench — ${describe(report.settings as BenchOptions)}`,
+    `CPUs: ${pinning}`,
+    "",
+    ...lines,
+    ...report.warnings.map((w) => `warning: ${w}`),
+  ].join("\n");
+}
+
+function fmtRatio(n: number | null | undefined): string | null {
+  return n === null || n === undefined ? null : `${n.toFixed(2)}x`;
+}
+
+const USAGE = `usage: deno task bench --scenario fanout|chat|crowd|idle [options]
+  --url URL             target a running server (ws://HOST:PORT/chat), no baseline
+  --baseline            run the baseline server only
+  --parley              run parley only (no baseline, no ratio)
+  --duration SECONDS    measured seconds (idle: seconds to hold the connections)
+  --warmup SECONDS      seconds of sending before the measurement
+  --subscribers N       --senders S   --rate MSG_PER_S   --in-flight K
+  --body-bytes B        size of each body (default 100)
+  --concurrency C       connections opened at a time (default 200)
+  --workers W           load worker threads (default: one per 2,500 subscribers)
+  --drain SECONDS       longest wait for the last deliveries (default 10)
+  --no-pin              do not pin the server and the load to separate CPUs
+  --json                print the figures as one JSON object on the last line
+  --quiet               no progress lines`;
+
+/** Parses the command line into options; throws with the usage on a bad flag. */
+export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
+  const value = (i: number): string => {
+    if (i + 1 >= args.length) throw new Error(`${args[i]} needs a value\n${USAGE}`);
+    return args[i + 1];
+  };
+  const number = (i: number): number => {
+    const n = Number(value(i));
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${args[i]} needs a number ≥ 0\n${USAGE}`);
+    return n;
+  };
+  const scenarioAt = args.indexOf("--scenario");
+  const name = scenarioAt >= 0 ? value(scenarioAt) : "fanout";
+  if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${JSON.stringify(name)}\n${USAGE}`);
+  const options: BenchOptions & { json: boolean } = {
+    ...SCENARIOS[name as ScenarioName],
+    target: "compare",
+    bodyBytes: 100,
+    connectConcurrency: 200,
+    workers: 0,
+    drainTimeoutS: 10,
+    pin: true,
+    progress: true,
+    json: false,
+  };
+  for (let i = 0; i < args.length; i++) {
+    switch (args[i]) {
+      case "--scenario":
+        i++;
+        break;
+      case "--url":
+        options.url = value(i++);
+        options.target = "url";
+        break;
+      case "--baseline":
+        options.target = "baseline";
+        break;
+      case "--parley":
+        options.target = "parley";
+        break;
+      case "--duration":
+        options.durationS = number(i++);
+        break;
+      case "--warmup":
+        options.warmupS = number(i++);
+        break;
+      case "--subscribers":
+        options.subscribers = Math.max(1, Math.floor(number(i++)));
+        break;
+      case "--senders":
+        options.senders = Math.floor(number(i++));
+        break;
+      case "--rate":
+        options.rate = number(i++);
+        options.mode = "rate";
+        break;
+      case "--in-flight":
+        options.inFlight = Math.max(1, Math.floor(number(i++)));
+        options.mode = "window";
+        break;
+      case "--body-bytes":
+        options.bodyBytes = Math.max(40, Math.floor(number(i++)));
+        break;
+      case "--concurrency":
+        options.connectConcurrency = Math.max(1, Math.floor(number(i++)));
+        break;
+      case "--workers":
+        options.workers = Math.floor(number(i++));
+        break;
+      case "--drain":
+        options.drainTimeoutS = number(i++);
+        break;
+      case "--no-pin":
+        options.pin = false;
+        break;
+      case "--json":
+        options.json = true;
+        break;
+      case "--quiet":
+        options.progress = false;
+        break;
+      case "-h":
+      case "--help":
+        throw new Error(USAGE);
+      default:
+        throw new Error(`unknown flag ${args[i]}\n${USAGE}`);
+    }
+  }
+  if (options.senders > options.subscribers) options.senders = options.subscribers;
+  return options;
+}
+
+if (import.meta.main) {
+  let options: BenchOptions & { json: boolean };
+  try {
+    options = parseArgs(Deno.args);
+  } catch (error) {
+    console.error((error as Error).message);
+    Deno.exit(2);
+  }
+  try {
+    const { json, ...rest } = options;
+    const report = await runBench(rest);
+    console.log(formatReport(report));
+    if (json) console.log(JSON.stringify(report));
+  } catch (error) {
+    console.error(`bench failed: ${(error as Error).stack ?? error}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,82 @@
+/** The messages between the load tool (`bench.ts`) and its worker threads (`load_worker.ts`). */
+
+import type { HistogramSnapshot } from "./stats.ts";
+
+/** Opens the connections `indices` (subscriber numbers) to `url`, `concurrency` at a time. */
+export interface ConnectCommand {
+  type: "connect";
+  /** The WebSocket URL without `userName`; the worker appends `&userName=u<index>`. */
+  url: string;
+  indices: number[];
+  /** Which of `indices` send messages once started. */
+  senders: number[];
+  concurrency: number;
+  /** Give up on a connection that has no `welcome` after this long. */
+  timeoutMs: number;
+}
+
+/** Starts the senders. Times are epoch microseconds, the same clock in every thread. */
+export interface StartCommand {
+  type: "start";
+  /** Unique per run: a body is `<marker><sender>|<seq>|<sendTimeUs>|` padded to `bodyBytes`. */
+  marker: string;
+  bodyBytes: number;
+  /** `window`: keep `inFlight` unacked messages; `rate`: `rate` messages per second each. */
+  mode: "window" | "rate";
+  inFlight: number;
+  rate: number;
+  startUs: number;
+  /** Deliveries before this are warm-up: counted for loss, not for rate and latency. */
+  warmupEndUs: number;
+  /** No message is sent after this. */
+  sendEndUs: number;
+}
+
+/** Asks for a {@link ProgressReport} (`progress`) or a {@link FinalReport} (`report`). */
+export interface QueryCommand {
+  type: "progress" | "report" | "close";
+}
+
+/** What the main thread sends a worker. */
+export type WorkerCommand = ConnectCommand | StartCommand | QueryCommand;
+
+/** The answer to {@link ConnectCommand}. */
+export interface ConnectedReport {
+  type: "connected";
+  connected: number;
+  failed: number;
+  /** Epoch ms of the first connection attempt and of the last `welcome`. */
+  firstStartMs: number;
+  lastWelcomeMs: number;
+  /** The first few failure reasons. */
+  failures: string[];
+}
+
+/** Running counts of one worker. */
+export interface ProgressReport {
+  type: "progress";
+  /** Messages with this run's marker received, over all connections. */
+  delivered: number;
+  /** Of those, the ones received between the warm-up's end and the end of sending. */
+  deliveredInWindow: number;
+  /** WebSocket messages received after the start, for messages per frame. */
+  frames: number;
+  sent: number;
+  acked: number;
+  /** Connections still open. */
+  open: number;
+}
+
+/** The final counts of one worker. */
+export interface FinalReport extends Omit<ProgressReport, "type"> {
+  type: "report";
+  /** Latency of messages sent after the warm-up, in microseconds. */
+  latency: HistogramSnapshot;
+  /** Closes the tool did not ask for, by close code. */
+  closes: Record<string, number>;
+  /** `error` events from the server, by code. */
+  errorEvents: Record<string, number>;
+}
+
+/** What a worker sends the main thread. */
+export type WorkerReport = ConnectedReport | ProgressReport | FinalReport | { type: "closed" };
