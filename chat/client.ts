@@ -83,6 +83,10 @@ export class Client {
   /** Bytes of history replay the send buffer may hold on top of `limits.sendBufferBytes`. */
   #replayAllowance = 0;
   #throttled = false;
+  /** Set once the client is leaving: nothing it sends counts any more. */
+  #left = false;
+  /** The code the server closed with: the peer's echo of it may carry none. */
+  #closeCode: number | null = null;
 
   constructor(options: ClientOptions) {
     this.#o = options;
@@ -97,7 +101,10 @@ export class Client {
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
   close(code: number, reason: string): void {
+    // A peer that stopped reading may never answer the close: it leaves the room now.
+    this.#leaveRoom();
     if (this.#socket.readyState > WebSocket.OPEN) return;
+    this.#closeCode = code;
     try {
       this.#socket.close(code, reason);
     } catch {
@@ -260,6 +267,7 @@ export class Client {
   }
 
   #receive(data: unknown): void {
+    if (this.#left) return;
     this.#o.metrics.messagesIn++;
     if (!this.#bucket.take()) {
       // One error per episode: answering every frame of a flood would double it.
@@ -324,9 +332,16 @@ export class Client {
     }
   }
 
-  #closed(code: number, reason: string): void {
+  #leaveRoom(): void {
+    this.#left = true;
     this.#subscription?.close();
     if (this.#userName !== null) this.#o.room.leave(this.#userName);
+    this.#userName = null;
+  }
+
+  #closed(peerCode: number, reason: string): void {
+    const code = this.#closeCode ?? peerCode;
+    this.#leaveRoom();
     this.#o.metrics.connections--;
     this.#o.metrics.closed(code);
     this.#o.log.info(

@@ -168,6 +168,8 @@ export class Room {
       this.#maybeEmpty();
     });
     this.#subscribers.add(sub);
+    // The open batch went out before this subscriber existed: what follows needs a new one.
+    this.#open = null;
     return sub;
   }
 
@@ -243,6 +245,7 @@ export class Room {
   }
 
   #emit(event: RoomEvent): void {
+    if (this.#subscribers.size === 0) return;
     if (this.#open === null || this.#open.sealed) {
       this.#open = new Batch();
       for (const sub of this.#subscribers) sub.push(this.#open);

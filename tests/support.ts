@@ -136,7 +136,7 @@ export class TestClient {
   }
 
   async #until<T>(find: () => T | undefined, what: string, ms: number): Promise<T> {
-    let wake!: () => void;
+    let wake = () => {};
     const waiter = () => wake();
     this.#waiters.add(waiter);
     try {

@@ -1,0 +1,354 @@
+import assert from "node:assert/strict";
+import { joinRoom, startTestServer, TestClient, type TestServer, within } from "./support.ts";
+
+async function history(server: TestServer, room: string): Promise<{ id: number; body: string }[]> {
+  const response = await fetch(new URL(`/history?room=${room}&limit=1000`, server.url));
+  return (await response.json()).messages;
+}
+
+Deno.test("a parley.v1 client is welcomed with the room, its name and who is online", async () => {
+  await using server = await startTestServer();
+  const { client: ann, welcome } = await joinRoom(server, { room: "ops", userName: "ann" });
+  assert.deepEqual(welcome, {
+    type: "welcome",
+    room: "ops",
+    userName: "ann",
+    users: ["ann"],
+    lastId: 0,
+  });
+  const { client: bob, welcome: second } = await joinRoom(server, { room: "ops", userName: "bob" });
+  assert.deepEqual(second.users, ["ann", "bob"]);
+  assert.deepEqual(await ann.next("join"), {
+    type: "join",
+    userName: "bob",
+    users: ["ann", "bob"],
+  });
+  await bob.close();
+  assert.deepEqual(await ann.next("leave"), { type: "leave", userName: "bob", users: ["ann"] });
+  await ann.close();
+});
+
+Deno.test("a message reaches everyone in the room, the sender included, and is acked", async () => {
+  await using server = await startTestServer();
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  const { client: bob } = await joinRoom(server, { room: "r", userName: "bob" });
+  const { client: eve } = await joinRoom(server, { room: "elsewhere", userName: "eve" });
+  ann.send({ type: "message", body: "hi bob", clientId: "c-1" });
+  const ack = await ann.next("ack");
+  assert.deepEqual(ack, { type: "ack", clientId: "c-1", id: 1 });
+  for (const client of [ann, bob]) {
+    const message = await client.next("message");
+    assert.equal(message.id, 1);
+    assert.equal(message.room, "r");
+    assert.equal(message.userName, "ann");
+    assert.equal(message.body, "hi bob");
+    assert.ok(Math.abs(Date.parse(message.timestamp) - Date.now()) < 60_000);
+  }
+  eve.send({ type: "message", body: "anyone?", clientId: "e-1" });
+  await eve.next("ack");
+  assert.equal((await eve.next("message")).body, "anyone?");
+  assert.equal(bob.events.filter((e) => e.type === "message").length, 1);
+  await Promise.all([ann.close(), bob.close(), eve.close()]);
+});
+
+Deno.test("a resend of the same clientId is acked with the original id and not stored twice", async () => {
+  await using server = await startTestServer();
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  ann.send({ type: "message", body: "once", clientId: "same" });
+  assert.equal((await ann.next("ack")).id, 1);
+  await ann.close();
+  const { client: again } = await joinRoom(server, { room: "r", userName: "ann", since: "1" });
+  again.send({ type: "message", body: "once", clientId: "same" });
+  assert.deepEqual(await again.next("ack"), { type: "ack", clientId: "same", id: 1 });
+  again.send({ type: "message", body: "twice", clientId: "other" });
+  assert.equal((await again.next("ack")).id, 2);
+  const messages = await again.waitFor("message", 1);
+  assert.deepEqual(messages.map((m) => m.body), ["twice"]);
+  assert.deepEqual((await history(server, "r")).map((m) => m.body), ["once", "twice"]);
+  await again.close();
+});
+
+Deno.test("a client without a name says hello first", async () => {
+  await using server = await startTestServer();
+  const client = new TestClient(server.wsUrl({ room: "r" }));
+  await client.opened;
+  client.send({ type: "message", body: "who am I", clientId: "x" });
+  const error = await client.next("error");
+  assert.equal(error.code, "bad_name");
+  client.send({ type: "hello", userName: "zoe" });
+  const welcome = await client.next("welcome");
+  assert.equal(welcome.userName, "zoe");
+  assert.deepEqual(welcome.users, ["zoe"]);
+  client.send({ type: "message", body: "now I can", clientId: "y" });
+  assert.equal((await client.next("ack")).id, 1);
+  assert.deepEqual((await history(server, "r")).map((m) => m.body), ["now I can"]);
+  await client.close();
+});
+
+Deno.test("a newcomer gets the last history.onJoin messages, oldest first, then live ones", async () => {
+  await using server = await startTestServer({
+    history: { onJoin: 100 },
+    limits: { messagesPerSecond: 1000, burst: 1000 },
+  });
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  // More than the Go server's channel buffer of 100, after which it froze for good.
+  for (let i = 1; i <= 160; i++) ann.send({ type: "message", body: `m${i}`, clientId: `${i}` });
+  await ann.waitFor("ack", 160);
+  const { client: bob, welcome } = await joinRoom(server, { room: "r", userName: "bob" });
+  assert.equal(welcome.lastId, 160);
+  const replay = await bob.waitFor("message", 100);
+  assert.deepEqual(replay.map((m) => m.id), Array.from({ length: 100 }, (_, i) => 61 + i));
+  ann.send({ type: "message", body: "live", clientId: "live" });
+  await bob.waitFor("message", 101);
+  assert.equal(bob.events.filter((e) => e.type === "message").at(-1)?.body, "live");
+  await Promise.all([ann.close(), bob.close()]);
+});
+
+Deno.test("since replays exactly the missed messages; too old a since says recovered: false", async () => {
+  await using server = await startTestServer({
+    history: { maxMessagesPerRoom: 20 },
+    limits: { messagesPerSecond: 1000, burst: 1000 },
+  });
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  for (let i = 1; i <= 30; i++) ann.send({ type: "message", body: `m${i}`, clientId: `${i}` });
+  await ann.waitFor("ack", 30);
+  const { client: back, welcome } = await joinRoom(server, {
+    room: "r",
+    userName: "b",
+    since: "25",
+  });
+  assert.equal(welcome.recovered, undefined);
+  assert.deepEqual((await back.waitFor("message", 5)).map((m) => m.id), [26, 27, 28, 29, 30]);
+  const { client: late, welcome: lost } = await joinRoom(server, {
+    room: "r",
+    userName: "c",
+    since: "3",
+  });
+  assert.equal(lost.recovered, false);
+  assert.equal((await late.waitFor("message", 20)).length, 20);
+  await Promise.all([ann.close(), back.close(), late.close()]);
+});
+
+Deno.test("a legacy client chats with a parley.v1 client in the same room", async () => {
+  await using server = await startTestServer();
+  const { client: modern } = await joinRoom(server, { room: "lobby", userName: "ann" });
+  modern.send({ type: "message", body: "before you came", clientId: "1" });
+  await modern.next("ack");
+  await modern.next("message");
+  // Exactly like the Go server's page: no subprotocol, room from nothing, name in each frame.
+  const legacy = new TestClient(server.wsUrl(), null);
+  await legacy.opened;
+  assert.equal(legacy.socket.protocol, "");
+  const history = JSON.parse(await legacy.nextFrame());
+  assert.equal(history.userName, "ann");
+  assert.equal(history.body, "before you came");
+  legacy.send({ userName: "gopher", body: "hello from 2019", timestamp: "2019-01-01T00:00:00Z" });
+  const own = JSON.parse(await legacy.nextFrame());
+  assert.deepEqual(Object.keys(own).slice(0, 3), ["userName", "body", "timestamp"]);
+  assert.equal(own.userName, "gopher");
+  assert.equal(own.body, "hello from 2019");
+  assert.notEqual(own.timestamp, "2019-01-01T00:00:00Z");
+  const seen = await modern.next("message");
+  assert.equal(seen.userName, "gopher");
+  assert.equal(seen.body, "hello from 2019");
+  assert.deepEqual((await modern.waitFor("join", 1))[0].users, ["ann", "gopher"]);
+  modern.send({ type: "message", body: "hi gopher", clientId: "2" });
+  modern.send({ type: "message", body: "how is Go?", clientId: "3" });
+  const frames = [await legacy.nextFrame(), await legacy.nextFrame()];
+  assert.deepEqual(frames.map((f) => JSON.parse(f).body), ["hi gopher", "how is Go?"]);
+  assert.ok(frames.every((frame) => frame.endsWith("}\n") && !frame.slice(0, -1).includes("\n")));
+  assert.ok(legacy.frames.every((frame) => !frame.includes('"type"')));
+  await Promise.all([modern.close(), legacy.close()]);
+});
+
+Deno.test("bad input gets an error event, stores nothing, and the connection keeps working", async () => {
+  await using server = await startTestServer({ limits: { maxMessageBytes: 64 } });
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  const badFrames: [string, string | Uint8Array, string][] = [
+    ["malformed JSON", "{oops", "bad_frame"],
+    ["wrong types", '{"type":"message","body":["x"]}', "bad_frame"],
+    ["unknown type", '{"type":"nuke"}', "bad_frame"],
+    ["binary frame", new Uint8Array([1, 2, 3]), "bad_frame"],
+    ["empty body", '{"type":"message","body":""}', "bad_frame"],
+    ["oversized body", JSON.stringify({ type: "message", body: "x".repeat(65) }), "too_large"],
+    ["bad name", '{"type":"hello","userName":""}', "bad_name"],
+  ];
+  for (const [what, frame, code] of badFrames) {
+    ann.socket.send(frame);
+    const error = await ann.next("error");
+    assert.equal(error.code, code, what);
+    assert.ok(error.message.length > 10, what);
+    assert.equal(ann.socket.readyState, WebSocket.OPEN, what);
+  }
+  ann.send({ type: "message", body: "still here", clientId: "ok" });
+  assert.equal((await ann.next("ack")).id, 1);
+  assert.deepEqual((await history(server, "r")).map((m) => m.body), ["still here"]);
+  await ann.close();
+});
+
+Deno.test("a bad room or name is told why and closed with 1008", async () => {
+  await using server = await startTestServer();
+  for (
+    const [query, code] of [[{ room: "no spaces" }, "bad_room"], [{ userName: "\t" }, "bad_name"]]
+  ) {
+    const client = new TestClient(server.wsUrl(query as Record<string, string>));
+    const error = await client.next("error");
+    assert.equal(error.code, code);
+    const closed = await within(client.closed, "the close");
+    assert.equal(closed.code, 1008);
+  }
+});
+
+Deno.test("a bad first frame from a legacy client stores nothing", async () => {
+  await using server = await startTestServer();
+  const legacy = new TestClient(server.wsUrl(), null);
+  await legacy.opened;
+  legacy.send("not json at all");
+  legacy.send('{"userName":"gopher"}');
+  legacy.send('{"userName":"gopher","body":"real"}');
+  assert.equal(JSON.parse(await legacy.nextFrame()).body, "real");
+  assert.deepEqual((await history(server, "lobby")).map((m) => m.body), ["real"]);
+  await legacy.close();
+});
+
+Deno.test("a flood is rate limited with one error, and the rest of the room is unaffected", async () => {
+  await using server = await startTestServer({ limits: { messagesPerSecond: 1, burst: 5 } });
+  const { client: flooder } = await joinRoom(server, { room: "r", userName: "flood" });
+  const { client: calm } = await joinRoom(server, { room: "r", userName: "calm" });
+  for (let i = 0; i < 50; i++) {
+    flooder.send({ type: "message", body: `spam ${i}`, clientId: `${i}` });
+  }
+  calm.send({ type: "message", body: "normal", clientId: "n" });
+  await calm.next("ack");
+  const error = await flooder.next("error");
+  assert.equal(error.code, "rate_limited");
+  await flooder.waitFor("ack", 5);
+  const stored = await history(server, "r");
+  assert.ok(stored.length <= 7, `stored ${stored.length}`);
+  assert.ok(stored.some((m) => m.body === "normal"));
+  assert.equal(flooder.events.filter((e) => e.type === "error").length, 1);
+  await Promise.all([flooder.close(), calm.close()]);
+});
+
+Deno.test("a frame far beyond the limit closes the connection with 1009", async () => {
+  await using server = await startTestServer({ limits: { maxMessageBytes: 100 } });
+  const { client } = await joinRoom(server, { room: "r", userName: "big" });
+  client.send({ type: "message", body: "x".repeat(10_000) });
+  assert.equal((await within(client.closed, "the close")).code, 1009);
+});
+
+Deno.test("connections beyond the per-address limit are closed with 1008, beyond the total 503", async () => {
+  await using server = await startTestServer({
+    limits: { maxConnectionsPerIp: 2, maxConnections: 3 },
+  });
+  const first = await joinRoom(server, { userName: "a" });
+  const second = await joinRoom(server, { userName: "b" });
+  const third = new TestClient(server.wsUrl({ userName: "c" }));
+  const closed = await within(third.closed, "the close");
+  assert.equal(closed.code, 1008);
+  assert.match(closed.reason, /too many connections/);
+  await second.client.close();
+  const again = await joinRoom(server, { userName: "c" });
+  assert.deepEqual(again.welcome.users, ["a", "c"]);
+  await Promise.all([first.client.close(), again.client.close()]);
+});
+
+Deno.test("a client whose send buffer passes the limit is closed with 1013; others go on", async () => {
+  await using server = await startTestServer({
+    limits: { sendBufferBytes: 65536, messagesPerSecond: 1e6, burst: 1e6, maxMessageBytes: 4096 },
+  });
+  // A raw TCP client that completes the handshake and then never reads: its buffer fills up.
+  const stuck = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await stuck.write(new TextEncoder().encode(
+    "GET /chat?room=r&userName=stuck HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n\r\n",
+  ));
+  const response = new Uint8Array(1024);
+  const read = await stuck.read(response);
+  assert.match(new TextDecoder().decode(response.subarray(0, read!)), /^HTTP\/1.1 101/);
+  const { client: sender, welcome } = await joinRoom(server, { room: "r", userName: "sender" });
+  assert.deepEqual(welcome.users, ["stuck", "sender"]);
+  let sent = 0;
+  const body = "y".repeat(4000);
+  const metricsDrops = async () =>
+    Number(
+      (await (await fetch(new URL("/metrics", server.url))).text())
+        .match(/^parley_slow_consumer_drops_total (\d+)$/m)![1],
+    );
+  // Bounded: the kernel buffers some megabytes before the server sees backpressure.
+  while ((await metricsDrops()) === 0 && sent < 20_000) {
+    for (let i = 0; i < 10; i++) sender.send({ type: "message", body, clientId: `${sent++}` });
+    await sender.waitFor("ack", sent, 30_000);
+  }
+  assert.equal(await metricsDrops(), 1);
+  assert.equal(sender.socket.readyState, WebSocket.OPEN);
+  const leave = await sender.next("leave", 30_000);
+  assert.equal(leave.userName, "stuck");
+  stuck.close();
+  await sender.close();
+});
+
+Deno.test("closed connections release their resources", async () => {
+  await using server = await startTestServer();
+  const rooms = async () => await (await fetch(new URL("/rooms", server.url))).json();
+  for (let round = 0; round < 3; round++) {
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => joinRoom(server, { room: "churn", userName: `u${i}` })),
+    );
+    assert.deepEqual(await rooms(), [{ room: "churn", users: 20, lastId: 0 }]);
+    await Promise.all(clients.map(({ client }) => client.close()));
+    assert.deepEqual(await rooms(), []);
+    const metrics = await (await fetch(new URL("/metrics", server.url))).text();
+    assert.match(metrics, /^parley_connections 0$/m);
+    assert.match(metrics, /^parley_rooms 0$/m);
+  }
+});
+
+Deno.test("the same name in two tabs is one presence until both leave", async () => {
+  await using server = await startTestServer();
+  const { client: watcher } = await joinRoom(server, { room: "r", userName: "w" });
+  const { client: tab1 } = await joinRoom(server, { room: "r", userName: "ann" });
+  const { client: tab2, welcome } = await joinRoom(server, { room: "r", userName: "ann" });
+  assert.deepEqual(welcome.users, ["w", "ann"]);
+  await tab1.close();
+  await tab2.close();
+  const leave = await watcher.next("leave");
+  assert.deepEqual(leave.users, ["w"]);
+  assert.equal(watcher.events.filter((e) => e.type === "join").length, 1);
+  assert.equal(watcher.events.filter((e) => e.type === "leave").length, 1);
+  await watcher.close();
+});
+
+Deno.test("a client that answers no ping for limits.idleTimeoutSeconds is closed with 1001", async () => {
+  await using server = await startTestServer({ limits: { idleTimeoutSeconds: 1 } });
+  // A raw TCP client that completes the handshake and then never answers anything.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.write(new TextEncoder().encode(
+    "GET /chat?room=r&userName=mute HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n\r\n",
+  ));
+  const received: number[] = [];
+  const buffer = new Uint8Array(4096);
+  const closeFrame = async () => {
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error("the connection ended without a close frame");
+      received.push(...buffer.subarray(0, n));
+      // Frames after the HTTP head: opcode 0x8 is close, its payload starts with the code.
+      const head = new TextDecoder().decode(new Uint8Array(received)).indexOf("\r\n\r\n");
+      if (head === -1) continue;
+      for (let i = head + 4; i + 1 < received.length;) {
+        const opcode = received[i] & 0x0f;
+        const length = received[i + 1] & 0x7f;
+        if (opcode === 0x8 && i + 3 < received.length) {
+          return (received[i + 2] << 8) | received[i + 3];
+        }
+        i += 2 + length;
+      }
+    }
+  };
+  assert.equal(await within(closeFrame(), "the idle close", 10_000), 1001);
+  conn.close();
+});
