@@ -1,0 +1,460 @@
+/**
+ * The durable history store: every room's messages in one SQLite file (Deno's built-in
+ * `node:sqlite`), with per-room ids, retention, dedupe by `clientId` and group commit.
+ * See `../shared/design.md`, "Reliability rules" and "Configuration" (`history.*`).
+ *
+ * @module
+ */
+
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqlite";
+import { mkdirSync } from "node:fs";
+import { clearImmediate, setImmediate } from "node:timers";
+import { dirname } from "node:path";
+import type { ChatMessage } from "./message.ts";
+
+/** A message to store; id and timestamp are assigned by the store. */
+export interface NewMessage {
+  room: string;
+  userName: string;
+  body: string;
+  /** When present, a second append of the same `(room, userName, clientId)` is not stored. */
+  clientId?: string;
+}
+
+/** What {@linkcode HistoryStore.append} stored, or found already stored. */
+export interface AppendResult {
+  message: ChatMessage;
+  /** True when the `clientId` was seen before: `message` is the original, nothing was stored. */
+  duplicate: boolean;
+}
+
+/** A `/history` request: at most one of `before` and `after` is expected. */
+export interface HistoryQuery {
+  limit: number;
+  before?: number;
+  after?: number;
+}
+
+/** One page of history, oldest first. */
+export interface HistoryPage {
+  messages: ChatMessage[];
+  /** More messages exist beyond the page in the direction of the query. */
+  hasMore: boolean;
+}
+
+/** How to open a {@linkcode HistoryStore}. */
+export interface HistoryOptions {
+  /** The SQLite file (missing directories are created), or `":memory:"`. */
+  path: string;
+  /** Retention: the newest this many messages are kept per room; at least 1. */
+  maxMessagesPerRoom: number;
+  /**
+   * How long to wait for another connection's write lock before failing, in milliseconds.
+   * Defaults to {@linkcode DEFAULT_BUSY_TIMEOUT_MS}; tests shorten it.
+   */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * How long a write waits for another process's lock. `node:sqlite` is synchronous, so the wait
+ * blocks the event loop: long enough to ride out another worker's commit, short enough that a
+ * stuck lock surfaces as an error instead of a frozen server.
+ */
+export const DEFAULT_BUSY_TIMEOUT_MS = 2000;
+
+/** Start-up and storage failures; message names the path, the cause, and what to do. */
+export class HistoryError extends Error {
+  /** Creates the error; `cause` is the underlying SQLite or file-system error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "HistoryError";
+  }
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  room TEXT NOT NULL,
+  id INTEGER NOT NULL,
+  user_name TEXT NOT NULL,
+  body TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  client_id TEXT,
+  PRIMARY KEY (room, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_client
+  ON messages (room, user_name, client_id) WHERE client_id IS NOT NULL;
+-- The last id per room outlives retention, so ids are never reused.
+CREATE TABLE IF NOT EXISTS rooms (
+  room TEXT PRIMARY KEY,
+  last_id INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+`;
+
+const COLUMNS = "id, user_name, body, timestamp";
+
+interface Pending {
+  message: NewMessage;
+  resolve: (result: AppendResult) => void;
+  reject: (error: HistoryError) => void;
+}
+
+interface Statements {
+  newest: StatementSync;
+  before: StatementSync;
+  after: StatementSync;
+  between: StatementSync;
+  lastId: StatementSync;
+  firstId: StatementSync;
+  rooms: StatementSync;
+  count: StatementSync;
+  byClient: StatementSync;
+  insert: StatementSync;
+  setLastId: StatementSync;
+  trim: StatementSync;
+}
+
+/**
+ * The durable history of every room. Reads are synchronous; appends are queued and written in
+ * one transaction per event-loop turn (group commit), and resolve once committed.
+ */
+export class HistoryStore {
+  readonly #db: DatabaseSync;
+  readonly #path: string;
+  readonly #maxPerRoom: number;
+  readonly #sql: Statements;
+  #queue: Pending[] = [];
+  #timer: ReturnType<typeof setImmediate> | undefined;
+  #closed = false;
+
+  private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
+    this.#db = db;
+    this.#sql = sql;
+    this.#path = path;
+    this.#maxPerRoom = maxPerRoom;
+  }
+
+  /** Opens (creating if needed) the store; throws HistoryError for a corrupt, locked or unwritable file. */
+  static open(options: HistoryOptions): HistoryStore {
+    const { path, maxMessagesPerRoom } = options;
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(maxMessagesPerRoom) || maxMessagesPerRoom < 1) {
+      throw new HistoryError(
+        `Cannot open history store "${path}": maxMessagesPerRoom is ${maxMessagesPerRoom}; ` +
+          "set history.maxMessagesPerRoom to a whole number of at least 1",
+      );
+    }
+    const inMemory = path === ":memory:";
+    if (!inMemory) {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+      } catch (error) {
+        throw openError(path, error, busyTimeoutMs);
+      }
+    }
+    let db: DatabaseSync | undefined;
+    try {
+      db = new DatabaseSync(path);
+      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
+      // Reading the journal mode is the first read of the file: a corrupt file fails here.
+      const mode = db.prepare("PRAGMA journal_mode = WAL").get()?.journal_mode;
+      if (!inMemory && mode !== "wal") {
+        throw new Error(`could not switch to WAL mode (journal_mode is ${mode})`);
+      }
+      // In WAL mode, NORMAL syncs only at checkpoints: a commit survives a crash of the process
+      // but may be lost on power loss or an OS crash. FULL adds one fsync of the WAL per commit;
+      // group commit amortises it over the batch, and measured throughput with 100 concurrent
+      // appenders stayed well above 20,000 acked messages/s, so an ack means on-disk for real.
+      db.exec("PRAGMA synchronous = FULL");
+      // After a burst, truncate the WAL back to 64 MiB instead of keeping its peak size.
+      db.exec("PRAGMA journal_size_limit = 67108864");
+      const version = readVersion(db);
+      if (version > SCHEMA_VERSION) {
+        throw new Error(
+          `its schema version is ${version}, newer than this parley's ${SCHEMA_VERSION}`,
+        );
+      }
+      // Creating the schema and writing a row proves the file and its directory are writable
+      // now, rather than at the first message. Preparing every statement checks that existing
+      // tables have the columns this code expects, before anything is written to them.
+      let sql: Statements;
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        db.exec(SCHEMA);
+        sql = prepare(db);
+        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+        db.prepare(
+          "INSERT INTO meta (key, value) VALUES ('opened_at', ?) " +
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        ).run(new Date().toISOString());
+        db.exec("COMMIT");
+      } catch (error) {
+        rollback(db);
+        throw error;
+      }
+      return new HistoryStore(db, sql, path, maxMessagesPerRoom);
+    } catch (error) {
+      try {
+        db?.close();
+      } catch {
+        // The open error is the one worth reporting.
+      }
+      throw openError(path, error, busyTimeoutMs);
+    }
+  }
+
+  /** Stores a message; resolves only after it is committed. Same (room, userName, clientId) again -> the original message, duplicate: true, nothing stored. Rejects with HistoryError if the write fails. */
+  append(message: NewMessage): Promise<AppendResult> {
+    if (this.#closed) {
+      return Promise.reject(
+        new HistoryError(`History store "${this.#path}" is closed; the message was not stored`),
+      );
+    }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#queue.push({ message, resolve, reject });
+      // Not a microtask: frames already received this turn join the batch. Not setTimeout: it
+      // is clamped to 4 ms when nested, which capped throughput at one batch per 4 ms.
+      this.#timer ??= setImmediate(() => this.#writeQueued());
+    });
+  }
+
+  /** /history semantics: no cursor -> newest `limit`; before=ID -> newest `limit` below ID; after=ID -> oldest `limit` above ID. Each page oldest first. hasMore: more exist beyond the page in that direction (older for no-cursor/before, newer for after). */
+  page(room: string, query: HistoryQuery): HistoryPage {
+    const limit = clampLimit(query.limit);
+    // One row beyond the page tells whether there is more.
+    let rows: Record<string, SQLOutputValue>[];
+    let newestFirst = true;
+    if (query.after !== undefined && query.before !== undefined) {
+      rows = this.#sql.between.all(room, query.after, query.before, limit + 1);
+      newestFirst = false;
+    } else if (query.after !== undefined) {
+      rows = this.#sql.after.all(room, query.after, limit + 1);
+      newestFirst = false;
+    } else if (query.before !== undefined) {
+      rows = this.#sql.before.all(room, query.before, limit + 1);
+    } else {
+      rows = this.#sql.newest.all(room, limit + 1);
+    }
+    const hasMore = rows.length > limit;
+    const messages = rows.slice(0, limit).map((row) => toMessage(room, row));
+    if (newestFirst) messages.reverse();
+    return { messages, hasMore };
+  }
+
+  /** Messages with id > afterId, oldest first, at most `limit`. */
+  after(room: string, afterId: number, limit: number): ChatMessage[] {
+    return this.#sql.after.all(room, afterId, clampLimit(limit)).map((row) => toMessage(room, row));
+  }
+
+  /** The newest `limit` messages, oldest first. */
+  recent(room: string, limit: number): ChatMessage[] {
+    return this.#sql.newest.all(room, clampLimit(limit)).map((row) => toMessage(room, row))
+      .reverse();
+  }
+
+  /** Highest id stored in the room, 0 if none (ids survive retention and restarts). */
+  lastId(room: string): number {
+    return (this.#sql.lastId.get(room)?.last_id as number | undefined) ?? 0;
+  }
+
+  /** Oldest retained id in the room, 0 if none. */
+  firstId(room: string): number {
+    return (this.#sql.firstId.get(room)?.id as number | undefined) ?? 0;
+  }
+
+  /** Every room that has messages, with its last id. */
+  rooms(): { room: string; lastId: number }[] {
+    return this.#sql.rooms.all().map((row) => ({
+      room: row.room as string,
+      lastId: row.last_id as number,
+    }));
+  }
+
+  /** Total messages stored (for /metrics). */
+  count(): number {
+    return (this.#sql.count.get()?.total as number | undefined) ?? 0;
+  }
+
+  /** Resolves when every append issued so far is committed. */
+  flush(): Promise<void> {
+    this.#writeQueued();
+    return Promise.resolve();
+  }
+
+  /** Flushes, then closes the database. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #writeQueued(): void {
+    clearImmediate(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    let results: AppendResult[];
+    try {
+      results = this.#write(batch);
+    } catch (error) {
+      rollback(this.#db);
+      const failure = new HistoryError(
+        `Cannot write to history store "${this.#path}": ${causeOf(error)}; ` +
+          `${batch.length} message(s) were not stored. ${adviceFor(causeOf(error))}`,
+        { cause: error },
+      );
+      for (const pending of batch) pending.reject(failure);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+  }
+
+  /** Writes a batch in one transaction; ids come from the stored last id, so several processes may share the file. */
+  #write(batch: Pending[]): AppendResult[] {
+    const sql = this.#sql;
+    const timestamp = new Date().toISOString();
+    const lastIds = new Map<string, number>();
+    const byKey = new Map<string, AppendResult>();
+    const results: AppendResult[] = [];
+    this.#db.exec("BEGIN IMMEDIATE");
+    for (const { message } of batch) {
+      const { room, userName, body, clientId } = message;
+      const key = clientId === undefined ? undefined : JSON.stringify([room, userName, clientId]);
+      if (key !== undefined) {
+        const seen = byKey.get(key);
+        if (seen) {
+          results.push({ message: seen.message, duplicate: true });
+          continue;
+        }
+        const row = sql.byClient.get(room, userName, clientId as string);
+        if (row) {
+          const original = { message: toMessage(room, row), duplicate: true };
+          byKey.set(key, original);
+          results.push(original);
+          continue;
+        }
+      }
+      const id = (lastIds.get(room) ?? this.lastId(room)) + 1;
+      lastIds.set(room, id);
+      sql.insert.run(room, id, userName, body, timestamp, clientId ?? null);
+      const result = { message: { id, room, userName, body, timestamp }, duplicate: false };
+      if (key !== undefined) byKey.set(key, result);
+      results.push(result);
+    }
+    for (const [room, lastId] of lastIds) {
+      sql.setLastId.run(room, lastId);
+      if (lastId > this.#maxPerRoom) sql.trim.run(room, lastId - this.#maxPerRoom);
+    }
+    this.#db.exec("COMMIT");
+    return results;
+  }
+}
+
+function prepare(db: DatabaseSync): Statements {
+  return {
+    newest: db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?`),
+    before: db.prepare(
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+    ),
+    after: db.prepare(
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? ORDER BY id LIMIT ?`,
+    ),
+    between: db.prepare(
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? AND id < ? ORDER BY id LIMIT ?`,
+    ),
+    lastId: db.prepare("SELECT last_id FROM rooms WHERE room = ?"),
+    firstId: db.prepare("SELECT id FROM messages WHERE room = ? ORDER BY id LIMIT 1"),
+    rooms: db.prepare(
+      "SELECT room, last_id FROM rooms WHERE EXISTS " +
+        "(SELECT 1 FROM messages m WHERE m.room = rooms.room) ORDER BY room",
+    ),
+    // Ids in a room are contiguous from the oldest retained to the last, so this costs one
+    // index lookup per room instead of a scan of every message.
+    count: db.prepare(
+      "SELECT coalesce(sum(last_id - (SELECT m.id FROM messages m WHERE m.room = rooms.room " +
+        "ORDER BY m.id LIMIT 1) + 1), 0) AS total FROM rooms",
+    ),
+    byClient: db.prepare(
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND user_name = ? AND client_id = ?`,
+    ),
+    insert: db.prepare(
+      "INSERT INTO messages (room, id, user_name, body, timestamp, client_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    setLastId: db.prepare(
+      "INSERT INTO rooms (room, last_id) VALUES (?, ?) " +
+        "ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
+    ),
+    trim: db.prepare("DELETE FROM messages WHERE room = ? AND id <= ?"),
+  };
+}
+
+function toMessage(room: string, row: Record<string, SQLOutputValue>): ChatMessage {
+  return {
+    id: row.id as number,
+    room,
+    userName: row.user_name as string,
+    body: row.body as string,
+    timestamp: row.timestamp as string,
+  };
+}
+
+/** SQLite reads a negative LIMIT as "no limit"; a page never means that. */
+function clampLimit(limit: number): number {
+  return Number.isFinite(limit) ? Math.max(0, Math.trunc(limit)) : 0;
+}
+
+function readVersion(db: DatabaseSync): number {
+  return (db.prepare("PRAGMA user_version").get()?.user_version as number | undefined) ?? 0;
+}
+
+function rollback(db: DatabaseSync): void {
+  try {
+    if (db.isOpen && db.isTransaction) db.exec("ROLLBACK");
+  } catch {
+    // SQLite already rolled back (e.g. after SQLITE_FULL); nothing is left to undo.
+  }
+}
+
+function causeOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function adviceFor(cause: string): string {
+  const text = cause.toLowerCase();
+  if (text.includes("not a database") || text.includes("malformed") || text.includes("corrupt")) {
+    return "The file is damaged or is not a parley history file: move it aside (or restore a " +
+      "backup) and start again, or set history.path to another file.";
+  }
+  if (text.includes("locked") || text.includes("busy")) {
+    return "Another process holds a write lock on it: stop the other program or parley " +
+      "instance using this file, or set history.path to another file.";
+  }
+  if (text.includes("full")) {
+    return "The disk is full: free some space.";
+  }
+  if (text.includes("schema version")) {
+    return "Run the newer parley, or set history.path to another file.";
+  }
+  return "Check that history.path names a file (not a directory) that parley may read and " +
+    "write, in a directory it may write, or set history.path to another file.";
+}
+
+function openError(path: string, error: unknown, busyTimeoutMs: number): HistoryError {
+  if (error instanceof HistoryError) return error;
+  let cause = causeOf(error);
+  if (/locked|busy/i.test(cause)) {
+    cause += ` (waited ${busyTimeoutMs} ms for another connection's lock)`;
+  }
+  return new HistoryError(
+    `Cannot open history store "${path}": ${cause}. ${adviceFor(cause)}`,
+    { cause: error },
+  );
+}

@@ -1,0 +1,480 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+import {
+  type AppendResult,
+  HistoryError,
+  type HistoryOptions,
+  HistoryStore,
+  type NewMessage,
+} from "../chat/history.ts";
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+async function withTempDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-history-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.chmod(dir, 0o755);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Opens a store, runs `fn`, and closes the store even if `fn` fails. */
+async function withStore(
+  options: HistoryOptions,
+  fn: (store: HistoryStore) => void | Promise<void>,
+): Promise<void> {
+  const store = HistoryStore.open(options);
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function msg(room: string, body: string, extra: Partial<NewMessage> = {}): NewMessage {
+  return { room, userName: "alice", body, ...extra };
+}
+
+function ids(results: { id: number }[]): number[] {
+  return results.map((m) => m.id);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** Appends `count` messages to `room` one after another, bodies "m1", "m2", .... */
+async function fill(store: HistoryStore, room: string, count: number): Promise<void> {
+  await Promise.all(range(1, count).map((i) => store.append(msg(room, `m${i}`))));
+}
+
+function assertHistoryError(error: unknown, ...fragments: string[]): true {
+  assert.ok(error instanceof HistoryError, `expected a HistoryError, got ${error}`);
+  for (const fragment of fragments) {
+    assert.ok(error.message.includes(fragment), `"${error.message}" should mention ${fragment}`);
+  }
+  return true;
+}
+
+/** A root user writes through directory permissions, so a read-only directory proves nothing. */
+function permissionsAreEnforced(): boolean {
+  const dir = Deno.makeTempDirSync({ prefix: "parley-perm-" });
+  try {
+    Deno.chmodSync(dir, 0o555);
+    Deno.writeTextFileSync(join(dir, "probe"), "");
+    return false;
+  } catch {
+    return true;
+  } finally {
+    Deno.chmodSync(dir, 0o755);
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("ids start at 1 in each room and increase by one with no gap", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    const lobby = await Promise.all([1, 2, 3].map((i) => store.append(msg("lobby", `l${i}`))));
+    const ops = await store.append(msg("ops", "o1"));
+    const more = await store.append(msg("lobby", "l4"));
+
+    assert.deepEqual(ids(lobby.map((r) => r.message)), [1, 2, 3]);
+    assert.equal(ops.message.id, 1);
+    assert.equal(more.message.id, 4);
+    assert.equal(more.duplicate, false);
+    assert.equal(more.message.room, "lobby");
+    assert.equal(more.message.userName, "alice");
+    assert.equal(more.message.body, "l4");
+    assert.equal(new Date(more.message.timestamp).toISOString(), more.message.timestamp);
+    assert.equal(store.lastId("lobby"), 4);
+    assert.equal(store.firstId("lobby"), 1);
+    assert.equal(store.lastId("nowhere"), 0);
+    assert.equal(store.firstId("nowhere"), 0);
+    assert.deepEqual(store.rooms(), [{ room: "lobby", lastId: 4 }, { room: "ops", lastId: 1 }]);
+    assert.equal(store.count(), 5);
+  });
+});
+
+Deno.test("messages and ids survive a reopen; missing directories are created", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "nested", "deeper", "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 100 }, (store) => fill(store, "lobby", 3));
+
+    await withStore({ path, maxMessagesPerRoom: 100 }, async (store) => {
+      assert.deepEqual(store.recent("lobby", 10).map((m) => m.body), ["m1", "m2", "m3"]);
+      assert.equal((await store.append(msg("lobby", "m4"))).message.id, 4);
+    });
+  });
+});
+
+Deno.test("the file is in WAL mode", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 10 }, () => {});
+    const db = new DatabaseSync(path);
+    try {
+      assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("retention keeps the newest N per room and ids continue after it", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 3 }, async (store) => {
+      await fill(store, "lobby", 5);
+      await store.append(msg("ops", "o1"));
+
+      assert.deepEqual(ids(store.recent("lobby", 10)), [3, 4, 5]);
+      assert.equal(store.firstId("lobby"), 3);
+      assert.equal(store.lastId("lobby"), 5);
+      assert.equal(store.count(), 4);
+    });
+
+    // A smaller limit applies at the next write; the last id still comes from the store.
+    await withStore({ path, maxMessagesPerRoom: 1 }, async (store) => {
+      assert.equal((await store.append(msg("lobby", "m6"))).message.id, 6);
+      assert.deepEqual(ids(store.recent("lobby", 10)), [6]);
+      assert.equal((await store.append(msg("lobby", "m7"))).message.id, 7);
+      assert.deepEqual(ids(store.recent("lobby", 10)), [7]);
+      assert.deepEqual(store.rooms(), [{ room: "lobby", lastId: 7 }, { room: "ops", lastId: 1 }]);
+    });
+  });
+});
+
+Deno.test("page() without a cursor gives the newest `limit`, oldest first", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await fill(store, "lobby", 10);
+
+    const newest = store.page("lobby", { limit: 4 });
+    assert.deepEqual(ids(newest.messages), [7, 8, 9, 10]);
+    assert.equal(newest.hasMore, true);
+
+    const all = store.page("lobby", { limit: 10 });
+    assert.deepEqual(ids(all.messages), range(1, 10));
+    assert.equal(all.hasMore, false);
+
+    assert.deepEqual(store.page("empty", { limit: 5 }), { messages: [], hasMore: false });
+  });
+});
+
+Deno.test("page() with `before` walks back to the oldest message", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await fill(store, "lobby", 10);
+
+    const middle = store.page("lobby", { limit: 4, before: 7 });
+    assert.deepEqual(ids(middle.messages), [3, 4, 5, 6]);
+    assert.equal(middle.hasMore, true);
+
+    const oldest = store.page("lobby", { limit: 4, before: 3 });
+    assert.deepEqual(ids(oldest.messages), [1, 2]);
+    assert.equal(oldest.hasMore, false);
+
+    const exact = store.page("lobby", { limit: 2, before: 3 });
+    assert.deepEqual(ids(exact.messages), [1, 2]);
+    assert.equal(exact.hasMore, false);
+  });
+});
+
+Deno.test("page() with `after` walks forward to the newest message", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await fill(store, "lobby", 10);
+
+    const first = store.page("lobby", { limit: 4, after: 0 });
+    assert.deepEqual(ids(first.messages), [1, 2, 3, 4]);
+    assert.equal(first.hasMore, true);
+
+    const exact = store.page("lobby", { limit: 4, after: 6 });
+    assert.deepEqual(ids(exact.messages), [7, 8, 9, 10]);
+    assert.equal(exact.hasMore, false);
+
+    assert.deepEqual(store.page("lobby", { limit: 4, after: 10 }), {
+      messages: [],
+      hasMore: false,
+    });
+  });
+});
+
+Deno.test("page() never reads a negative or zero limit as 'everything'", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await fill(store, "lobby", 3);
+    assert.deepEqual(store.page("lobby", { limit: 0 }), { messages: [], hasMore: true });
+    assert.deepEqual(store.page("lobby", { limit: -1 }).messages, []);
+    assert.deepEqual(store.recent("lobby", -1), []);
+  });
+});
+
+Deno.test("after() gives messages above an id, oldest first, at most `limit`", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await fill(store, "lobby", 6);
+    await store.append(msg("ops", "elsewhere"));
+
+    assert.deepEqual(ids(store.after("lobby", 2, 3)), [3, 4, 5]);
+    assert.deepEqual(ids(store.after("lobby", 4, 100)), [5, 6]);
+    assert.deepEqual(store.after("lobby", 6, 100), []);
+    assert.deepEqual(store.after("lobby", 0, 2).map((m) => m.body), ["m1", "m2"]);
+  });
+});
+
+Deno.test("recent() gives the newest `limit`, oldest first", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await fill(store, "lobby", 6);
+    assert.deepEqual(ids(store.recent("lobby", 2)), [5, 6]);
+    assert.deepEqual(store.recent("nowhere", 2), []);
+  });
+});
+
+Deno.test("a clientId repeated within one batch is stored once", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    const [first, other, again] = await Promise.all([
+      store.append(msg("lobby", "hi", { clientId: "c-1" })),
+      store.append(msg("lobby", "yo", { clientId: "c-2" })),
+      store.append(msg("lobby", "hi (resent)", { clientId: "c-1" })),
+    ]);
+
+    assert.equal(first.duplicate, false);
+    assert.equal(other.message.id, 2);
+    assert.deepEqual(again, { message: first.message, duplicate: true });
+    assert.equal(store.count(), 2);
+  });
+});
+
+Deno.test("a clientId repeated in a later batch returns the original message", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    const first = await store.append(msg("lobby", "hi", { clientId: "c-1" }));
+    const again = await store.append(msg("lobby", "hi", { clientId: "c-1" }));
+
+    assert.deepEqual(again, { message: first.message, duplicate: true });
+    assert.equal(store.lastId("lobby"), 1);
+  });
+});
+
+Deno.test("a clientId is scoped to its room and user", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    const results = await Promise.all([
+      store.append(msg("lobby", "a", { clientId: "c-1" })),
+      store.append(msg("ops", "b", { clientId: "c-1" })),
+      store.append(msg("lobby", "c", { clientId: "c-1", userName: "bob" })),
+      store.append(msg("lobby", "d")),
+      store.append(msg("lobby", "e")),
+    ]);
+    assert.deepEqual(results.map((r) => r.duplicate), [false, false, false, false, false]);
+    assert.equal(store.count(), 5);
+  });
+});
+
+Deno.test("a clientId resent after a restart returns the original message", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    let first: AppendResult | undefined;
+    await withStore({ path, maxMessagesPerRoom: 100 }, async (store) => {
+      first = await store.append(msg("lobby", "hi", { clientId: "c-1" }));
+    });
+    await withStore({ path, maxMessagesPerRoom: 100 }, async (store) => {
+      const again = await store.append(msg("lobby", "hi", { clientId: "c-1" }));
+      assert.deepEqual(again, { message: first?.message, duplicate: true });
+      assert.equal(store.count(), 1);
+    });
+  });
+});
+
+Deno.test("500 appends issued in one tick resolve in issue order with ids 1..500", async () => {
+  await withTempDir(async (dir) => {
+    await withStore({ path: join(dir, "parley.db"), maxMessagesPerRoom: 1000 }, async (store) => {
+      const resolved: number[] = [];
+      const results = await Promise.all(
+        range(1, 500).map((i) =>
+          store.append(msg("lobby", `m${i}`)).then((r) => {
+            resolved.push(r.message.id);
+            return r;
+          })
+        ),
+      );
+
+      assert.deepEqual(results.map((r) => r.message.body), range(1, 500).map((i) => `m${i}`));
+      assert.deepEqual(ids(results.map((r) => r.message)), range(1, 500));
+      assert.deepEqual(resolved, range(1, 500));
+      // The store stamps a whole transaction with one clock reading.
+      assert.equal(new Set(results.map((r) => r.message.timestamp)).size, 1);
+    });
+  });
+});
+
+Deno.test("flush() resolves once every append issued so far is committed", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    const store = HistoryStore.open({ path, maxMessagesPerRoom: 100 });
+    const pending = [store.append(msg("lobby", "a")), store.append(msg("lobby", "b"))];
+    await store.flush();
+
+    const reader = new DatabaseSync(path);
+    try {
+      assert.equal(reader.prepare("SELECT count(*) AS n FROM messages").get()?.n, 2);
+    } finally {
+      reader.close();
+    }
+    await Promise.all(pending);
+    await store.close();
+  });
+});
+
+Deno.test("close() writes pending appends; later appends are rejected", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    const store = HistoryStore.open({ path, maxMessagesPerRoom: 100 });
+    const pending = store.append(msg("lobby", "last words"));
+    await store.close();
+    assert.equal((await pending).message.id, 1);
+    await assert.rejects(store.append(msg("lobby", "too late")), HistoryError);
+
+    await withStore({ path, maxMessagesPerRoom: 100 }, (reopened) => {
+      assert.equal(reopened.lastId("lobby"), 1);
+    });
+  });
+});
+
+Deno.test("two stores on one file assign ids without gaps or reuse", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 1000 }, async (a) => {
+      await withStore({ path, maxMessagesPerRoom: 1000 }, async (b) => {
+        const got: number[] = [];
+        for (let i = 0; i < 10; i++) {
+          const store = i % 2 === 0 ? a : b;
+          const batch = await Promise.all([
+            store.append(msg("lobby", `${i}a`)),
+            store.append(msg("lobby", `${i}b`)),
+          ]);
+          got.push(...ids(batch.map((r) => r.message)));
+        }
+        assert.deepEqual(got, range(1, 20));
+        assert.equal(a.lastId("lobby"), 20);
+        assert.deepEqual(ids(b.recent("lobby", 100)), range(1, 20));
+      });
+    });
+  });
+});
+
+Deno.test("a corrupt file is refused with a HistoryError naming the path", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    const noise = new Uint8Array(8192);
+    crypto.getRandomValues(noise);
+    await Deno.writeFile(path, noise);
+
+    assert.throws(
+      () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
+      (error) => assertHistoryError(error, path, "not a database"),
+    );
+  });
+});
+
+Deno.test("a SQLite file with a different schema is refused", async () => {
+  await withTempDir((dir) => {
+    const path = join(dir, "other.db");
+    const other = new DatabaseSync(path);
+    other.exec("CREATE TABLE messages (text TEXT)");
+    other.close();
+
+    assert.throws(
+      () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
+      (error) => assertHistoryError(error, path),
+    );
+  });
+});
+
+Deno.test("a directory as the path is refused with a HistoryError", async () => {
+  await withTempDir((dir) => {
+    assert.throws(
+      () => HistoryStore.open({ path: dir, maxMessagesPerRoom: 100 }),
+      (error) => assertHistoryError(error, dir, "unable to open"),
+    );
+  });
+});
+
+Deno.test("a path below a regular file is refused with a HistoryError", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, "file");
+    await Deno.writeTextFile(file, "");
+    const path = join(file, "parley.db");
+
+    assert.throws(
+      () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
+      (error) => assertHistoryError(error, path),
+    );
+  });
+});
+
+Deno.test({
+  name: "a directory without write permission is refused with a HistoryError",
+  ignore: !permissionsAreEnforced(),
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      await Deno.chmod(dir, 0o555);
+      const path = join(dir, "parley.db");
+
+      assert.throws(
+        () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
+        (error) => assertHistoryError(error, path),
+      );
+    });
+  },
+});
+
+Deno.test("a file locked by another connection is refused within the busy timeout", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 100 }, () => {});
+    const other = new DatabaseSync(path);
+    other.exec("BEGIN EXCLUSIVE");
+    try {
+      const started = performance.now();
+      assert.throws(
+        () => HistoryStore.open({ path, maxMessagesPerRoom: 100, busyTimeoutMs: 50 }),
+        (error) => assertHistoryError(error, path, "locked"),
+      );
+      assert.ok(performance.now() - started < 2000);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+  });
+});
+
+Deno.test("a failed write rejects its appends, and the store recovers", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 100, busyTimeoutMs: 50 }, async (store) => {
+      await store.append(msg("lobby", "before"));
+      const other = new DatabaseSync(path);
+      other.exec("BEGIN EXCLUSIVE");
+      try {
+        const results = await Promise.allSettled([
+          store.append(msg("lobby", "lost 1")),
+          store.append(msg("lobby", "lost 2", { clientId: "c-1" })),
+        ]);
+        for (const result of results) {
+          assert.equal(result.status, "rejected");
+          assertHistoryError(result.reason, path, "locked");
+        }
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+
+      const retried = await store.append(msg("lobby", "lost 2", { clientId: "c-1" }));
+      assert.deepEqual([retried.message.id, retried.duplicate], [2, false]);
+      assert.deepEqual(store.recent("lobby", 10).map((m) => m.body), ["before", "lost 2"]);
+    });
+  });
+});
+
+Deno.test("maxMessagesPerRoom below 1 is refused", () => {
+  assert.throws(
+    () => HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 0 }),
+    (error) => assertHistoryError(error, "maxMessagesPerRoom"),
+  );
+});
