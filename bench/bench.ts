@@ -18,7 +18,9 @@ import {
   formatMs,
   Histogram,
   initClockTicks,
+  type MachineSample,
   type ProcSample,
+  sampleMachine,
   sampleProc,
 } from "./stats.ts";
 import {
@@ -161,6 +163,13 @@ export interface RunResult {
   serverCpuPercent: number | null;
   /** This process's CPU over the measured window, in percent of one core. */
   loadCpuPercent: number | null;
+  /**
+   * CPU used by everything else on the machine over the measured window, in percent of one core:
+   * other processes competing with the run make its figures unreliable.
+   */
+  otherCpuPercent: number | null;
+  /** CPU stolen by the hypervisor over the measured window, in percent of one core. */
+  stealCpuPercent: number | null;
   /** Time from the end of sending until the counts stopped changing. */
   drainMs: number;
   serverCpus: string | null;
@@ -428,9 +437,18 @@ async function measure(
     }
   };
   await untilUs(warmupEndUs, "warm-up");
-  [serverFrom, loadFrom] = await Promise.all([server(), sampleProc("self")]);
+  let machineFrom: MachineSample | null;
+  [serverFrom, loadFrom, machineFrom] = await Promise.all([
+    server(),
+    sampleProc("self"),
+    sampleMachine(),
+  ]);
   await untilUs(sendEndUs, "measure");
-  const [serverTo, loadTo] = await Promise.all([server(), sampleProc("self")]);
+  const [serverTo, loadTo, machineTo] = await Promise.all([
+    server(),
+    sampleProc("self"),
+    sampleMachine(),
+  ]);
 
   // Drain: until everything expected arrived, or the counts stop changing, or the timeout.
   const drainStart = performance.now();
@@ -510,10 +528,32 @@ async function measure(
       : null,
     serverCpuPercent: round1(cpuPercent(serverFrom, serverTo)),
     loadCpuPercent: round1(cpuPercent(loadFrom, loadTo)),
+    ...otherCpu(machineFrom, machineTo, serverFrom, serverTo, loadFrom, loadTo),
     drainMs: Math.round(drainMs),
     serverCpus: process?.cpus ?? null,
     loadCpus,
     workers: workers.length,
+  };
+}
+
+function otherCpu(
+  machineFrom: MachineSample | null,
+  machineTo: MachineSample | null,
+  serverFrom: ProcSample | null,
+  serverTo: ProcSample | null,
+  loadFrom: ProcSample | null,
+  loadTo: ProcSample | null,
+): { otherCpuPercent: number | null; stealCpuPercent: number | null } {
+  if (!machineFrom || !machineTo || machineTo.at <= machineFrom.at) {
+    return { otherCpuPercent: null, stealCpuPercent: null };
+  }
+  const seconds = (machineTo.at - machineFrom.at) / 1000;
+  const ours = (serverTo && serverFrom ? serverTo.cpuSeconds - serverFrom.cpuSeconds : 0) +
+    (loadTo && loadFrom ? loadTo.cpuSeconds - loadFrom.cpuSeconds : 0);
+  const busy = machineTo.busySeconds - machineFrom.busySeconds;
+  return {
+    otherCpuPercent: round1(Math.max(0, (100 * (busy - ours)) / seconds)),
+    stealCpuPercent: round1((100 * (machineTo.stealSeconds - machineFrom.stealSeconds)) / seconds),
   };
 }
 
@@ -568,6 +608,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       warnings.push(
         `${run.target}: the load generator used ${run.loadCpuPercent}% CPU of ${limit}%: ` +
           "it may be the bottleneck, so the figures are a lower bound",
+      );
+    }
+    if (run.otherCpuPercent !== null && run.otherCpuPercent > 15) {
+      warnings.push(
+        `${run.target}: other processes used ${run.otherCpuPercent}% CPU during the measurement ` +
+          "(the machine was not quiet): its figures are unreliable",
       );
     }
     if (run.connectFailures > 0) {
@@ -644,6 +690,11 @@ export function formatReport(report: BenchReport): string {
     [
       "load CPU (this tool)",
       (r) => (r.loadCpuPercent === null ? "-" : `${r.loadCpuPercent}%`),
+      null,
+    ],
+    [
+      "other processes' CPU",
+      (r) => (r.otherCpuPercent === null ? "-" : `${r.otherCpuPercent}%`),
       null,
     ],
     ["drain", (r) => formatMs(r.drainMs), null],

@@ -143,6 +143,31 @@ export async function sampleProc(pid: number | "self"): Promise<ProcSample | nul
   }
 }
 
+/** CPU time used by every process on the machine, from the first line of `/proc/stat`. */
+export interface MachineSample {
+  /** Non-idle CPU seconds over all cores (user, nice, system, irq, softirq). */
+  busySeconds: number;
+  /** Seconds the hypervisor ran something else while a CPU wanted to run (steal). */
+  stealSeconds: number;
+  at: number;
+}
+
+/** Samples `/proc/stat`; null where it cannot be read. */
+export async function sampleMachine(): Promise<MachineSample | null> {
+  try {
+    const out = await new Deno.Command("cat", { args: ["/proc/stat"], stdout: "piped" }).output();
+    if (!out.success) return null;
+    const at = performance.now();
+    const line = new TextDecoder().decode(out.stdout).split("\n")[0];
+    // cpu user nice system idle iowait irq softirq steal ...
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6];
+    return { busySeconds: busy / clockTicks, stealSeconds: (f[7] ?? 0) / clockTicks, at };
+  } catch {
+    return null;
+  }
+}
+
 /** CPU use between two samples in percent of one core; null if either sample is missing. */
 export function cpuPercent(from: ProcSample | null, to: ProcSample | null): number | null {
   if (!from || !to || to.at <= from.at) return null;
