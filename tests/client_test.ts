@@ -352,3 +352,39 @@ Deno.test("a client that answers no ping for limits.idleTimeoutSeconds is closed
   assert.equal(await within(closeFrame(), "the idle close", 10_000), 1001);
   conn.close();
 });
+
+Deno.test("resuming with since under continuous publishing loses nothing and repeats nothing", async () => {
+  await using server = await startTestServer({ limits: { messagesPerSecond: 1e6, burst: 1e6 } });
+  const { client: writer } = await joinRoom(server, { room: "seam", userName: "writer" });
+  const total = 600;
+  let sent = 0;
+  // The writer keeps 8 messages in flight the whole time the reader comes and goes.
+  const writing = (async () => {
+    while (sent < total) {
+      const acked = writer.events.filter((e) => e.type === "ack").length;
+      while (sent < total && sent - acked < 8) {
+        writer.send({ type: "message", body: `n${sent + 1}`, clientId: `w${sent}` });
+        sent++;
+      }
+      await writer.waitFor("ack", Math.min(acked + 1, total));
+    }
+    await writer.waitFor("ack", total);
+  })();
+  const seen: number[] = [];
+  let since = "0";
+  for (let round = 0; round < 20 && seen.at(-1) !== total; round++) {
+    const { client: reader } = await joinRoom(server, { room: "seam", userName: "reader", since });
+    const want = Math.min(total - seen.length, 25 + round);
+    const got = await reader.waitFor("message", want);
+    for (const message of got.slice(0, want)) seen.push(message.id);
+    since = String(seen.at(-1));
+    await reader.close();
+  }
+  await writing;
+  assert.equal(seen.length, total);
+  assert.equal(seen[0], 1);
+  for (let i = 1; i < seen.length; i++) {
+    assert.equal(seen[i], seen[i - 1] + 1, `after ${seen[i - 1]} came ${seen[i]}`);
+  }
+  await writer.close();
+});
