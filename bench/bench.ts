@@ -597,7 +597,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       baseline = await runOnce(options, { kind: "baseline", serverCpus }, loadCpus);
     }
     if (options.target !== "baseline") {
-      parley = await runOnce(options, { kind: "parley", serverCpus }, loadCpus);
+      try {
+        parley = await runOnce(options, { kind: "parley", serverCpus }, loadCpus);
+      } catch (error) {
+        // Keep the baseline's figures: report parley's failure instead of losing the run.
+        if (!baseline) throw error;
+        warnings.push(`parley run failed: ${(error as Error).message}`);
+      }
     }
     primary = (parley ?? baseline)!;
   }
