@@ -1,35 +1,44 @@
 /**
- * How a room's messages reach the other workers of this instance: a `BroadcastChannel`.
+ * How rooms reach the other workers of this instance: a `BroadcastChannel` carrying stored
+ * messages and who is present.
  *
  * Delivery on a channel is best effort (a receiver that falls behind loses messages), which is
- * why rooms order by id and fill gaps from the history store instead of trusting the bus.
+ * why rooms order messages by id and fill gaps from the history store instead of trusting the bus.
  */
 
 import type { ChatMessage } from "./message.ts";
 
-/** Carries stored messages to the rooms of every other worker sharing the history store. */
+/** What a worker tells the others: a message it stored, or who is present through it. */
+export type BusEvent =
+  | { kind: "message"; message: ChatMessage }
+  | { kind: "presence"; room: string; users: string[] };
+
+/** A {@link BusEvent} as received, with the id of the worker that sent it. */
+export type ReceivedEvent = BusEvent & { from: string };
+
+/** Carries events to the rooms of every other worker sharing the history store. */
 export interface Bus {
-  /** Tells the other workers about a message this one stored. */
-  publish(message: ChatMessage): void;
-  /** Registers the receiver of messages the other workers stored. */
-  onMessage(handler: (message: ChatMessage) => void): void;
+  publish(event: BusEvent): void;
+  /** Registers the receiver of the other workers' events. */
+  onEvent(handler: (event: ReceivedEvent) => void): void;
   close(): void;
 }
 
 /** A {@link Bus} on a `BroadcastChannel`; workers that share a store share the channel name. */
 export class BroadcastChannelBus implements Bus {
   readonly #channel: BroadcastChannel;
+  readonly #id = crypto.randomUUID();
 
   constructor(name: string) {
     this.#channel = new BroadcastChannel(name);
   }
 
-  publish(message: ChatMessage): void {
-    this.#channel.postMessage(message);
+  publish(event: BusEvent): void {
+    this.#channel.postMessage({ ...event, from: this.#id });
   }
 
-  onMessage(handler: (message: ChatMessage) => void): void {
-    this.#channel.onmessage = (event: MessageEvent<ChatMessage>) => handler(event.data);
+  onEvent(handler: (event: ReceivedEvent) => void): void {
+    this.#channel.onmessage = (event: MessageEvent<ReceivedEvent>) => handler(event.data);
   }
 
   close(): void {

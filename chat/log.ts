@@ -5,8 +5,11 @@ export class Logger {
   readonly #file: Deno.FsFile;
   readonly #encoder = new TextEncoder();
 
-  /** Opens `path` for appending (never truncating); `stderr: false` keeps tests quiet. */
-  constructor(readonly path: string, private readonly stderr = true) {
+  /**
+   * Opens `path` for appending (never truncating); `stderr: false` keeps tests quiet, and `name`
+   * tells apart the lines of workers sharing the file.
+   */
+  constructor(readonly path: string, private readonly stderr = true, private readonly name = "") {
     this.#file = Deno.openSync(path, { append: true, create: true });
   }
 
@@ -19,7 +22,9 @@ export class Logger {
   }
 
   #write(level: string, message: string): void {
-    const line = this.#encoder.encode(`${new Date().toISOString()} ${level} ${message}\n`);
+    const line = this.#encoder.encode(
+      `${new Date().toISOString()} ${level} ${this.name ? `${this.name}: ` : ""}${message}\n`,
+    );
     if (this.stderr) Deno.stderr.writeSync(line);
     try {
       this.#file.writeSync(line);

@@ -127,7 +127,7 @@ export class Subscription implements AsyncIterableIterator<Batch> {
 /** A room's members, history and subscribers. Rooms are made by {@link Rooms}. */
 export class Room {
   readonly #subscribers = new Set<Subscription>();
-  /** Present names, in order of arrival, with how many connections each has. */
+  /** Names present through this process, in order of arrival, with their connection counts. */
   readonly #present = new Map<string, number>();
   #open: Batch | null = null;
   /** The highest message id delivered to subscribers: ids are the truth about order and gaps. */
@@ -141,19 +141,19 @@ export class Room {
     readonly name: string,
     readonly history: HistoryStore,
     private readonly bus: Bus,
+    /** Names present through other workers, by worker; kept by {@link Rooms} across reopening. */
+    private readonly remote: Map<string, string[]>,
     private readonly onEmpty: (room: Room) => void,
   ) {
     this.#delivered = history.lastId(name);
   }
 
-  /** Names present, in order of arrival. */
+  /** Names present here and in other workers, in order of arrival. */
   get users(): string[] {
-    return [...this.#present.keys()];
-  }
-
-  /** Open subscriptions: one per connected client. */
-  get connections(): number {
-    return this.#subscribers.size;
+    if (this.remote.size === 0) return [...this.#present.keys()];
+    const names = new Set(this.#present.keys());
+    for (const list of this.remote.values()) for (const name of list) names.add(name);
+    return [...names];
   }
 
   /** The newest message id in the room, 0 if it has none. */
@@ -176,8 +176,7 @@ export class Room {
   /** Marks a name present; the first connection under a name tells the room it joined. */
   join(userName: string): void {
     const count = this.#present.get(userName) ?? 0;
-    this.#present.set(userName, count + 1);
-    if (count === 0) this.#emit({ type: "join", userName, users: this.users });
+    this.#changePresence(() => this.#present.set(userName, count + 1), count === 0);
   }
 
   /** Undoes one {@link join}; the last connection under a name tells the room it left. */
@@ -188,9 +187,30 @@ export class Room {
       this.#present.set(userName, count - 1);
       return;
     }
-    this.#present.delete(userName);
-    this.#emit({ type: "leave", userName, users: this.users });
+    this.#changePresence(() => this.#present.delete(userName), true);
     this.#maybeEmpty();
+  }
+
+  /** Takes another worker's list of who is present through it. */
+  setRemote(worker: string, users: string[]): void {
+    this.#changePresence(() => {
+      if (users.length === 0) this.remote.delete(worker);
+      else this.remote.set(worker, users);
+    }, false);
+  }
+
+  /** Applies a change and emits join and leave events for names that came or went overall. */
+  #changePresence(change: () => void, tellOthers: boolean): void {
+    const before = new Set(this.users);
+    change();
+    const after = this.users;
+    if (tellOthers) {
+      this.bus.publish({ kind: "presence", room: this.name, users: [...this.#present.keys()] });
+    }
+    for (const userName of after) {
+      if (!before.delete(userName)) this.#emit({ type: "join", userName, users: after });
+    }
+    for (const userName of before) this.#emit({ type: "leave", userName, users: after });
   }
 
   /**
@@ -206,7 +226,7 @@ export class Room {
       const result = await this.history.append({ ...message, room: this.name });
       if (!result.duplicate) {
         this.accept(result.message);
-        this.bus.publish(result.message);
+        this.bus.publish({ kind: "message", message: result.message });
       }
       return result;
     } finally {
@@ -261,17 +281,36 @@ export class Room {
 /** The rooms this process has open: made on first use, dropped when nobody is in them. */
 export class Rooms {
   readonly #rooms = new Map<string, Room>();
+  /** Who is present through other workers, by room, then by worker. */
+  readonly #remote = new Map<string, Map<string, string[]>>();
 
   constructor(readonly history: HistoryStore, readonly bus: Bus) {
-    bus.onMessage((message) => this.#rooms.get(message.room)?.accept(message));
+    bus.onEvent((event) => {
+      if (event.kind === "message") {
+        this.#rooms.get(event.message.room)?.accept(event.message);
+        return;
+      }
+      const room = this.#rooms.get(event.room);
+      if (room !== undefined) return room.setRemote(event.from, event.users);
+      const remote = this.#remoteFor(event.room);
+      if (event.users.length > 0) remote.set(event.from, event.users);
+      else if (remote.delete(event.from) && remote.size === 0) this.#remote.delete(event.room);
+    });
+  }
+
+  #remoteFor(name: string): Map<string, string[]> {
+    let remote = this.#remote.get(name);
+    if (remote === undefined) this.#remote.set(name, remote = new Map());
+    return remote;
   }
 
   /** The room of that (validated) name, opened if needed. */
   get(name: string): Room {
     let room = this.#rooms.get(name);
     if (room === undefined) {
-      room = new Room(name, this.history, this.bus, (r) => {
+      room = new Room(name, this.history, this.bus, this.#remoteFor(name), (r) => {
         if (this.#rooms.get(r.name) === r) this.#rooms.delete(r.name);
+        if (this.#remote.get(r.name)?.size === 0) this.#remote.delete(r.name);
       });
       this.#rooms.set(name, room);
     }
@@ -281,5 +320,15 @@ export class Rooms {
   /** The open rooms. */
   open(): Room[] {
     return [...this.#rooms.values()];
+  }
+
+  /** Rooms with someone present here or in another worker, and how many names each has. */
+  presence(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [name, remote] of this.#remote) {
+      counts.set(name, new Set([...remote.values()].flat()).size);
+    }
+    for (const room of this.#rooms.values()) counts.set(room.name, room.users.length);
+    return counts;
   }
 }

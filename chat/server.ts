@@ -48,6 +48,8 @@ export interface ServerOptions {
   quiet?: boolean;
   /** Share the port with other workers (`workers` > 1). */
   reusePort?: boolean;
+  /** Prefixes this server's log lines, e.g. "worker 2". */
+  name?: string;
 }
 
 /** A user's mistake in an HTTP request: answered with its status and `{"error": message}`. */
@@ -66,7 +68,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   let log: Logger;
   try {
-    log = new Logger(config.logfilePath, !options.quiet);
+    log = new Logger(config.logfilePath, !options.quiet, options.name);
   } catch (error) {
     throw new StartupError(
       `cannot open the log file ${config.logfilePath}: ${(error as Error).message}; ` +
@@ -269,8 +271,8 @@ export async function startServer(
   function roomList(): { room: string; users: number; lastId: number }[] {
     const list = new Map<string, { room: string; users: number; lastId: number }>();
     for (const { room, lastId } of history.rooms()) list.set(room, { room, users: 0, lastId });
-    for (const room of rooms.open()) {
-      list.set(room.name, { room: room.name, users: room.users.length, lastId: room.lastId });
+    for (const [room, users] of rooms.presence()) {
+      list.set(room, { room, users, lastId: history.lastId(room) });
     }
     return [...list.values()].sort((a, b) => a.room.localeCompare(b.room));
   }

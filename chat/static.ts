@@ -3,6 +3,7 @@
  * puts them inside the binary, and nothing is read from disk at run time.
  */
 
+import { createHash } from "node:crypto";
 import html from "../static/chat.html" with { type: "text" };
 import css from "../static/chat.css" with { type: "text" };
 import js from "../static/chat.js" with { type: "text" };
@@ -19,23 +20,20 @@ export interface Asset {
   etag: string;
 }
 
-async function asset(text: string, type: string): Promise<Asset> {
+function asset(text: string, type: string): Asset {
   const body = new TextEncoder().encode(text);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
-  const etag = `"${
-    Array.from(digest.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("")
-  }"`;
+  const etag = `"${createHash("sha256").update(body).digest("hex").slice(0, 24)}"`;
   return { body, type, etag };
 }
 
-const page = await asset(html, "text/html; charset=utf-8");
+const page = asset(html, "text/html; charset=utf-8");
 
 /** The assets by path. */
 export const assets: ReadonlyMap<string, Asset> = new Map([
   ["/", page],
   ["/messages", page],
-  ["/chat.css", await asset(css, "text/css; charset=utf-8")],
-  ["/chat.js", await asset(js, "text/javascript; charset=utf-8")],
+  ["/chat.css", asset(css, "text/css; charset=utf-8")],
+  ["/chat.js", asset(js, "text/javascript; charset=utf-8")],
 ]);
 
 /** Answers GET or HEAD for an asset, with 304 when the client's copy is current. */
