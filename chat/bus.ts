@@ -28,12 +28,15 @@ export interface Bus {
 export class BroadcastChannelBus implements Bus {
   readonly #channel: BroadcastChannel;
   readonly #id = crypto.randomUUID();
+  #closed = false;
 
   constructor(name: string) {
     this.#channel = new BroadcastChannel(name);
   }
 
   publish(event: BusEvent): void {
+    // A room may still announce a departure after shutdown closed the channel.
+    if (this.#closed) return;
     this.#channel.postMessage({ ...event, from: this.#id });
   }
 
@@ -42,6 +45,7 @@ export class BroadcastChannelBus implements Bus {
   }
 
   close(): void {
+    this.#closed = true;
     this.#channel.close();
   }
 }

@@ -156,6 +156,7 @@ export class Client {
         room: room.name,
         userName: this.#userName ?? "",
         users: room.users,
+        userCount: room.userCount,
         lastId,
       };
       if (!recovered) welcome.recovered = false;

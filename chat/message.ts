@@ -34,7 +34,9 @@ export type ServerEvent =
     type: "welcome";
     room: string;
     userName: string;
+    /** The first names present (at most 100): `userCount` says how many there are. */
     users: string[];
+    userCount: number;
     lastId: number;
     recovered?: boolean;
   }

@@ -6,6 +6,7 @@
  * batch however many messages it holds.
  */
 
+import { setImmediate } from "node:timers";
 import type { Bus } from "./bus.ts";
 import type { HistoryStore, NewMessage } from "./history.ts";
 import {
@@ -68,6 +69,12 @@ function isMessage(event: RoomEvent): event is Extract<RoomEvent, { type: "messa
 export class SubscriberOverflowError extends Error {
   override name = "SubscriberOverflowError";
 }
+
+/**
+ * Presence lists name at most this many people, and a room with more present does not announce
+ * each join and leave: both would cost the size of the room for every change, for everyone.
+ */
+export const MAX_LISTED_USERS = 100;
 
 /** Batches a subscription may hold unread before it is ended as too slow. */
 const MAX_QUEUED_BATCHES = 4096;
@@ -136,6 +143,7 @@ export class Room {
   readonly #ahead = new Map<number, ChatMessage>();
   /** Publishes awaiting the store: the room stays open until they are delivered. */
   #publishing = 0;
+  #announcing = false;
 
   constructor(
     readonly name: string,
@@ -148,12 +156,30 @@ export class Room {
     this.#delivered = history.lastId(name);
   }
 
-  /** Names present here and in other workers, in order of arrival. */
+  /** How many names are present here and in other workers. */
+  get userCount(): number {
+    return this.remote.size === 0 ? this.#present.size : this.#allNames().size;
+  }
+
+  /** Names present, in order of arrival: at most {@link MAX_LISTED_USERS} of them. */
   get users(): string[] {
-    if (this.remote.size === 0) return [...this.#present.keys()];
+    const names: string[] = [];
+    const all = this.remote.size === 0 ? this.#present.keys() : this.#allNames().values();
+    for (const name of all) {
+      if (names.push(name) === MAX_LISTED_USERS) break;
+    }
+    return names;
+  }
+
+  #allNames(): Set<string> {
     const names = new Set(this.#present.keys());
     for (const list of this.remote.values()) for (const name of list) names.add(name);
-    return [...names];
+    return names;
+  }
+
+  #presentElsewhere(userName: string): boolean {
+    for (const list of this.remote.values()) if (list.includes(userName)) return true;
+    return false;
   }
 
   /** The newest message id in the room, 0 if it has none. */
@@ -176,7 +202,10 @@ export class Room {
   /** Marks a name present; the first connection under a name tells the room it joined. */
   join(userName: string): void {
     const count = this.#present.get(userName) ?? 0;
-    this.#changePresence(() => this.#present.set(userName, count + 1), count === 0);
+    this.#present.set(userName, count + 1);
+    if (count > 0) return;
+    this.#announce();
+    if (!this.#presentElsewhere(userName)) this.#presenceEvent("join", userName);
   }
 
   /** Undoes one {@link join}; the last connection under a name tells the room it left. */
@@ -187,30 +216,39 @@ export class Room {
       this.#present.set(userName, count - 1);
       return;
     }
-    this.#changePresence(() => this.#present.delete(userName), true);
+    this.#present.delete(userName);
+    this.#announce();
+    if (!this.#presentElsewhere(userName)) this.#presenceEvent("leave", userName);
     this.#maybeEmpty();
   }
 
   /** Takes another worker's list of who is present through it. */
   setRemote(worker: string, users: string[]): void {
-    this.#changePresence(() => {
-      if (users.length === 0) this.remote.delete(worker);
-      else this.remote.set(worker, users);
-    }, false);
+    const before = this.#allNames();
+    if (users.length === 0) this.remote.delete(worker);
+    else this.remote.set(worker, users);
+    const after = this.#allNames();
+    for (const userName of after) if (!before.has(userName)) this.#presenceEvent("join", userName);
+    for (const userName of before) if (!after.has(userName)) this.#presenceEvent("leave", userName);
   }
 
-  /** Applies a change and emits join and leave events for names that came or went overall. */
-  #changePresence(change: () => void, tellOthers: boolean): void {
-    const before = new Set(this.users);
-    change();
-    const after = this.users;
-    if (tellOthers) {
+  /**
+   * Tells the room someone came or went, while the list of who is here is short enough to send:
+   * in a larger room every change would send the whole list to everyone.
+   */
+  #presenceEvent(type: "join" | "leave", userName: string): void {
+    if (this.#subscribers.size === 0 || this.userCount > MAX_LISTED_USERS) return;
+    this.#emit({ type, userName, users: this.users });
+  }
+
+  /** Tells the other workers who is present here, once per turn however many came or went. */
+  #announce(): void {
+    if (this.#announcing) return;
+    this.#announcing = true;
+    setImmediate(() => {
+      this.#announcing = false;
       this.bus.publish({ kind: "presence", room: this.name, users: [...this.#present.keys()] });
-    }
-    for (const userName of after) {
-      if (!before.delete(userName)) this.#emit({ type: "join", userName, users: after });
-    }
-    for (const userName of before) this.#emit({ type: "leave", userName, users: after });
+    });
   }
 
   /**
@@ -328,7 +366,7 @@ export class Rooms {
     for (const [name, remote] of this.#remote) {
       counts.set(name, new Set([...remote.values()].flat()).size);
     }
-    for (const room of this.#rooms.values()) counts.set(room.name, room.users.length);
+    for (const room of this.#rooms.values()) counts.set(room.name, room.userCount);
     return counts;
   }
 }

@@ -14,6 +14,7 @@ Deno.test("a parley.v1 client is welcomed with the room, its name and who is onl
     room: "ops",
     userName: "ann",
     users: ["ann"],
+    userCount: 1,
     lastId: 0,
   });
   const { client: bob, welcome: second } = await joinRoom(server, { room: "ops", userName: "bob" });
@@ -387,4 +388,25 @@ Deno.test("resuming with since under continuous publishing loses nothing and rep
     assert.equal(seen[i], seen[i - 1] + 1, `after ${seen[i - 1]} came ${seen[i]}`);
   }
   await writer.close();
+});
+
+Deno.test("a room of more than 100 lists the first 100 names and announces no joins", async () => {
+  await using server = await startTestServer({ limits: { maxConnectionsPerIp: 200 } });
+  const { client: first } = await joinRoom(server, { room: "big", userName: "u0" });
+  const clients = [first];
+  for (let i = 1; i <= 101; i++) {
+    clients.push((await joinRoom(server, { room: "big", userName: `u${i}` })).client);
+  }
+  const joins = await first.waitFor("join", 99);
+  assert.deepEqual(joins.at(-1)!.users.length, 100);
+  const { client: late, welcome } = await joinRoom(server, { room: "big", userName: "late" });
+  assert.equal(welcome.userCount, 103);
+  assert.equal(welcome.users.length, 100);
+  assert.equal(welcome.users[0], "u0");
+  const rooms = await (await fetch(new URL("/rooms", server.url))).json();
+  assert.deepEqual(rooms, [{ room: "big", users: 103, lastId: 0 }]);
+  late.send({ type: "message", body: "still delivered", clientId: "1" });
+  await first.waitFor("message", 1);
+  assert.equal(first.events.filter((e) => e.type === "join").length, 99);
+  await Promise.all([...clients, late].map((c) => c.close()));
 });

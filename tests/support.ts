@@ -85,6 +85,7 @@ export interface Event {
   body: string;
   timestamp: string;
   users: string[];
+  userCount: number;
   lastId: number;
   recovered?: boolean;
   clientId: string;
