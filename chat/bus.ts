@@ -1,51 +1,283 @@
 /**
- * How rooms reach the other workers of this instance: a `BroadcastChannel` carrying stored
- * messages and who is present.
+ * How a room's messages and presence reach every worker and instance, and who assigns ids.
  *
- * Delivery on a channel is best effort (a receiver that falls behind loses messages), which is
- * why rooms order messages by id and fill gaps from the history store instead of trusting the bus.
+ * - {@link LocalBus}: one instance. Its history store assigns ids; a `BroadcastChannel` carries
+ *   messages and presence between its workers.
+ * - {@link RedisBus}: several instances. A Lua script in Redis assigns ids, appends the message to
+ *   the room's stream and publishes it, so the order is Redis's; every instance records what it
+ *   receives in its own history store, filling gaps from the stream.
+ *
+ * Delivery is best effort on both (a `BroadcastChannel` drops for a receiver that falls behind, a
+ * Redis subscription misses what is published while it reconnects), which is why rooms order
+ * messages by id and fill gaps from stored history instead of trusting the bus.
  */
 
+import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
 import type { ChatMessage } from "./message.ts";
 
-/** What a worker tells the others: a message it stored, or who is present through it. */
+/** What a room hears from the bus: a stored message, or who is present through another worker. */
 export type BusEvent =
   | { kind: "message"; message: ChatMessage }
-  | { kind: "presence"; room: string; users: string[] };
+  | { kind: "presence"; room: string; users: string[]; from: string };
 
-/** A {@link BusEvent} as received, with the id of the worker that sent it. */
-export type ReceivedEvent = BusEvent & { from: string };
-
-/** Carries events to the rooms of every other worker sharing the history store. */
+/** Carries a room's messages and presence between workers and instances. */
 export interface Bus {
-  publish(event: BusEvent): void;
-  /** Registers the receiver of the other workers' events. */
-  onEvent(handler: (event: ReceivedEvent) => void): void;
-  close(): void;
+  /**
+   * Stores a message durably with its room's next id, and delivers it to the rooms of every
+   * worker and instance, this one's included. A resend of a known `clientId` returns the
+   * original and delivers nothing.
+   */
+  append(message: NewMessage): Promise<AppendResult>;
+  /** Tells the other workers and instances who is present in a room through this one. */
+  announce(room: string, users: string[]): void;
+  /** Registers the receiver of every event. */
+  onEvent(handler: (event: BusEvent) => void): void;
+  /**
+   * Brings the room's local history up to date with the shared one before someone joins it, or
+   * null when it always is.
+   */
+  catchUp(room: string): Promise<void> | null;
+  close(): Promise<void>;
 }
 
-/** A {@link Bus} on a `BroadcastChannel`; workers that share a store share the channel name. */
-export class BroadcastChannelBus implements Bus {
+/** The {@link Bus} of one instance: ids from the history store, workers on a `BroadcastChannel`. */
+export class LocalBus implements Bus {
   readonly #channel: BroadcastChannel;
   readonly #id = crypto.randomUUID();
+  #handler: (event: BusEvent) => void = () => {};
   #closed = false;
 
-  constructor(name: string) {
-    this.#channel = new BroadcastChannel(name);
+  /** Workers that share a history store must share `channelName`. */
+  constructor(private readonly history: HistoryStore, channelName: string) {
+    this.#channel = new BroadcastChannel(channelName);
+    this.#channel.onmessage = (event: MessageEvent<BusEvent>) => this.#handler(event.data);
   }
 
-  publish(event: BusEvent): void {
+  async append(message: NewMessage): Promise<AppendResult> {
+    const result = await this.history.append(message);
+    if (!result.duplicate) {
+      const event: BusEvent = { kind: "message", message: result.message };
+      this.#handler(event);
+      this.#post(event);
+    }
+    return result;
+  }
+
+  announce(room: string, users: string[]): void {
+    this.#post({ kind: "presence", room, users, from: this.#id });
+  }
+
+  onEvent(handler: (event: BusEvent) => void): void {
+    this.#handler = handler;
+  }
+
+  catchUp(): null {
+    return null;
+  }
+
+  #post(event: BusEvent): void {
     // A room may still announce a departure after shutdown closed the channel.
-    if (this.#closed) return;
-    this.#channel.postMessage({ ...event, from: this.#id });
+    if (!this.#closed) this.#channel.postMessage(event);
   }
 
-  onEvent(handler: (event: ReceivedEvent) => void): void {
-    this.#channel.onmessage = (event: MessageEvent<ReceivedEvent>) => handler(event.data);
-  }
-
-  close(): void {
+  close(): Promise<void> {
     this.#closed = true;
     this.#channel.close();
+    return Promise.resolve();
+  }
+}
+
+/** Everything parley keeps in Redis starts with this; a room's keys share its hash tag. */
+const PREFIX = "parley:";
+const CHANNEL = `${PREFIX}events`;
+/** How long Redis remembers a clientId for dedupe: longer than any client retries. */
+const DEDUPE_SECONDS = 86400;
+
+/**
+ * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
+ * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
+ * KEYS: sequence, stream, clientId key ("" for none). ARGV: room, userName, body, max length.
+ * Returns {1, original} for a known clientId, else {0, message}; messages are JSON.
+ */
+const APPEND_SCRIPT = `
+if KEYS[3] ~= '' then
+  local original = redis.call('GET', KEYS[3])
+  if original then return {1, original} end
+end
+local id = redis.call('INCR', KEYS[1])
+local now = redis.call('TIME')
+local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+local message = cjson.encode({id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms})
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'm', message)
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], message, 'EX', ${DEDUPE_SECONDS}) end
+redis.call('PUBLISH', '${CHANNEL}', message)
+return {0, message}
+`;
+
+/** A message as the script writes it: the time is milliseconds since the epoch, as text. */
+interface RedisMessage {
+  id: number;
+  room: string;
+  userName: string;
+  body: string;
+  ms: string;
+}
+
+function fromRedis(json: string): ChatMessage {
+  const { id, room, userName, body, ms } = JSON.parse(json) as RedisMessage;
+  return { id, room, userName, body, timestamp: new Date(Number(ms)).toISOString() };
+}
+
+type RedisClient = import("@redis/client").RedisClientType;
+
+/**
+ * The {@link Bus} of several instances sharing rooms through a Redis server. The client library
+ * is loaded only when `redis` is configured.
+ */
+export class RedisBus implements Bus {
+  readonly #id = crypto.randomUUID();
+  #handler: (event: BusEvent) => void = () => {};
+  /** Received messages not yet recorded and delivered. */
+  #inbound: ChatMessage[] = [];
+  /** Recording and delivery happen one step at a time, in order. */
+  #chain: Promise<void> = Promise.resolve();
+  /** Rooms seen, to catch up after a lost connection. */
+  readonly #rooms = new Set<string>();
+
+  private constructor(
+    private readonly client: RedisClient,
+    private readonly subscriber: RedisClient,
+    private readonly history: HistoryStore,
+    private readonly maxPerRoom: number,
+    private readonly onError: (message: string) => void,
+  ) {}
+
+  /** Connects to Redis; a server that cannot be reached at start-up is an error. */
+  static async connect(
+    url: string,
+    history: HistoryStore,
+    maxPerRoom: number,
+    onError: (message: string) => void,
+  ): Promise<RedisBus> {
+    const { createClient } = await import("@redis/client");
+    let started = false;
+    const options = {
+      url,
+      // Fail a publish at once while Redis is away (the client retries with its clientId),
+      // instead of queueing it without bound.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 5000,
+        reconnectStrategy: (retries: number, cause: Error) =>
+          started ? Math.min(100 * 2 ** retries, 2000) : cause,
+      },
+    };
+    const client = createClient(options) as unknown as RedisClient;
+    const subscriber = createClient(options) as unknown as RedisClient;
+    const bus = new RedisBus(client, subscriber, history, maxPerRoom, onError);
+    for (const c of [client, subscriber]) {
+      c.on("error", (error: Error) => started && onError(`redis: ${error.message}`));
+    }
+    try {
+      await client.connect();
+      await subscriber.connect();
+      await subscriber.subscribe(CHANNEL, (text: string) => bus.#receive(text));
+    } catch (error) {
+      await Promise.allSettled([client.destroy(), subscriber.destroy()]);
+      throw new Error(
+        `cannot reach Redis at ${url}: ${(error as Error).message}; start it or fix "redis"`,
+      );
+    }
+    started = true;
+    // Whatever was published while the subscription was down is in the streams.
+    subscriber.on("ready", () => {
+      for (const room of bus.#rooms) bus.catchUp(room);
+    });
+    return bus;
+  }
+
+  async append(message: NewMessage): Promise<AppendResult> {
+    const { room, userName, body, clientId } = message;
+    this.#rooms.add(room);
+    const tag = `${PREFIX}{${room}}`;
+    const reply = await this.client.eval(APPEND_SCRIPT, {
+      keys: [
+        `${tag}:seq`,
+        `${tag}:log`,
+        clientId === undefined ? "" : `${tag}:client:${userName}\n${clientId}`,
+      ],
+      arguments: [room, userName, body, String(this.maxPerRoom)],
+    }) as [number, string];
+    // The message reaches this instance's rooms through the subscription, like everyone else's.
+    return { message: fromRedis(reply[1]), duplicate: reply[0] === 1 };
+  }
+
+  announce(room: string, users: string[]): void {
+    const event: BusEvent = { kind: "presence", room, users, from: this.#id };
+    this.client.publish(CHANNEL, JSON.stringify(event)).catch(() => {});
+  }
+
+  onEvent(handler: (event: BusEvent) => void): void {
+    this.#handler = handler;
+  }
+
+  catchUp(room: string): Promise<void> {
+    this.#rooms.add(room);
+    return this.#step(async () => {
+      const from = this.history.lastId(room) + 1;
+      this.#record(await this.#range(room, from, "+"));
+    });
+  }
+
+  #receive(text: string): void {
+    const event = JSON.parse(text) as BusEvent | RedisMessage;
+    if ("kind" in event) {
+      if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
+      return;
+    }
+    this.#inbound.push(fromRedis(text));
+    if (this.#inbound.length === 1) this.#step(() => this.#drain());
+  }
+
+  /** Records and delivers what arrived, fetching from the stream whatever fell in a gap. */
+  async #drain(): Promise<void> {
+    const arrived = this.#inbound;
+    this.#inbound = [];
+    const byRoom = Map.groupBy(arrived, (message) => message.room);
+    for (const [room, messages] of byRoom) {
+      this.#rooms.add(room);
+      const last = this.history.lastId(room);
+      const fresh = messages.filter((m) => m.id > last).sort((a, b) => a.id - b.id);
+      if (fresh.length === 0) continue;
+      const contiguous = fresh.every((m, i) => m.id === last + 1 + i);
+      this.#record(contiguous ? fresh : await this.#range(room, last + 1, fresh.at(-1)!.id));
+    }
+  }
+
+  async #range(room: string, from: number, to: number | "+"): Promise<ChatMessage[]> {
+    const entries = await this.client.xRange(
+      `${PREFIX}{${room}}:log`,
+      `${from}-0`,
+      to === "+" ? "+" : `${to}-0`,
+    );
+    return entries.map((entry) => fromRedis(entry.message.m as string));
+  }
+
+  #record(messages: ChatMessage[]): void {
+    this.history.record(messages);
+    for (const message of messages) this.#handler({ kind: "message", message });
+  }
+
+  #step(work: () => Promise<void>): Promise<void> {
+    const next = this.#chain.then(work).catch((error: Error) => {
+      this.onError(`redis: could not catch up: ${error.message}`);
+    });
+    this.#chain = next;
+    return next;
+  }
+
+  async close(): Promise<void> {
+    await this.#chain;
+    await Promise.allSettled([this.subscriber.quit(), this.client.quit()]);
   }
 }

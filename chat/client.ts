@@ -116,6 +116,13 @@ export class Client {
     this.#o.log.info(
       `open ${this.#o.address} room=${this.#o.room.name} dialect=${this.#o.dialect}`,
     );
+    const ready = this.#o.room.ready;
+    if (ready === null) this.#start();
+    else ready.then(() => this.#start());
+  }
+
+  #start(): void {
+    if (this.#left) return;
     if (this.#o.dialect === "legacy") {
       // The Go server's clients get the history and every message from the start, named or not.
       this.#subscribe();

@@ -139,8 +139,6 @@ export class Room {
   #open: Batch | null = null;
   /** The highest message id delivered to subscribers: ids are the truth about order and gaps. */
   #delivered: number;
-  /** Messages that arrived ahead of a gap, by id. */
-  readonly #ahead = new Map<number, ChatMessage>();
   /** Publishes awaiting the store: the room stays open until they are delivered. */
   #publishing = 0;
   #announcing = false;
@@ -154,7 +152,11 @@ export class Room {
     private readonly onEmpty: (room: Room) => void,
   ) {
     this.#delivered = history.lastId(name);
+    this.ready = bus.catchUp(name);
   }
+
+  /** Settles once the room's history is up to date, if it may not be yet; see {@link Bus.catchUp}. */
+  readonly ready: Promise<void> | null;
 
   /** How many names are present here and in other workers. */
   get userCount(): number {
@@ -247,12 +249,12 @@ export class Room {
     this.#announcing = true;
     setImmediate(() => {
       this.#announcing = false;
-      this.bus.publish({ kind: "presence", room: this.name, users: [...this.#present.keys()] });
+      this.bus.announce(this.name, [...this.#present.keys()]);
     });
   }
 
   /**
-   * Stores a message and, once it is durable, delivers it here and to every other worker or
+   * Stores a message and, once it is durable, delivers it here and in every other worker and
    * instance. A resend of a known `clientId` returns the original and delivers nothing.
    */
   async publish(message: Omit<NewMessage, "room">): Promise<{
@@ -261,12 +263,7 @@ export class Room {
   }> {
     this.#publishing++;
     try {
-      const result = await this.history.append({ ...message, room: this.name });
-      if (!result.duplicate) {
-        this.accept(result.message);
-        this.bus.publish({ kind: "message", message: result.message });
-      }
-      return result;
+      return await this.bus.append({ ...message, room: this.name });
     } finally {
       this.#publishing--;
       this.#maybeEmpty();
@@ -274,27 +271,18 @@ export class Room {
   }
 
   /**
-   * Delivers a stored message in id order: one already delivered is dropped, and one that arrives
-   * after a gap waits while the gap is filled from the history store.
+   * Delivers a stored message in id order. The bus stores a message before it delivers it, so
+   * any gap before it is in the history store, or gone for good with retention.
    */
   accept(message: ChatMessage): void {
     if (message.id <= this.#delivered) return;
     if (message.id > this.#delivered + 1) {
-      this.#ahead.set(message.id, message);
-      for (const missing of this.history.after(this.name, this.#delivered, message.id)) {
-        if (missing.id < message.id) this.#ahead.set(missing.id, missing);
+      const missing = message.id - this.#delivered - 1;
+      for (const earlier of this.history.after(this.name, this.#delivered, missing)) {
+        if (earlier.id < message.id) this.#deliver(earlier);
       }
-    } else {
-      this.#deliver(message);
     }
-    for (
-      let next = this.#ahead.get(this.#delivered + 1);
-      next;
-      next = this.#ahead.get(next.id + 1)
-    ) {
-      this.#ahead.delete(next.id);
-      this.#deliver(next);
-    }
+    this.#deliver(message);
   }
 
   #deliver(message: ChatMessage): void {

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { Client, CloseCode } from "./client.ts";
 import type { Config } from "./config.ts";
-import { BroadcastChannelBus } from "./bus.ts";
+import { type Bus, LocalBus, RedisBus } from "./bus.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { Logger } from "./log.ts";
 import {
@@ -86,7 +86,19 @@ export async function startServer(
   const busName = config.history.path === ":memory:"
     ? `parley:${crypto.randomUUID()}`
     : `parley:${resolve(config.history.path)}`;
-  const bus = new BroadcastChannelBus(busName);
+  let bus: Bus;
+  try {
+    bus = config.redis === null ? new LocalBus(history, busName) : await RedisBus.connect(
+      config.redis,
+      history,
+      config.history.maxMessagesPerRoom,
+      (message) => log.error(message),
+    );
+  } catch (error) {
+    await history.close();
+    log.close();
+    throw new StartupError((error as Error).message);
+  }
   const rooms = new Rooms(history, bus);
   const metrics = new Metrics();
   const clients = new Set<Client>();
@@ -329,8 +341,8 @@ export async function startServer(
       },
     }, handler as Deno.ServeHandler<Deno.NetAddr>);
   } catch (error) {
+    await bus.close();
     await history.close();
-    bus.close();
     log.close();
     throw new StartupError(bindError(config, error as Error));
   }
@@ -346,8 +358,8 @@ export async function startServer(
       stopping = true;
       for (const client of clients) client.close(CloseCode.goingAway, "server shutting down");
       await server.shutdown();
+      await bus.close();
       await history.close();
-      bus.close();
       log.info("stopped");
       log.close();
     })();

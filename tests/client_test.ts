@@ -38,7 +38,7 @@ Deno.test("a message reaches everyone in the room, the sender included, and is a
   const ack = await ann.next("ack");
   assert.deepEqual(ack, { type: "ack", clientId: "c-1", id: 1 });
   for (const client of [ann, bob]) {
-    const message = await client.next("message");
+    const [message] = await client.waitFor("message", 1);
     assert.equal(message.id, 1);
     assert.equal(message.room, "r");
     assert.equal(message.userName, "ann");
@@ -47,7 +47,7 @@ Deno.test("a message reaches everyone in the room, the sender included, and is a
   }
   eve.send({ type: "message", body: "anyone?", clientId: "e-1" });
   await eve.next("ack");
-  assert.equal((await eve.next("message")).body, "anyone?");
+  assert.equal((await eve.waitFor("message", 1))[0].body, "anyone?");
   assert.equal(bob.events.filter((e) => e.type === "message").length, 1);
   await Promise.all([ann.close(), bob.close(), eve.close()]);
 });
@@ -134,8 +134,8 @@ Deno.test("a legacy client chats with a parley.v1 client in the same room", asyn
   await using server = await startTestServer();
   const { client: modern } = await joinRoom(server, { room: "lobby", userName: "ann" });
   modern.send({ type: "message", body: "before you came", clientId: "1" });
-  await modern.next("ack");
-  await modern.next("message");
+  await modern.waitFor("ack", 1);
+  await modern.waitFor("message", 1);
   // Exactly like the Go server's page: no subprotocol, room from nothing, name in each frame.
   const legacy = new TestClient(server.wsUrl(), null);
   await legacy.opened;
@@ -149,7 +149,7 @@ Deno.test("a legacy client chats with a parley.v1 client in the same room", asyn
   assert.equal(own.userName, "gopher");
   assert.equal(own.body, "hello from 2019");
   assert.notEqual(own.timestamp, "2019-01-01T00:00:00Z");
-  const seen = await modern.next("message");
+  const seen = (await modern.waitFor("message", 2))[1];
   assert.equal(seen.userName, "gopher");
   assert.equal(seen.body, "hello from 2019");
   assert.deepEqual((await modern.waitFor("join", 1))[0].users, ["ann", "gopher"]);
