@@ -96,7 +96,8 @@ const DEDUPE_SECONDS = 86400;
 /**
  * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
  * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
- * KEYS: sequence, stream, clientId key ("" for none). ARGV: room, userName, body, max length.
+ * KEYS: sequence, stream, clientId key ("" for none). ARGV: room, userName, body, max length,
+ * and the last id this instance has: a Redis that lost its data must not hand out used ids.
  * Returns {1, original} for a known clientId, else {0, message}; messages are JSON.
  */
 const APPEND_SCRIPT = `
@@ -105,6 +106,10 @@ if KEYS[3] ~= '' then
   if original then return {1, original} end
 end
 local id = redis.call('INCR', KEYS[1])
+if id <= tonumber(ARGV[5]) then
+  id = tonumber(ARGV[5]) + 1
+  redis.call('SET', KEYS[1], id)
+end
 local now = redis.call('TIME')
 local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 local message = cjson.encode({id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms})
@@ -206,7 +211,7 @@ export class RedisBus implements Bus {
         `${tag}:log`,
         clientId === undefined ? "" : `${tag}:client:${userName}\n${clientId}`,
       ],
-      arguments: [room, userName, body, String(this.maxPerRoom)],
+      arguments: [room, userName, body, String(this.maxPerRoom), String(this.history.lastId(room))],
     }) as [number, string];
     // The message reaches this instance's rooms through the subscription, like everyone else's.
     return { message: fromRedis(reply[1]), duplicate: reply[0] === 1 };

@@ -1,0 +1,156 @@
+/**
+ * Several instances share rooms through a real `redis-server`, started here on a free port. Where
+ * it is not installed the tests are skipped with the reason, except in CI, where they fail.
+ */
+import assert from "node:assert/strict";
+import { joinRoom, startTestServer, type TestServer, within } from "./support.ts";
+
+const installed = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+const skip = !installed && Deno.env.get("CI") !== "true";
+if (skip) {
+  console.log("redis_test skipped: redis-server is not installed (apt-get install redis-server)");
+}
+
+/** A redis-server of our own, persisting to `dir` so a restart keeps its data. */
+async function startRedis(dir: string, port = 0) {
+  if (port === 0) {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = probe.addr.port;
+    probe.close();
+  }
+  const process = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "yes",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("Ready to accept connections")) {
+    const { value, done } = await within(lines.read(), "redis-server to start", 10_000);
+    if (done) throw new Error(`redis-server did not start: ${seen}`);
+    seen += value;
+  }
+  const drained = (async () => {
+    while (!(await lines.read()).done);
+  })();
+  let stopped: Promise<void> | null = null;
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop(): Promise<void> {
+      stopped ??= (async () => {
+        process.kill("SIGKILL");
+        await process.status;
+        await drained;
+      })();
+      return stopped;
+    },
+  };
+}
+
+async function withRedis(
+  fn: (redis: Awaited<ReturnType<typeof startRedis>>, dir: string) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "parley-redis-" });
+  const redis = await startRedis(dir);
+  try {
+    await fn(redis, dir);
+  } finally {
+    await redis.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: skip, fn });
+
+test("two instances share a room: messages in one order, presence, and dedupe by clientId", async () => {
+  await withRedis(async (redis) => {
+    await using a = await startTestServer({ redis: redis.url });
+    await using b = await startTestServer({ redis: redis.url });
+    const { client: ann } = await joinRoom(a, { room: "shared", userName: "ann" });
+    const { client: bob } = await joinRoom(b, { room: "shared", userName: "bob" });
+    assert.deepEqual((await ann.waitFor("join", 1))[0].users, ["ann", "bob"]);
+    ann.send({ type: "message", body: "from a", clientId: "a1" });
+    bob.send({ type: "message", body: "from b", clientId: "b1" });
+    for (const client of [ann, bob]) {
+      const messages = await client.waitFor("message", 2);
+      assert.deepEqual(messages.map((m) => m.id), [1, 2]);
+      assert.deepEqual(messages.map((m) => m.body).sort(), ["from a", "from b"]);
+    }
+    // The same clientId through the other instance is the same message.
+    const { client: annOnB } = await joinRoom(b, { room: "shared", userName: "ann", since: "2" });
+    annOnB.send({ type: "message", body: "from a", clientId: "a1" });
+    const ack = await annOnB.next("ack");
+    assert.equal(ack.id, (await ann.waitFor("ack", 1))[0].id);
+    for (const server of [a, b]) {
+      const page = await (await fetch(new URL("/history?room=shared", server.url))).json();
+      assert.deepEqual(page.messages.map((m: { id: number }) => m.id), [1, 2]);
+    }
+    await Promise.all([ann.close(), bob.close(), annOnB.close()]);
+  });
+});
+
+test("an instance that joins later catches up from the stream", async () => {
+  await withRedis(async (redis) => {
+    await using a = await startTestServer({ redis: redis.url });
+    for (let i = 1; i <= 5; i++) {
+      const response = await fetch(new URL("/rooms/late/messages?userName=bot", a.url), {
+        method: "POST",
+        body: `m${i}`,
+      });
+      assert.equal(response.status, 201);
+    }
+    await using c = await startTestServer({ redis: redis.url });
+    const { client, welcome } = await joinRoom(c, { room: "late", userName: "cat" });
+    assert.equal(welcome.lastId, 5);
+    const replay = await client.waitFor("message", 5);
+    assert.deepEqual(replay.map((m) => m.body), ["m1", "m2", "m3", "m4", "m5"]);
+    await client.close();
+  });
+});
+
+test("while Redis is down a message is refused with unavailable, and is stored once it is back", async () => {
+  await withRedis(async (redis, dir) => {
+    const server: TestServer = await startTestServer({ redis: redis.url });
+    const { client } = await joinRoom(server, { room: "r", userName: "ann" });
+    client.send({ type: "message", body: "before", clientId: "1" });
+    await client.next("ack");
+    await redis.stop();
+    client.send({ type: "message", body: "during", clientId: "2" });
+    const error = await client.next("error");
+    assert.equal(error.code, "unavailable");
+    assert.match(error.message, /same clientId/);
+    const again = await startRedis(dir, redis.port);
+    try {
+      // The client retries with the same clientId until the server has reconnected.
+      let ack;
+      for (let attempt = 0; attempt < 50 && ack === undefined; attempt++) {
+        client.send({ type: "message", body: "during", clientId: "2" });
+        let event = await client.next();
+        while (event.type !== "ack" && event.type !== "error") event = await client.next();
+        if (event.type === "ack") ack = event;
+        else assert.equal(event.code, "unavailable");
+        if (ack === undefined) await within(new Promise((r) => setTimeout(r, 100)), "a pause");
+      }
+      assert.equal(ack?.id, 2);
+      const messages = await client.waitFor("message", 2);
+      assert.deepEqual(messages.map((m) => m.body), ["before", "during"]);
+    } finally {
+      await client.close();
+      await server.close();
+      await again.stop();
+    }
+  });
+});
