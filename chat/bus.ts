@@ -42,15 +42,17 @@ export interface Bus {
 
 /** The {@link Bus} of one instance: ids from the history store, workers on a `BroadcastChannel`. */
 export class LocalBus implements Bus {
-  readonly #channel: BroadcastChannel;
+  readonly #channel: BroadcastChannel | null;
   readonly #id = crypto.randomUUID();
   #handler: (event: BusEvent) => void = () => {};
   #closed = false;
 
-  /** Workers that share a history store must share `channelName`. */
-  constructor(private readonly history: HistoryStore, channelName: string) {
-    this.#channel = new BroadcastChannel(channelName);
-    this.#channel.onmessage = (event: MessageEvent<BusEvent>) => this.#handler(event.data);
+  /** Workers that share a history store share `channelName`; a lone process needs none. */
+  constructor(private readonly history: HistoryStore, channelName: string | null) {
+    this.#channel = channelName === null ? null : new BroadcastChannel(channelName);
+    if (this.#channel !== null) {
+      this.#channel.onmessage = (event: MessageEvent<BusEvent>) => this.#handler(event.data);
+    }
   }
 
   async append(message: NewMessage): Promise<AppendResult> {
@@ -77,12 +79,12 @@ export class LocalBus implements Bus {
 
   #post(event: BusEvent): void {
     // A room may still announce a departure after shutdown closed the channel.
-    if (!this.#closed) this.#channel.postMessage(event);
+    if (!this.#closed) this.#channel?.postMessage(event);
   }
 
   close(): Promise<void> {
     this.#closed = true;
-    this.#channel.close();
+    this.#channel?.close();
     return Promise.resolve();
   }
 }

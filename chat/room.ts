@@ -82,7 +82,8 @@ const MAX_QUEUED_BATCHES = 4096;
 /** One subscriber's view of a room: an async iterator of batches, oldest first. */
 export class Subscription implements AsyncIterableIterator<Batch> {
   #queue: Batch[] = [];
-  #wake: (() => void) | null = null;
+  /** The consumer waiting in {@link next}: a batch is handed to it directly. */
+  #waiting: ((result: IteratorResult<Batch>) => void) | null = null;
   #done = false;
   #overflow = false;
 
@@ -91,25 +92,26 @@ export class Subscription implements AsyncIterableIterator<Batch> {
   /** @internal Called by the room. */
   push(batch: Batch): void {
     if (this.#done) return;
-    if (this.#queue.length >= MAX_QUEUED_BATCHES) {
+    const waiting = this.#waiting;
+    if (waiting !== null) {
+      this.#waiting = null;
+      waiting({ value: batch, done: false });
+    } else if (this.#queue.length < MAX_QUEUED_BATCHES) {
+      this.#queue.push(batch);
+    } else {
       this.#overflow = true;
       this.close();
-      return;
     }
-    this.#queue.push(batch);
-    this.#wake?.();
   }
 
-  async next(): Promise<IteratorResult<Batch>> {
-    while (this.#queue.length === 0 && !this.#done) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = null;
-    }
+  next(): Promise<IteratorResult<Batch>> {
     if (this.#overflow) {
-      throw new SubscriberOverflowError("the subscriber fell too far behind the room");
+      return Promise.reject(new SubscriberOverflowError("the subscriber fell too far behind"));
     }
     const batch = this.#queue.shift();
-    return batch ? { value: batch, done: false } : { value: undefined, done: true };
+    if (batch !== undefined) return Promise.resolve({ value: batch, done: false });
+    if (this.#done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => this.#waiting = resolve);
   }
 
   return(): Promise<IteratorResult<Batch>> {
@@ -125,9 +127,11 @@ export class Subscription implements AsyncIterableIterator<Batch> {
   close(): void {
     if (this.#done) return;
     this.#done = true;
-    if (!this.#overflow) this.#queue.length = 0;
+    this.#queue.length = 0;
     this.onClose(this);
-    this.#wake?.();
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    waiting?.({ value: undefined, done: true });
   }
 }
 

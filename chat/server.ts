@@ -46,7 +46,7 @@ export interface RunningServer {
 export interface ServerOptions {
   /** Log to the log file only, not stderr (tests). */
   quiet?: boolean;
-  /** Share the port with other workers (`workers` > 1). */
+  /** Share the port and the rooms with other workers (`workers` > 1). */
   reusePort?: boolean;
   /** Prefixes this server's log lines, e.g. "worker 2". */
   name?: string;
@@ -83,9 +83,8 @@ export async function startServer(
     if (error instanceof HistoryError) throw new StartupError(error.message);
     throw error;
   }
-  const busName = config.history.path === ":memory:"
-    ? `parley:${crypto.randomUUID()}`
-    : `parley:${resolve(config.history.path)}`;
+  // Workers share the history file, and so the channel named after it.
+  const busName = options.reusePort ? `parley:${resolve(config.history.path)}` : null;
   let bus: Bus;
   try {
     bus = config.redis === null ? new LocalBus(history, busName) : await RedisBus.connect(
