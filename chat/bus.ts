@@ -190,7 +190,7 @@ export class RedisBus implements Bus {
       await subscriber.connect();
       await subscriber.subscribe(CHANNEL, (text: string) => bus.#receive(text));
     } catch (error) {
-      await Promise.allSettled([client.destroy(), subscriber.destroy()]);
+      await Promise.allSettled([client, subscriber].map(async (c) => c.destroy()));
       throw new Error(
         `cannot reach Redis at ${url}: ${(error as Error).message}; start it or fix "redis"`,
       );
