@@ -66,6 +66,12 @@ Deno.test("start-up errors are one sentence on stderr and exit code 1", async (t
       taken.close();
     }
   });
+  await t.step("a Redis that cannot be reached", async () => {
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = closed.addr.port;
+    closed.close();
+    await failsWith({ redis: `redis://127.0.0.1:${port}` }, /cannot reach Redis at redis:\/\//);
+  });
   await t.step(
     "an unwritable log file",
     () =>
