@@ -150,6 +150,11 @@ export class RedisBus implements Bus {
   #chain: Promise<void> = Promise.resolve();
   /** Rooms seen, to catch up after a lost connection. */
   readonly #rooms = new Set<string>();
+  /** Who is present through this instance, by room: announced again now and then. */
+  readonly #present = new Map<string, string[]>();
+  /** When each other instance was last heard of, and the rooms it has people in. */
+  readonly #others = new Map<string, { heard: number; rooms: Set<string> }>();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     private readonly client: RedisClient,
@@ -159,12 +164,17 @@ export class RedisBus implements Bus {
     private readonly onError: (message: string) => void,
   ) {}
 
-  /** Connects to Redis; a server that cannot be reached at start-up is an error. */
+  /**
+   * Connects to Redis; a server that cannot be reached at start-up is an error. Presence is
+   * announced again every `presenceSeconds`, and an instance not heard of for three times that
+   * (it crashed) no longer counts anyone as present.
+   */
   static async connect(
     url: string,
     history: HistoryStore,
     maxPerRoom: number,
     onError: (message: string) => void,
+    presenceSeconds = 20,
   ): Promise<RedisBus> {
     const { createClient } = await import("@redis/client");
     let started = false;
@@ -190,12 +200,13 @@ export class RedisBus implements Bus {
       await subscriber.connect();
       await subscriber.subscribe(CHANNEL, (text: string) => bus.#receive(text));
     } catch (error) {
-      await Promise.allSettled([client, subscriber].map(async (c) => c.destroy()));
+      await Promise.allSettled([client, subscriber].map(async (c) => await c.destroy()));
       throw new Error(
         `cannot reach Redis at ${url}: ${(error as Error).message}; start it or fix "redis"`,
       );
     }
     started = true;
+    bus.#heartbeat = setInterval(() => bus.#beat(presenceSeconds * 3000), presenceSeconds * 1000);
     // Whatever was published while the subscription was down is in the streams.
     subscriber.on("ready", () => {
       for (const room of bus.#rooms) bus.catchUp(room);
@@ -220,8 +231,21 @@ export class RedisBus implements Bus {
   }
 
   announce(room: string, users: string[]): void {
+    if (users.length > 0) this.#present.set(room, users);
+    else this.#present.delete(room);
     const event: BusEvent = { kind: "presence", room, users, from: this.#id };
     this.client.publish(CHANNEL, JSON.stringify(event)).catch(() => {});
+  }
+
+  /** Announces this instance's presence again, and forgets instances gone silent. */
+  #beat(silenceMs: number): void {
+    for (const [room, users] of this.#present) this.announce(room, users);
+    const now = Date.now();
+    for (const [from, other] of this.#others) {
+      if (now - other.heard < silenceMs) continue;
+      this.#others.delete(from);
+      for (const room of other.rooms) this.#handler({ kind: "presence", room, users: [], from });
+    }
   }
 
   onEvent(handler: (event: BusEvent) => void): void {
@@ -239,7 +263,14 @@ export class RedisBus implements Bus {
   #receive(text: string): void {
     const event = JSON.parse(text) as BusEvent | RedisMessage;
     if ("kind" in event) {
-      if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
+      if (event.kind === "presence" && event.from !== this.#id) {
+        const other = this.#others.get(event.from) ?? { heard: 0, rooms: new Set<string>() };
+        this.#others.set(event.from, other);
+        other.heard = Date.now();
+        if (event.users.length > 0) other.rooms.add(event.room);
+        else other.rooms.delete(event.room);
+        this.#handler(event);
+      }
       return;
     }
     this.#inbound.push(fromRedis(text));
@@ -284,6 +315,7 @@ export class RedisBus implements Bus {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#heartbeat);
     await this.#chain;
     await Promise.allSettled([this.subscriber.quit(), this.client.quit()]);
   }

@@ -3,6 +3,8 @@
  * it is not installed the tests are skipped with the reason, except in CI, where they fail.
  */
 import assert from "node:assert/strict";
+import { type BusEvent, RedisBus } from "../chat/bus.ts";
+import { HistoryStore } from "../chat/history.ts";
 import { joinRoom, startTestServer, type TestServer, within } from "./support.ts";
 
 const installed = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
@@ -152,5 +154,39 @@ test("while Redis is down a message is refused with unavailable, and is stored o
       await server.close();
       await again.stop();
     }
+  });
+});
+
+test("an instance that goes silent stops counting anyone as present", async () => {
+  await withRedis(async (redis) => {
+    const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+    const events: BusEvent[] = [];
+    const errors: string[] = [];
+    const fail = (message: string) => errors.push(message);
+    const listener = await RedisBus.connect(redis.url, history, 100, fail, 0.1);
+    let heard = () => {};
+    listener.onEvent((event) => {
+      events.push(event);
+      heard();
+    });
+    const crashing = await RedisBus.connect(redis.url, history, 100, fail, 60);
+    const until = (found: () => boolean, what: string) =>
+      within(
+        (async () => {
+          while (!found()) await new Promise<void>((resolve) => heard = resolve);
+        })(),
+        what,
+      );
+    crashing.announce("r", ["zoe"]);
+    await until(() => events.some((e) => e.kind === "presence" && e.users[0] === "zoe"), "zoe");
+    // Gone without a word: its heartbeat stops, and so does its presence, after 3 x 0.1 s.
+    await crashing.close();
+    await until(
+      () => events.some((e) => e.kind === "presence" && e.room === "r" && e.users.length === 0),
+      "zoe to be forgotten",
+    );
+    await listener.close();
+    await history.close();
+    assert.deepEqual(errors, []);
   });
 });
