@@ -1,0 +1,237 @@
+/**
+ * Browser plumbing for `browser_test.ts`: Debian's Chromium driven by `npm:playwright-core`, and
+ * small helpers that read the chat page's DOM and the server's history. Nothing here is mocked:
+ * the page talks to a real parley server.
+ */
+/// <reference lib="dom" />
+
+import fs from "node:fs";
+import type { Browser, Page } from "playwright-core";
+import type { TestServer } from "./support.ts";
+
+/** Where Debian installs Chromium (`apt-get install chromium`). */
+export const CHROMIUM_PATH = "/usr/bin/chromium";
+
+/** How long a browser test waits for the page to reach a state before it fails. */
+export const UI_TIMEOUT_MS = 10_000;
+
+/** How long to wait for a page to notice a restarted server and reconnect by itself. */
+export const RECONNECT_TIMEOUT_MS = 20_000;
+
+/** Why the browser tests cannot run here, or null when Chromium is installed. */
+export function chromiumMissing(): string | null {
+  try {
+    if (Deno.statSync(CHROMIUM_PATH).isFile) return null;
+    return `${CHROMIUM_PATH} is not a file`;
+  } catch {
+    return `${CHROMIUM_PATH} is not installed (apt-get install chromium)`;
+  }
+}
+
+/**
+ * Node's `fs.existsSync` never throws; Deno's throws NotCapable for /proc/sys/… unless the whole
+ * process runs with --allow-all. playwright-core probes /proc/sys/fs/binfmt_misc/WSLInterop when
+ * it loads (is-wsl), so without this the test task would need -A. Restore Node's answer, false,
+ * for paths Deno refuses to look at, and only for those.
+ */
+function restoreNodeExistsSync(): void {
+  const original = fs.existsSync;
+  if ((original as { parleyPatched?: boolean }).parleyPatched) return;
+  const patched = (path: fs.PathLike): boolean => {
+    try {
+      return original(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) return false;
+      throw error;
+    }
+  };
+  Object.assign(patched, { parleyPatched: true });
+  fs.existsSync = patched;
+}
+
+/** Launches headless Chromium the way the design says: Debian's binary, no sandbox, no GPU. */
+export async function launchBrowser(): Promise<Browser> {
+  restoreNodeExistsSync();
+  const { chromium } = await import("playwright-core");
+  return await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** A message as stored by the server (`/history`, `POST /rooms/:room/messages`). */
+export interface StoredMessage {
+  id: number;
+  room: string;
+  userName: string;
+  body: string;
+  timestamp: string;
+}
+
+/** Posts a message the way curl would, and returns what the server stored. */
+export async function postMessage(
+  server: TestServer,
+  room: string,
+  userName: string,
+  body: string,
+): Promise<StoredMessage> {
+  const response = await fetch(new URL(`/rooms/${room}/messages`, server.url), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ userName, body }),
+  });
+  const stored = await response.json();
+  if (response.status !== 201) {
+    throw new Error(`POST to ${room} answered ${response.status}: ${JSON.stringify(stored)}`);
+  }
+  return stored;
+}
+
+/** Every stored message of a room (up to 1000), oldest first, read over HTTP. */
+export async function historyOf(server: TestServer, room: string): Promise<StoredMessage[]> {
+  const url = new URL("/history", server.url);
+  url.searchParams.set("room", room);
+  url.searchParams.set("limit", "1000");
+  const response = await fetch(url);
+  const page = await response.json();
+  if (!response.ok) throw new Error(`/history answered ${response.status}: ${page.error}`);
+  return page.messages;
+}
+
+/** What one `.message` element in `#messages` shows. */
+export interface ShownMessage {
+  id: string | null;
+  clientId: string | null;
+  author: string;
+  body: string;
+  time: string;
+  datetime: string;
+  mine: boolean;
+  pending: boolean;
+  outgoing: boolean;
+  state: string;
+  visible: boolean;
+}
+
+/** Every `.message` element in `#messages`, in document order, hidden ones included. */
+export function shownMessages(page: Page): Promise<ShownMessage[]> {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll<HTMLElement>("#messages .message"), (item) => ({
+      id: item.dataset.id ?? null,
+      clientId: item.dataset.clientId ?? null,
+      author: item.querySelector(".author")?.textContent ?? "",
+      body: item.querySelector(".body")?.textContent ?? "",
+      time: item.querySelector(".time")?.textContent ?? "",
+      datetime: item.querySelector(".time")?.getAttribute("datetime") ?? "",
+      mine: item.classList.contains("mine"),
+      pending: item.classList.contains("pending"),
+      outgoing: item.classList.contains("outgoing"),
+      state: item.querySelector(".state")?.textContent ?? "",
+      visible: item.checkVisibility(),
+    }))
+  );
+}
+
+/**
+ * Waits until every body in `bodies` is shown as a confirmed message (it has an id and the
+ * server's timestamp) and nothing is still waiting for an ack.
+ */
+export async function waitForSettled(
+  page: Page,
+  bodies: string[],
+  timeout = UI_TIMEOUT_MS,
+): Promise<void> {
+  try {
+    await page.waitForFunction(
+      (wanted) => {
+        const items = Array.from(document.querySelectorAll<HTMLElement>("#messages .message"));
+        if (items.some((i) => i.matches(".outgoing, .pending, .provisional"))) return false;
+        const shown = new Set(items.map((i) => i.querySelector(".body")?.textContent));
+        return wanted.every((body) => shown.has(body));
+      },
+      bodies,
+      { timeout },
+    );
+  } catch (error) {
+    const shown = await shownMessages(page).catch(() => []);
+    const status = await page.locator("#status").textContent().catch(() => "?");
+    throw new Error(
+      `${(error as Error).message}\nwanted ${JSON.stringify(bodies)}; status "${status}"; ` +
+        `the page shows ${JSON.stringify(shown, null, 1)}`,
+    );
+  }
+}
+
+/** Waits for `#status[data-state=…]`. */
+export async function waitForStatus(
+  page: Page,
+  state: "connecting" | "online" | "reconnecting",
+  timeout = UI_TIMEOUT_MS,
+): Promise<void> {
+  await page.locator(`#status[data-state="${state}"]`).waitFor({ state: "attached", timeout });
+}
+
+/** The names in the online list, sorted. */
+export function onlineUsers(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll("#users li"), (li) => li.textContent ?? "").sort()
+  );
+}
+
+/** Waits until the online list shows exactly these names. */
+export async function waitForUsers(page: Page, names: string[]): Promise<void> {
+  await page.waitForFunction(
+    (wanted) => {
+      const shown = Array.from(document.querySelectorAll("#users li"), (li) => li.textContent);
+      return shown.length === wanted.length && wanted.every((name) => shown.includes(name));
+    },
+    names,
+    { timeout: UI_TIMEOUT_MS },
+  );
+}
+
+/** Opens `/`, picks a name and a room with the join form, and waits until the page is online. */
+export async function joinWithForm(
+  page: Page,
+  server: TestServer,
+  userName: string,
+  room: string,
+): Promise<void> {
+  await page.goto(server.url.href);
+  await page.locator("#name").fill(userName);
+  await page.locator("#room").fill(room);
+  await page.locator("#join").click();
+  await waitForStatus(page, "online");
+}
+
+/** Types into the message box and presses Enter. */
+export async function send(page: Page, body: string): Promise<void> {
+  await page.locator("#message").fill(body);
+  await page.locator("#message").press("Enter");
+}
+
+/** `HH:MM` of an ISO timestamp on a 24-hour clock in `timeZone`, as the page shows it. */
+export function clockTime(timestamp: string, timeZone: string): string {
+  return new Intl.DateTimeFormat("en-GB", {
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+    timeZone,
+  }).format(new Date(timestamp));
+}
+
+/** How many times each value occurs. */
+export function tally<T>(values: T[]): Map<T, number> {
+  const counts = new Map<T, number>();
+  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
+  return counts;
+}

@@ -1,0 +1,681 @@
+/**
+ * The chat page in a real Chromium against a real parley server: chatting, restarts, escaping,
+ * CSP, keyboard use, rooms, unread counts and layout. One browser for the file, a fresh context
+ * per step; every wait is on DOM state with a timeout, never a sleep. Screenshots go to
+ * test-output/ (git-ignored); PARLEY_UPDATE_SCREENSHOT=1 also refreshes docs/screenshot.png.
+ */
+/// <reference lib="dom" />
+
+import assert from "node:assert/strict";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { joinRoom, startTestServer, type TestServer } from "./support.ts";
+import {
+  chromiumMissing,
+  clockTime,
+  historyOf,
+  joinWithForm,
+  launchBrowser,
+  onlineUsers,
+  postMessage,
+  RECONNECT_TIMEOUT_MS,
+  send,
+  shownMessages,
+  tally,
+  UI_TIMEOUT_MS,
+  waitForSettled,
+  waitForStatus,
+  waitForUsers,
+} from "./browser.ts";
+
+const missing = chromiumMissing();
+const inCI = Deno.env.get("CI") === "true";
+if (missing !== null && !inCI) console.log(`browser tests skipped: ${missing}`);
+
+const OUTPUT = new URL("../test-output/", import.meta.url);
+
+/** Runs `fn` with a fresh server (and its own contexts), closing everything afterwards. */
+async function withServer(
+  overrides: Record<string, unknown>,
+  fn: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = await startTestServer(overrides);
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** Opens a page in a new context (a separate browser profile: one person). */
+async function personPage(
+  browser: Browser,
+  contexts: BrowserContext[],
+  options: Parameters<Browser["newContext"]>[0] = {},
+): Promise<Page> {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  contexts.push(context);
+  return await context.newPage();
+}
+
+async function closeAll(contexts: BrowserContext[]): Promise<void> {
+  await Promise.allSettled(contexts.map((context) => context.close()));
+}
+
+/** Emulates the tab going to the background (or back, with `hidden` false). */
+async function setHidden(page: Page, hidden: boolean): Promise<void> {
+  await page.evaluate((hide) => {
+    if (hide) {
+      Object.defineProperty(document, "hidden", { value: true, configurable: true });
+      Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    } else {
+      // The own properties shadowed the prototype's getters; removing them restores the truth.
+      Reflect.deleteProperty(document, "hidden");
+      Reflect.deleteProperty(document, "visibilityState");
+    }
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+}
+
+/** Asserts each body shows exactly once, and no id shows twice. */
+async function assertShownOnce(page: Page, bodies: string[], who: string): Promise<void> {
+  const shown = await shownMessages(page);
+  const byBody = tally(shown.map((m) => m.body));
+  for (const body of bodies) {
+    assert.equal(byBody.get(body), 1, `${who} shows "${body}" ${byBody.get(body) ?? 0} times`);
+  }
+  const ids = shown.map((m) => m.id);
+  assert.ok(ids.every((id) => id !== null), `${who} has a message without an id`);
+  for (const [id, count] of tally(ids)) assert.equal(count, 1, `${who} shows id ${id} twice`);
+  assert.ok(shown.every((m) => m.visible), `${who} has a hidden message element left over`);
+}
+
+Deno.test({
+  name: "browser: the chat page in Chromium against a real server",
+  ignore: missing !== null && !inCI,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    if (missing !== null) {
+      throw new Error(`${missing}; CI=true, so the browser tests fail instead of being skipped`);
+    }
+    const browser = await launchBrowser();
+    const step = (name: string, fn: () => Promise<void>) =>
+      t.step({ name, fn, sanitizeOps: false, sanitizeResources: false });
+    try {
+      await step("two people chat in a room; a third in another room sees neither", async () => {
+        const zone = "Asia/Kolkata"; // +05:30: a page that showed UTC would show the wrong time
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            // The room has history, as most rooms do, before the two arrive.
+            const earlier = "Morning all, the standup notes are in the doc.";
+            await postMessage(server, "lobby", "dana", earlier);
+            const options = { timezoneId: zone, locale: "en-US" };
+            const alice = await personPage(browser, contexts, options);
+            const bob = await personPage(browser, contexts, options);
+            const carol = await personPage(browser, contexts, options);
+            await joinWithForm(alice, server, "alice", "lobby");
+            await joinWithForm(bob, server, "bob", "lobby");
+            await joinWithForm(carol, server, "carol", "elsewhere");
+            await waitForUsers(alice, ["alice", "bob"]);
+            await waitForUsers(bob, ["alice", "bob"]);
+
+            const fromAlice = "Hi Bob! Standup in five?";
+            const fromBob = "Sure, joining now.";
+            const again = "See you there.";
+            await send(alice, fromAlice);
+            await waitForSettled(bob, [earlier, fromAlice]);
+            await bob.locator("#message").fill(fromBob);
+            await bob.getByRole("button", { name: "Send", exact: true }).click();
+            await waitForSettled(alice, [earlier, fromAlice, fromBob]);
+            await send(alice, again);
+            await waitForSettled(bob, [earlier, fromAlice, fromBob, again]);
+            await waitForSettled(alice, [earlier, fromAlice, fromBob, again]);
+
+            const stored = await historyOf(server, "lobby");
+            assert.deepEqual(stored.map((m) => [m.userName, m.body]), [
+              ["dana", earlier],
+              ["alice", fromAlice],
+              ["bob", fromBob],
+              ["alice", again],
+            ]);
+            for (const [page, me] of [[alice, "alice"], [bob, "bob"]] as const) {
+              const shown = await shownMessages(page);
+              assert.equal(shown.length, 4, `${me} shows ${shown.length} messages`);
+              for (const [i, message] of stored.entries()) {
+                const item = shown[i];
+                assert.equal(item.id, String(message.id));
+                assert.equal(item.body, message.body);
+                assert.equal(item.author, message.userName);
+                assert.equal(item.mine, message.userName === me);
+                assert.equal(item.time, clockTime(message.timestamp, zone), `time in ${me}'s page`);
+                assert.equal(Date.parse(item.datetime), Date.parse(message.timestamp));
+              }
+              assert.deepEqual(await onlineUsers(page), ["alice", "bob"]);
+            }
+
+            // Carol's room heard nothing: her own message arrives, and it is all she has.
+            await send(carol, "Anyone here?");
+            await waitForSettled(carol, ["Anyone here?"]);
+            const carolSees = await shownMessages(carol);
+            assert.deepEqual(carolSees.map((m) => m.body), ["Anyone here?"]);
+            assert.deepEqual(await onlineUsers(carol), ["carol"]);
+            assert.deepEqual(await onlineUsers(alice), ["alice", "bob"]);
+            assert.equal((await shownMessages(alice)).length, 4);
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step(
+        "a server restart: reconnecting, back by itself, nothing lost or doubled",
+        async () => {
+          const dir = await Deno.makeTempDir({ prefix: "parley-browser-" });
+          const history = { path: `${dir}/parley.db` };
+          const contexts: BrowserContext[] = [];
+          let first: TestServer | null = null;
+          let second: TestServer | null = null;
+          try {
+            first = await startTestServer({ history });
+            const room = "standup";
+            const alice = await personPage(browser, contexts);
+            const bob = await personPage(browser, contexts);
+            await alice.goto(new URL(`/?room=${room}&userName=alice`, first.url).href);
+            await bob.goto(new URL(`/?room=${room}&userName=bob`, first.url).href);
+            await waitForStatus(alice, "online");
+            await waitForStatus(bob, "online");
+            await send(alice, "before the restart");
+            await waitForSettled(bob, ["before the restart"]);
+            await waitForSettled(alice, ["before the restart"]);
+
+            await first.shutdown();
+            await waitForStatus(alice, "reconnecting");
+            await waitForStatus(bob, "reconnecting");
+            await alice.locator("#status").filter({ hasText: /reconnecting/ }).waitFor({
+              timeout: UI_TIMEOUT_MS,
+            });
+
+            const offline = ["typed while the server was down", "and a second one"];
+            for (const body of offline) await send(alice, body);
+            const waiting = (await shownMessages(alice)).filter((m) => m.pending);
+            assert.deepEqual(waiting.map((m) => m.body), offline);
+            assert.ok(waiting.every((m) => m.state === "sending…" && m.id === null));
+
+            second = await startTestServer({ port: first.port, history });
+            // No nudging: the page's own backoff brings it back.
+            await waitForStatus(alice, "online", RECONNECT_TIMEOUT_MS);
+            await waitForStatus(bob, "online", RECONNECT_TIMEOUT_MS);
+            const all = ["before the restart", ...offline];
+            await waitForSettled(alice, all);
+            await waitForSettled(bob, all);
+            await waitForUsers(bob, ["alice", "bob"]);
+            // And the conversation carries on live, both ways.
+            await send(alice, "all back?");
+            await waitForSettled(bob, [...all, "all back?"]);
+            await send(bob, "yes, all here");
+            await waitForSettled(alice, [...all, "all back?", "yes, all here"]);
+            all.push("all back?", "yes, all here");
+
+            const stored = await historyOf(second, room);
+            assert.deepEqual(stored.map((m) => m.body), all, "each message stored exactly once");
+            for (const [page, who] of [[alice, "alice"], [bob, "bob"]] as const) {
+              await assertShownOnce(page, all, who);
+              const shown = await shownMessages(page);
+              assert.deepEqual(shown.map((m) => m.id), stored.map((m) => String(m.id)));
+            }
+          } finally {
+            await closeAll(contexts);
+            await second?.close();
+            await first?.close();
+            await Deno.remove(dir, { recursive: true });
+          }
+        },
+      );
+
+      await step("“sending…” until acked; a notice when history is incomplete", async () => {
+        const dir = await Deno.makeTempDir({ prefix: "parley-browser-" });
+        const path = `${dir}/parley.db`;
+        const contexts: BrowserContext[] = [];
+        const servers: TestServer[] = [];
+        try {
+          const room = "retention";
+          const first = await startTestServer({ history: { path } });
+          servers.push(first);
+          await postMessage(first, room, "bob", "one");
+          await postMessage(first, room, "bob", "two");
+          const alice = await personPage(browser, contexts);
+          await alice.goto(new URL(`/?room=${room}&userName=alice`, first.url).href);
+          await waitForSettled(alice, ["one", "two"]);
+
+          await first.shutdown();
+          await waitForStatus(alice, "reconnecting");
+          await send(alice, "am I through?");
+          const pending = alice.locator("#messages .message.pending", { hasText: "am I through?" });
+          await pending.locator(".state", { hasText: "sending…" }).waitFor({
+            timeout: UI_TIMEOUT_MS,
+          });
+
+          // While the page is away, more than the room keeps is said (on another port, so the
+          // page cannot slip in between): the page's `since` now points below the oldest kept.
+          const retention = { path, maxMessagesPerRoom: 5 };
+          const gap = await startTestServer({ history: retention });
+          servers.push(gap);
+          const said = ["three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+          for (const body of said) await postMessage(gap, room, "bob", body);
+          await gap.shutdown();
+
+          const second = await startTestServer({ port: first.port, history: retention });
+          servers.push(second);
+          await waitForStatus(alice, "online", RECONNECT_TIMEOUT_MS);
+          await alice.locator("#notice.visible", { hasText: /incomplete/i }).waitFor({
+            timeout: UI_TIMEOUT_MS,
+          });
+          // The pending message resolves: acked, shown once, with an id, no longer "sending…".
+          // The room keeps five: the page's own message pushed "six" out.
+          const kept = ["seven", "eight", "nine", "ten", "am I through?"];
+          await waitForSettled(alice, kept);
+          await assertShownOnce(alice, kept, "alice");
+          const shown = await shownMessages(alice);
+          assert.ok(!shown.some((m) => m.pending || m.state.includes("sending")));
+          const stored = await historyOf(second, room);
+          assert.deepEqual(stored.map((m) => m.body), kept);
+          // The page reloaded the newest history; "six" shows too if that read beat the send.
+          const bodies = shown.map((m) => m.body);
+          assert.deepEqual(bodies[0] === "six" ? bodies.slice(1) : bodies, kept);
+        } finally {
+          await closeAll(contexts);
+          for (const server of servers.reverse()) await server.close();
+          await Deno.remove(dir, { recursive: true });
+        }
+      });
+
+      await step("HTML in a message is shown as text and runs nothing", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            const dialogs: string[] = [];
+            const requested: string[] = [];
+            page.on("dialog", (dialog) => {
+              dialogs.push(dialog.message());
+              dialog.dismiss().catch(() => {});
+            });
+            page.on("request", (request) => requested.push(new URL(request.url()).pathname));
+            await page.goto(new URL("/?room=xss&userName=mallory", server.url).href);
+            await waitForStatus(page, "online");
+            const img = "<img src=x onerror=alert(1)>";
+            const script = "<script>alert(2)</script><b onmouseover=alert(3)>bold?</b>";
+            await postMessage(server, "xss", "eve", img);
+            await send(page, script);
+            await waitForSettled(page, [img, script]);
+            // A round trip after them: had an <img> been created, its request for /x and its
+            // onerror would have happened by now.
+            await send(page, "after");
+            await waitForSettled(page, ["after"]);
+            const bodies = await page.locator("#messages .body").evaluateAll((els) =>
+              els.map((el) => ({ text: el.textContent, children: el.childElementCount }))
+            );
+            assert.deepEqual(bodies, [
+              { text: img, children: 0 },
+              { text: script, children: 0 },
+              { text: "after", children: 0 },
+            ]);
+            assert.equal(
+              await page.locator("#messages img, #messages script, #messages b").count(),
+              0,
+            );
+            assert.deepEqual(dialogs, [], "a dialog opened");
+            assert.ok(!requested.includes("/x"), `the page requested /x: ${requested}`);
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("loads nothing from elsewhere; the CSP stops inline script", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            const urls: string[] = [];
+            page.on("request", (request) => urls.push(request.url()));
+            page.on("websocket", (socket) => urls.push(socket.url()));
+            const response = await page.goto(server.url.href);
+            assert.ok(response?.ok());
+            const csp = (await response!.allHeaders())["content-security-policy"] ?? "";
+            const directives = new Map(
+              csp.split(";").map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v]),
+            );
+            const scriptSrc = directives.get("script-src") ?? directives.get("default-src");
+            assert.ok(scriptSrc, `no script-src in the CSP: ${csp}`);
+            assert.deepEqual(scriptSrc, ["'self'"], `script-src is ${scriptSrc}`);
+            assert.ok(!csp.includes("'unsafe-inline'"), csp);
+
+            await page.locator("#name").fill("quinn");
+            await page.locator("#join").click();
+            await waitForStatus(page, "online");
+            await send(page, "hello");
+            await waitForSettled(page, ["hello"]);
+
+            const outcome = await page.evaluate(() =>
+              new Promise<{ ran: boolean; directive: string }>((resolve) => {
+                const w = globalThis as unknown as { inlineRan?: boolean };
+                document.addEventListener("securitypolicyviolation", (event) => {
+                  resolve({ ran: w.inlineRan === true, directive: event.effectiveDirective });
+                }, { once: true });
+                const el = document.createElement("script");
+                el.textContent = "window.inlineRan = true;";
+                document.head.append(el);
+                if (w.inlineRan === true) resolve({ ran: true, directive: "" });
+              })
+            );
+            assert.deepEqual(outcome, { ran: false, directive: "script-src-elem" });
+
+            const origin = server.url.origin;
+            assert.ok(urls.length >= 4, `only ${urls.length} requests seen: ${urls}`);
+            for (const url of urls) {
+              const parsed = new URL(url);
+              const http = new URL(parsed.href.replace(/^ws/, "http"));
+              assert.equal(http.origin, origin, `the page loaded ${url}`);
+            }
+            assert.ok(urls.some((url) => url.startsWith("ws:")), "no WebSocket seen");
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("keyboard only, and every control has an accessible name", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            await page.goto(server.url.href);
+            await assertNamedControls(page);
+            const active = () => page.evaluate(() => document.activeElement?.id ?? "");
+            assert.equal(await active(), "name");
+            await page.keyboard.type("kim");
+            await page.keyboard.press("Tab");
+            assert.equal(await active(), "room");
+            await page.keyboard.press("ControlOrMeta+A");
+            await page.keyboard.type("keys");
+            await page.keyboard.press("Tab");
+            assert.equal(await active(), "join");
+            await page.keyboard.press("Enter");
+            await waitForStatus(page, "online");
+            assert.equal(await active(), "message");
+            assert.equal(await page.locator("#room-name").textContent(), "keys");
+
+            await page.keyboard.type("sent with Enter");
+            await page.keyboard.press("Enter");
+            await waitForSettled(page, ["sent with Enter"]);
+            const box = page.getByRole("textbox", { name: "Message", exact: true });
+            assert.equal(await box.inputValue(), "");
+
+            await page.keyboard.type("line one");
+            await page.keyboard.press("Shift+Enter");
+            await page.keyboard.type("line two");
+            assert.equal(await box.inputValue(), "line one\nline two");
+            assert.equal(await page.locator("#messages .message").count(), 1);
+            await page.keyboard.press("Enter");
+            await waitForSettled(page, ["line one\nline two"]);
+            assert.equal(await box.inputValue(), "");
+            // Shift+Enter sent nothing: the server has exactly the two messages sent with Enter.
+            const stored = await historyOf(server, "keys");
+            assert.deepEqual(stored.map((m) => m.body), ["sent with Enter", "line one\nline two"]);
+
+            await assertNamedControls(page);
+            await box.waitFor({ timeout: UI_TIMEOUT_MS });
+            await page.getByRole("button", { name: "Send", exact: true }).waitFor();
+            await page.getByRole("textbox", { name: "Switch room", exact: true }).waitFor();
+            await page.getByRole("log", { name: "Chat history" }).waitFor();
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step(
+        "/?room=ops&userName=alice joins directly, and the name is remembered",
+        async () => {
+          await withServer({}, async (server) => {
+            const contexts: BrowserContext[] = [];
+            try {
+              const page = await personPage(browser, contexts);
+              await page.goto(new URL("/?room=ops&userName=alice", server.url).href);
+              await waitForStatus(page, "online");
+              assert.ok(await page.locator("#join-view").isHidden());
+              assert.ok(await page.locator("#chat-view").isVisible());
+              assert.equal(await page.locator("#room-name").textContent(), "ops");
+              assert.equal(await page.locator("#me").textContent(), "alice");
+              await waitForUsers(page, ["alice"]);
+              assert.match(await page.title(), /#ops/);
+              const rooms = await (await fetch(new URL("/rooms", server.url))).json();
+              assert.deepEqual(rooms, [{ room: "ops", users: 1, lastId: 0 }]);
+
+              const again = await page.context().newPage();
+              await again.goto(server.url.href);
+              await again.locator("#join-form").waitFor({ timeout: UI_TIMEOUT_MS });
+              assert.equal(await again.locator("#name").inputValue(), "alice");
+              assert.equal(await again.locator("#room").inputValue(), "lobby");
+              assert.ok(await again.locator("#chat-view").isHidden());
+            } finally {
+              await closeAll(contexts);
+            }
+          });
+        },
+      );
+
+      await step("switching rooms keeps the page and shows the new room's history", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            await postMessage(server, "lobby", "bob", "lobby chatter");
+            await postMessage(server, "garden", "bob", "the tomatoes are in");
+            await postMessage(server, "garden", "carol", "photos please");
+            const page = await personPage(browser, contexts);
+            await joinWithForm(page, server, "dana", "lobby");
+            await waitForSettled(page, ["lobby chatter"]);
+            await page.evaluate(() => Object.assign(globalThis, { parleyMarker: "still here" }));
+
+            await page.locator("#switch-room").fill("garden");
+            await page.locator("#switch-button").click();
+            await page.locator("#room-name", { hasText: /^garden$/ }).waitFor({
+              timeout: UI_TIMEOUT_MS,
+            });
+            await waitForStatus(page, "online");
+            await waitForSettled(page, ["the tomatoes are in", "photos please"]);
+            const bodies = (await shownMessages(page)).map((m) => m.body);
+            assert.deepEqual(bodies, ["the tomatoes are in", "photos please"]);
+            const kept = await page.evaluate(() => ({
+              marker: (globalThis as unknown as { parleyMarker?: string }).parleyMarker,
+              navigations: performance.getEntriesByType("navigation").length,
+              room: new URL(location.href).searchParams.get("room"),
+            }));
+            assert.deepEqual(kept, { marker: "still here", navigations: 1, room: "garden" });
+            assert.match(await page.title(), /#garden/);
+
+            await send(page, "on my way");
+            await waitForSettled(page, ["on my way"]);
+            assert.deepEqual((await historyOf(server, "garden")).map((m) => m.body), [
+              "the tomatoes are in",
+              "photos please",
+              "on my way",
+            ]);
+            assert.deepEqual((await historyOf(server, "lobby")).map((m) => m.body), [
+              "lobby chatter",
+            ]);
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("an unread count in the title while the tab is hidden", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            await page.goto(new URL("/?room=unread&userName=erin", server.url).href);
+            await waitForStatus(page, "online");
+            assert.equal(await page.title(), "#unread — parley");
+            await using bob = (await joinRoom(server, { room: "unread", userName: "bob" })).client;
+            await waitForUsers(page, ["bob", "erin"]);
+
+            await setHidden(page, true);
+            for (const body of ["ping", "ping again", "are you there?"]) {
+              bob.send({ type: "message", body, clientId: crypto.randomUUID() });
+            }
+            await bob.waitFor("ack", 3);
+            await waitForSettled(page, ["ping", "ping again", "are you there?"]);
+            await page.waitForFunction(() => document.title.startsWith("(3) "), null, {
+              timeout: UI_TIMEOUT_MS,
+            });
+            assert.equal(await page.title(), "(3) #unread — parley");
+            // Our own messages are not unread.
+            await send(page, "back in a minute");
+            await waitForSettled(page, ["back in a minute"]);
+            assert.equal(await page.title(), "(3) #unread — parley");
+
+            await setHidden(page, false);
+            await page.waitForFunction(() => document.title === "#unread — parley", null, {
+              timeout: UI_TIMEOUT_MS,
+            });
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("layout on a phone and a desktop, light and dark", async () => {
+        await Deno.mkdir(OUTPUT, { recursive: true });
+        await withServer({}, async (server) => {
+          const room = "design-review";
+          const conversation: [string, string][] = [
+            ["bob", "Morning! I pushed the new onboarding flow to staging."],
+            ["alice", "Nice — looking at it now."],
+            ["alice", "The second step feels long. Could we split the profile form in two?"],
+            ["bob", "Good call. I'll move avatar + bio to a separate step."],
+            [
+              "bob",
+              "Also: the copy on the welcome screen still says “beta”. Should we drop that " +
+              "before Thursday's release, or keep it until the metrics look stable?",
+            ],
+            ["alice", "Drop it. Ship Thursday."],
+          ];
+          for (const [who, body] of conversation) await postMessage(server, room, who, body);
+          const bodies = conversation.map(([, body]) => body);
+          await using bob = (await joinRoom(server, { room, userName: "bob" })).client;
+          const sizes = [
+            { name: "phone", viewport: { width: 390, height: 844 }, isMobile: true, scale: 2 },
+            { name: "desktop", viewport: { width: 1280, height: 800 }, isMobile: false, scale: 1 },
+          ];
+          for (const size of sizes) {
+            for (const scheme of ["light", "dark"] as const) {
+              const contexts: BrowserContext[] = [];
+              try {
+                const page = await personPage(browser, contexts, {
+                  viewport: size.viewport,
+                  isMobile: size.isMobile,
+                  hasTouch: size.isMobile,
+                  deviceScaleFactor: size.scale,
+                  colorScheme: scheme,
+                  reducedMotion: "reduce",
+                });
+                await page.goto(new URL(`/?room=${room}&userName=alice`, server.url).href);
+                await waitForStatus(page, "online");
+                await waitForSettled(page, bodies);
+                await waitForUsers(page, ["alice", "bob"]);
+                await page.locator("#message").fill("Sounds good, ship it");
+                const label = `${size.name}-${scheme}`;
+                const shot = new URL(`chat-${label}.png`, OUTPUT);
+                await page.screenshot({ path: shot.pathname });
+                if (size.name === "desktop" && scheme === "light") {
+                  if (Deno.env.get("PARLEY_UPDATE_SCREENSHOT") === "1") {
+                    await Deno.copyFile(shot, new URL("../docs/screenshot.png", import.meta.url));
+                  }
+                }
+                await assertLayout(page, label, size.name === "desktop", scheme);
+              } finally {
+                await closeAll(contexts);
+              }
+            }
+          }
+          assert.equal(bob.socket.readyState, WebSocket.OPEN);
+        });
+      });
+    } finally {
+      await browser.close();
+    }
+  },
+});
+
+/** Every button, input and textarea (shown or not) has a non-empty accessible name. */
+async function assertNamedControls(page: Page): Promise<void> {
+  const snapshot = () => page.locator("body").ariaSnapshot();
+  const buttons = await page.locator("button").count();
+  const namedButtons = await page.getByRole("button", { name: /\S/, includeHidden: true })
+    .count();
+  assert.equal(namedButtons, buttons, `a button has no accessible name:\n${await snapshot()}`);
+  const fields = await page.locator("input:not([type=hidden]), textarea").count();
+  const namedFields = await page.getByRole("textbox", { name: /\S/, includeHidden: true }).count();
+  assert.equal(namedFields, fields, `a text field has no accessible name:\n${await snapshot()}`);
+  assert.ok(buttons >= 5 && fields >= 4, `only ${buttons} buttons and ${fields} fields`);
+}
+
+/** No sideways scrolling, the composer and the newest message on screen, the right colours. */
+async function assertLayout(
+  page: Page,
+  label: string,
+  desktop: boolean,
+  scheme: "light" | "dark",
+): Promise<void> {
+  const layout = await page.evaluate(() => {
+    const box = (selector: string) => {
+      const el = document.querySelector(selector);
+      if (!el || !el.checkVisibility()) return null;
+      const r = el.getBoundingClientRect();
+      return { top: r.top, left: r.left, bottom: r.bottom, right: r.right };
+    };
+    const rgb = getComputedStyle(document.body).backgroundColor.match(/\d+(\.\d+)?/g)!.map(
+      Number,
+    );
+    return {
+      width: innerWidth,
+      height: innerHeight,
+      scrollWidth: document.documentElement.scrollWidth,
+      scrollHeight: document.documentElement.scrollHeight,
+      message: box("#message"),
+      send: box("#send"),
+      roomName: box("#room-name"),
+      roomNameClipped: (() => {
+        const el = document.querySelector("#room-name")!;
+        return el.scrollWidth > el.clientWidth;
+      })(),
+      lastMessage: box("#messages .message:last-of-type .bubble"),
+      sidebar: box("#sidebar"),
+      toggle: box("#users-toggle"),
+      dark: matchMedia("(prefers-color-scheme: dark)").matches,
+      brightness: (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255,
+    };
+  });
+  const where = `${label}: ${JSON.stringify(layout)}`;
+  assert.ok(layout.scrollWidth <= layout.width, `sideways scroll, ${where}`);
+  assert.ok(layout.scrollHeight <= layout.height, `the page itself scrolls, ${where}`);
+  const inView = (r: { top: number; left: number; bottom: number; right: number } | null) =>
+    r !== null && r.top >= 0 && r.left >= 0 && r.bottom <= layout.height &&
+    r.right <= layout.width;
+  assert.ok(inView(layout.message), `the message box is off screen, ${where}`);
+  assert.ok(inView(layout.send), `the send button is off screen, ${where}`);
+  assert.ok(inView(layout.roomName), `the room name is off screen, ${where}`);
+  assert.ok(!layout.roomNameClipped, `the room name is cut short, ${where}`);
+  assert.ok(inView(layout.lastMessage), `the newest message is off screen, ${where}`);
+  assert.ok(layout.lastMessage!.bottom <= layout.message!.top, `overlap, ${where}`);
+  if (desktop) assert.ok(inView(layout.sidebar), `the online list is hidden, ${where}`);
+  else assert.ok(inView(layout.toggle), `no way to see who is online, ${where}`);
+  assert.equal(layout.dark, scheme === "dark");
+  if (scheme === "dark") assert.ok(layout.brightness < 0.2, `a light page in dark mode, ${where}`);
+  else assert.ok(layout.brightness > 0.8, `a dark page in light mode, ${where}`);
+}
