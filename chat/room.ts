@@ -22,7 +22,8 @@ export type RoomEvent = Extract<ServerEvent, { type: "message" | "join" | "leave
 
 /** Events emitted together, with their encodings computed once for all subscribers. */
 export class Batch {
-  readonly events: RoomEvent[] = [];
+  readonly #events: RoomEvent[] = [];
+  #sealed = false;
   /** How many of the events are messages. */
   messageCount = 0;
   /** The highest message id in the batch, 0 if it holds none. */
@@ -30,9 +31,15 @@ export class Batch {
   #frame?: string;
   #legacy?: string[];
 
-  /** True once encoded: later events go to a new batch. */
+  /** True once a subscriber has read the batch: later events go to a new one. */
   get sealed(): boolean {
-    return this.#frame !== undefined;
+    return this.#sealed;
+  }
+
+  /** The events, oldest first. Reading them seals the batch. */
+  get events(): readonly RoomEvent[] {
+    this.#sealed = true;
+    return this.#events;
   }
 
   /** The `parley.v1` frame: the events' JSON joined by newlines. */
@@ -42,7 +49,6 @@ export class Batch {
 
   /** The legacy frames: one per message (legacy clients see no presence events). */
   legacyFrames(): string[] {
-    this.frame();
     return this.#legacy ??= this.events.filter(isMessage).map(encodeLegacy);
   }
 
@@ -53,7 +59,7 @@ export class Batch {
 
   /** @internal Called by the room while the batch is open. */
   add(event: RoomEvent): void {
-    this.events.push(event);
+    this.#events.push(event);
     if (event.type === "message") {
       this.messageCount++;
       this.lastId = event.id;

@@ -401,7 +401,11 @@
     const reason = document.createElement("span");
     reason.textContent = `not sent${entry.reason ? ` — ${entry.reason}` : ""}`;
     const retry = actionButton("Retry", "Send this message again", () => retryEntry(entry));
-    const edit = actionButton("Edit", "Move this message back into the message box", () => editEntry(entry));
+    const edit = actionButton(
+      "Edit",
+      "Move this message back into the message box",
+      () => editEntry(entry),
+    );
     status.replaceChildren(reason, " ", retry, " ", edit);
   }
 
@@ -493,7 +497,9 @@
       }
       state.tokens -= 1;
       try {
-        state.socket.send(JSON.stringify({ type: "message", body: entry.body, clientId: entry.clientId }));
+        state.socket.send(
+          JSON.stringify({ type: "message", body: entry.body, clientId: entry.clientId }),
+        );
       } catch {
         return; // the socket is closing; its close handler requeues
       }
@@ -672,7 +678,10 @@
     const flying = inFlight();
     switch (code) {
       case "too_large": {
-        const largest = flying.reduce((a, b) => (b.body.length > (a?.body.length ?? -1) ? b : a), null);
+        const largest = flying.reduce(
+          (a, b) => (b.body.length > (a?.body.length ?? -1) ? b : a),
+          null,
+        );
         markFailed(largest, "too long");
         showNotice(text);
         return;
@@ -745,7 +754,10 @@
   function connect() {
     clearRetry();
     const reconnecting = state.welcomed || state.attempt > 0;
-    setStatus(reconnecting ? "reconnecting" : "connecting", reconnecting ? "reconnecting…" : "connecting…");
+    setStatus(
+      reconnecting ? "reconnecting" : "connecting",
+      reconnecting ? "reconnecting…" : "connecting…",
+    );
     let ws;
     try {
       ws = new WebSocket(socketUrl(), PROTOCOL);
@@ -771,7 +783,10 @@
     requeueInFlight();
     if (event.code === 1009) {
       const flying = [...currentOutbox().values()].filter((e) => e.state === "queued");
-      const largest = flying.reduce((a, b) => (b.body.length > (a?.body.length ?? -1) ? b : a), null);
+      const largest = flying.reduce(
+        (a, b) => (b.body.length > (a?.body.length ?? -1) ? b : a),
+        null,
+      );
       markFailed(largest, "too long");
     }
     const reason = closeReason(event);
@@ -849,7 +864,9 @@
       data = JSON.parse(text);
     } catch { /* handled below */ }
     if (!response.ok) {
-      throw new Error(data && typeof data.error === "string" ? data.error : `HTTP ${response.status}`);
+      throw new Error(
+        data && typeof data.error === "string" ? data.error : `HTTP ${response.status}`,
+      );
     }
     if (!data || !Array.isArray(data.messages)) throw new Error("unexpected answer from /history");
     return {
@@ -860,7 +877,10 @@
 
   async function reloadHistory() {
     const epoch = state.epoch;
-    showNotice("Reconnected after a long gap: older history is incomplete; some messages may be missing.", 10_000);
+    showNotice(
+      "Reconnected after a long gap: older history is incomplete; some messages may be missing.",
+      10_000,
+    );
     try {
       const page = await fetchHistory({ limit: String(RECOVERY_LIMIT) });
       if (epoch !== state.epoch) return;
@@ -1032,7 +1052,9 @@
   }
 
   function onMessageKeydown(event) {
-    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) {
+      return;
+    }
     event.preventDefault();
     ui.composer.requestSubmit();
   }
@@ -1085,7 +1107,7 @@
       }
     });
     document.addEventListener("visibilitychange", onVisibilityChange);
-    window.addEventListener("online", reconnectNowIfWaiting);
+    globalThis.addEventListener("online", reconnectNowIfWaiting);
     setInterval(resendStale, 5000);
   }
 

@@ -410,3 +410,23 @@ Deno.test("a room of more than 100 lists the first 100 names and announces no jo
   assert.equal(first.events.filter((e) => e.type === "join").length, 99);
   await Promise.all([...clients, late].map((c) => c.close()));
 });
+
+Deno.test("clients that joined a room with history get every live message", async () => {
+  await using server = await startTestServer();
+  const posted = await fetch(new URL("/rooms/r/messages?userName=bot", server.url), {
+    method: "POST",
+    body: "earlier",
+  });
+  assert.equal(posted.status, 201);
+  const { client: bob } = await joinRoom(server, { room: "r", userName: "bob" });
+  const { client: alice } = await joinRoom(server, { room: "r", userName: "alice" });
+  alice.send({ type: "message", body: "a", clientId: "a" });
+  await alice.waitFor("ack", 1);
+  alice.send({ type: "message", body: "b", clientId: "b" });
+  await alice.waitFor("ack", 2);
+  for (const client of [bob, alice]) {
+    const messages = await client.waitFor("message", 3);
+    assert.deepEqual(messages.map((m) => m.body), ["earlier", "a", "b"]);
+  }
+  await Promise.all([bob.close(), alice.close()]);
+});
