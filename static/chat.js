@@ -615,7 +615,8 @@
       state.userName = ev.userName;
       ui.me.textContent = ev.userName;
     }
-    if (isUserList(ev.users)) setUsers(ev.users);
+    // A large room lists only its first names; userCount says how many are here.
+    if (isUserList(ev.users)) setUsers(ev.users, ev.userCount);
     const lastId = Number.isSafeInteger(ev.lastId) ? ev.lastId : 0;
     if (!state.welcomed) {
       state.welcomed = true;
@@ -719,8 +720,9 @@
     }, delay * (0.75 + Math.random() * 0.5));
   }
 
-  function setUsers(users) {
+  function setUsers(users, total) {
     const unique = [...new Set(users)];
+    const count = Number.isSafeInteger(total) && total > unique.length ? total : unique.length;
     unique.sort((a, b) => {
       if (a === state.userName) return -1;
       if (b === state.userName) return 1;
@@ -735,9 +737,9 @@
       return li;
     });
     ui.users.replaceChildren(...items);
-    ui.userCount.textContent = String(unique.length);
-    ui.usersCount.textContent = String(unique.length);
-    ui.usersToggle.setAttribute("aria-label", `Who’s online (${unique.length})`);
+    ui.userCount.textContent = String(count);
+    ui.usersCount.textContent = String(count);
+    ui.usersToggle.setAttribute("aria-label", `Who’s online (${count})`);
   }
 
   // ---------- connection ----------
