@@ -3,6 +3,7 @@
  * (history, then the room's batches, with backpressure) and its close codes.
  */
 
+import { setImmediate } from "node:timers";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -83,6 +84,8 @@ export class Client {
   /** Bytes of history replay the send buffer may hold on top of `limits.sendBufferBytes`. */
   #replayAllowance = 0;
   #throttled = false;
+  /** Acks waiting for the end of this turn: see {@link #ack}. */
+  #acks: string[] = [];
   /** Set once the client is leaving: nothing it sends counts any more. */
   #left = false;
   /** The code the server closed with: the peer's echo of it may carry none. */
@@ -229,7 +232,7 @@ export class Client {
   #sendV1(batch: Batch): void {
     if (this.#seam === 0) {
       this.#o.metrics.messagesOut += batch.messageCount;
-      this.#send(batch.frame());
+      this.#send(this.#withAcks(batch.frame()));
       return;
     }
     const seam = this.#seam;
@@ -237,7 +240,25 @@ export class Client {
     const events = batch.events.filter((e) => e.type !== "message" || e.id > seam);
     if (events.length === 0) return;
     this.#o.metrics.messagesOut += events.filter((e) => e.type === "message").length;
-    this.#send(events.map(encodeEvent).join("\n"));
+    this.#send(this.#withAcks(events.map(encodeEvent).join("\n")));
+  }
+
+  /**
+   * Queues an ack. Acks of one commit go out in one frame: one per ack made a sender's next
+   * messages trickle in one at a time, and each then went out to the room in a frame of its own.
+   */
+  #ack(clientId: string, id: number): void {
+    if (this.#acks.push(encodeEvent({ type: "ack", clientId, id })) === 1) {
+      setImmediate(() => this.#send(this.#withAcks("")));
+    }
+  }
+
+  /** A frame with the queued acks added, which leaves none queued. */
+  #withAcks(frame: string): string {
+    if (this.#acks.length === 0) return frame;
+    const acks = this.#acks.join("\n");
+    this.#acks = [];
+    return frame === "" ? acks : `${frame}\n${acks}`;
   }
 
   /** Legacy clients parse one message object per frame. */
@@ -255,6 +276,7 @@ export class Client {
   }
 
   #send(text: string): void {
+    if (text === "") return;
     try {
       this.#socket.send(text);
     } catch {
@@ -328,7 +350,7 @@ export class Client {
   async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
     try {
       const { message } = await this.#o.room.publish({ userName, body, clientId });
-      if (clientId !== undefined) this.#sendEvent({ type: "ack", clientId, id: message.id });
+      if (clientId !== undefined) this.#ack(clientId, message.id);
     } catch (error) {
       this.#error(
         new ProtocolError(
