@@ -1,0 +1,463 @@
+/**
+ * Durable history, and nothing lost across crashes and reconnects (design.md, "Reliability
+ * rules"). parley runs as a subprocess; four clients publish with `clientId`s, each keeping a few
+ * messages in flight, and record every ack; the server is killed with SIGKILL once a given number
+ * of acks has arrived, and restarted on the same history file. Then:
+ *
+ * - every acked message is in `/history` exactly once, with the acked id, and each client's acked
+ *   ids increase in the order the acks came;
+ * - after each client reconnects with `since` (the highest id it saw) and resends every unacked
+ *   message with the same `clientId`, the history holds every message any client ever attempted
+ *   exactly once, with ids 1..N contiguous;
+ * - each client, from what it saw before the crash plus its since-replay and live stream after
+ *   it, has seen every message of the room exactly once, in id order.
+ *
+ * Kill points are chosen by observed ack counts, never by time.
+ */
+
+import assert from "node:assert/strict";
+import { type Event, TestClient, within } from "./support.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOM = "crash";
+const CLIENTS = 4;
+/** New messages each client sends after reconnecting, so the live stream is exercised too. */
+const AFTER_RESTART = 5;
+/** Generous: other test suites share the two CPUs. */
+const WAIT_MS = 10_000;
+
+/** One kill: after how many acks (all clients together), with how many messages in flight each. */
+interface Round {
+  killAfterAcks: number;
+  inFlight: number;
+}
+
+const ROUNDS: Round[] = [
+  { killAfterAcks: 25, inFlight: 4 },
+  { killAfterAcks: 200, inFlight: 16 },
+  { killAfterAcks: 500, inFlight: 8 },
+  { killAfterAcks: 1000, inFlight: 2 },
+  { killAfterAcks: 2000, inFlight: 12 },
+].slice(0, Deno.env.get("CI") === "true" ? 3 : undefined);
+
+/** A message as `/history` returns it. */
+interface StoredMessage {
+  id: number;
+  room: string;
+  userName: string;
+  body: string;
+  timestamp: string;
+}
+
+const bodyOf = (clientId: string): string => `crash test message ${clientId}`;
+const clientIdOf = (body: string): string => body.replace(/^crash test message /, "");
+
+/** parley's `main.ts` as a subprocess on port 0, with its config and history file in `dir`. */
+class ParleyProcess {
+  readonly url: URL;
+  readonly #child: Deno.ChildProcess;
+  readonly #pumps: Promise<unknown>;
+  readonly #output: () => string;
+  readonly exited: Promise<Deno.CommandStatus>;
+
+  private constructor(
+    url: URL,
+    child: Deno.ChildProcess,
+    pumps: Promise<unknown>,
+    output: () => string,
+  ) {
+    this.url = url;
+    this.#child = child;
+    this.#pumps = pumps;
+    this.#output = output;
+    this.exited = child.status;
+  }
+
+  /** Starts parley with `dir/config.json` and waits for the URL it prints. */
+  static async start(dir: string): Promise<ParleyProcess> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--unstable-net",
+        "--allow-net",
+        "--allow-env=PORT",
+        "--allow-read",
+        "--allow-write",
+        MAIN,
+        "--config",
+        `${dir}/config.json`,
+        "--port",
+        "0",
+      ],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let tail = "";
+    let announce: (url: URL) => void = () => {};
+    const announced = new Promise<URL>((resolve) => announce = resolve);
+    const pump = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        tail = (tail + decoder.decode(chunk, { stream: true })).slice(-8192);
+        const match = /http:\/\/\S+\//.exec(tail);
+        if (match) announce(new URL(match[0]));
+      }
+    };
+    const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    const exitedEarly = child.status.then((status) => {
+      throw new Error(`parley exited with code ${status.code} before printing its URL:\n${tail}`);
+    });
+    try {
+      const url = await within(Promise.race([announced, exitedEarly]), "parley's URL", WAIT_MS);
+      return new ParleyProcess(url, child, pumps, () => tail);
+    } catch (error) {
+      await killAndWait(child);
+      await pumps.catch(() => {});
+      throw error;
+    }
+  }
+
+  /** `ws://…/chat?room=crash&…`. */
+  wsUrl(query: Record<string, string>): string {
+    const url = new URL("/chat", this.url);
+    url.protocol = "ws:";
+    url.searchParams.set("room", ROOM);
+    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+    return url.href;
+  }
+
+  /** The room's whole history, oldest first, paged with `after`. */
+  async history(): Promise<StoredMessage[]> {
+    const all: StoredMessage[] = [];
+    for (let page = 0; page < 1000; page++) {
+      const after = all.length === 0 ? 0 : all[all.length - 1].id;
+      const url = new URL(`/history?room=${ROOM}&limit=1000&after=${after}`, this.url);
+      const response = await within(fetch(url), "GET /history", WAIT_MS);
+      assert.equal(response.status, 200, `GET ${url}`);
+      const { messages, hasMore } = await response.json() as {
+        messages: StoredMessage[];
+        hasMore: boolean;
+      };
+      all.push(...messages);
+      if (!hasMore) return all;
+    }
+    throw new Error("GET /history kept answering hasMore after 1000 pages");
+  }
+
+  /** SIGKILL: no shutdown, no flush. Waits for the process to be gone. */
+  async crash(): Promise<void> {
+    await killAndWait(this.#child);
+    await this.#pumps.catch(() => {});
+  }
+
+  /** SIGTERM (SIGKILL if it lingers); waits for the exit. Safe to call after a crash. */
+  async stop(): Promise<void> {
+    await killAndWait(this.#child, "SIGTERM");
+    await this.#pumps.catch(() => {});
+  }
+
+  /** The last few KB of its stdout and stderr. */
+  output(): string {
+    return this.#output();
+  }
+}
+
+async function killAndWait(
+  child: Deno.ChildProcess,
+  signal: "SIGKILL" | "SIGTERM" = "SIGKILL",
+): Promise<void> {
+  try {
+    child.kill(signal);
+  } catch {
+    // Already exited.
+  }
+  try {
+    await within(child.status, `parley to exit after ${signal}`, 10_000);
+  } catch {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await child.status;
+  }
+}
+
+/**
+ * One client: sends `{type:"message", clientId}` frames, keeping `inFlight` unacked, and records
+ * every ack and every message id it is shown. Each ack is answered with the next message while
+ * sending is on.
+ */
+class Publisher {
+  /** Every clientId this client has sent, in send order. */
+  readonly attempted: string[] = [];
+  /** Acks received before the crash, in arrival order. */
+  readonly acks: { clientId: string; id: number }[] = [];
+  /** clientId -> acked id, from before the crash. */
+  readonly acked = new Map<string, number>();
+  /** Ids of the message events received before the crash, in arrival order. */
+  readonly seen: number[] = [];
+  /** Anything unexpected: error events, acks for unknown or already acked clientIds. */
+  readonly problems: string[] = [];
+  readonly client: TestClient;
+  #cursor = 0;
+  #sending = false;
+
+  constructor(readonly userName: string, url: string, private readonly onAck: () => void) {
+    this.client = new TestClient(url);
+    // Registered after TestClient's own listener, so `client.events` already holds the frame.
+    this.client.socket.addEventListener("message", () => this.#drain());
+  }
+
+  /** Starts publishing with `inFlight` messages unacked at a time. */
+  start(inFlight: number): void {
+    this.#sending = true;
+    for (let i = 0; i < inFlight; i++) this.sendNew();
+  }
+
+  /** Sends nothing more (acks still in transit are recorded). */
+  stop(): void {
+    this.#sending = false;
+  }
+
+  /** Sent before the crash and never acked: the server may or may not have stored them. */
+  get unacked(): string[] {
+    return this.attempted.filter((clientId) => !this.acked.has(clientId));
+  }
+
+  /** The highest message id this client saw, 0 if none. */
+  get lastSeen(): number {
+    return this.seen.length === 0 ? 0 : Math.max(...this.seen);
+  }
+
+  /** Sends a brand-new message (a fresh clientId). */
+  sendNew(client: TestClient = this.client): string {
+    const clientId = `${this.userName}-${this.attempted.length + 1}`;
+    this.attempted.push(clientId);
+    client.send({ type: "message", body: bodyOf(clientId), clientId });
+    return clientId;
+  }
+
+  #drain(): void {
+    const events = this.client.events;
+    while (this.#cursor < events.length) {
+      const event: Event = events[this.#cursor++];
+      if (event.type === "message") {
+        this.seen.push(event.id);
+      } else if (event.type === "ack") {
+        if (!this.attempted.includes(event.clientId)) {
+          this.problems.push(`ack for a clientId never sent: ${JSON.stringify(event)}`);
+        } else if (this.acked.has(event.clientId)) {
+          this.problems.push(`second ack on one connection: ${JSON.stringify(event)}`);
+        } else {
+          this.acked.set(event.clientId, event.id);
+          this.acks.push({ clientId: event.clientId, id: event.id });
+          this.onAck();
+          if (this.#sending) this.sendNew();
+        }
+      } else if (event.type === "error") {
+        this.problems.push(`error event: ${JSON.stringify(event)}`);
+      }
+    }
+  }
+}
+
+/** Asserts `ids` is exactly `from..to`, in order. */
+function assertRange(ids: number[], from: number, to: number, what: string): void {
+  const expected = Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+  if (ids.length !== expected.length || ids.some((id, i) => id !== expected[i])) {
+    const missing = expected.filter((id) => !ids.includes(id));
+    const extra = ids.filter((id, i) => id < from || id > to || ids.indexOf(id) !== i);
+    assert.fail(
+      `${what}: expected ids ${from}..${to} once each in order; got ${ids.length} ids, ` +
+        `missing ${JSON.stringify(missing.slice(0, 20))}, ` +
+        `extra or repeated ${JSON.stringify(extra.slice(0, 20))}`,
+    );
+  }
+}
+
+/** Maps each stored message's clientId to its id, failing on a clientId stored twice. */
+function idsByClientId(history: StoredMessage[], what: string): Map<string, number> {
+  const byClientId = new Map<string, number>();
+  for (const message of history) {
+    const clientId = clientIdOf(message.body);
+    assert.ok(
+      clientId.startsWith(`${message.userName}-`),
+      `${what}: message ${message.id} (${message.body}) stored under ${message.userName}`,
+    );
+    const earlier = byClientId.get(clientId);
+    assert.equal(
+      earlier,
+      undefined,
+      `${what}: ${clientId} stored twice, as ids ${earlier} and ${message.id}`,
+    );
+    byClientId.set(clientId, message.id);
+  }
+  return byClientId;
+}
+
+async function crashRound({ killAfterAcks, inFlight }: Round): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-crash-" });
+  const servers: ParleyProcess[] = [];
+  const clients: TestClient[] = [];
+  try {
+    await Deno.writeTextFile(
+      `${dir}/config.json`,
+      JSON.stringify({
+        port: 0,
+        logfilePath: `${dir}/parley.log`,
+        history: { path: `${dir}/history.db`, maxMessagesPerRoom: 1_000_000 },
+        limits: { messagesPerSecond: 100_000, burst: 100_000, idleTimeoutSeconds: 0 },
+      }),
+    );
+
+    // Publish until `killAfterAcks` acks have arrived, then SIGKILL at once, mid-stream.
+    const first = await ParleyProcess.start(dir);
+    servers.push(first);
+    let totalAcks = 0;
+    let killed = false;
+    let signalKilled: () => void = () => {};
+    const killedAt = new Promise<void>((resolve) => signalKilled = resolve);
+    const publishers: Publisher[] = [];
+    const onAck = (): void => {
+      totalAcks++;
+      if (killed || totalAcks < killAfterAcks) return;
+      killed = true;
+      for (const publisher of publishers) publisher.stop();
+      first.crash().then(signalKilled);
+    };
+    for (let i = 0; i < CLIENTS; i++) {
+      const publisher = new Publisher(`user${i}`, first.wsUrl({ userName: `user${i}` }), onAck);
+      publishers.push(publisher);
+      clients.push(publisher.client);
+    }
+    for (const { client } of publishers) {
+      const welcome = await client.next("welcome", WAIT_MS);
+      assert.equal(welcome.lastId, 0, "a fresh room");
+    }
+    for (const publisher of publishers) publisher.start(inFlight);
+    await within(killedAt, `${killAfterAcks} acks and the kill`, WAIT_MS);
+    assert.equal((await first.exited).signal, "SIGKILL", first.output());
+    for (const { client } of publishers) await within(client.closed, "the socket to close");
+
+    for (const publisher of publishers) {
+      assert.deepEqual(publisher.problems, [], publisher.userName);
+      const ids = publisher.acks.map((ack) => ack.id);
+      for (let i = 1; i < ids.length; i++) {
+        assert.ok(ids[i] > ids[i - 1], `${publisher.userName}: acked ids in ack order ${ids}`);
+      }
+      // Live delivery before the crash had no gap and no duplicate.
+      assertRange(publisher.seen, 1, publisher.lastSeen, `${publisher.userName} before the crash`);
+    }
+    const ackCount = publishers.reduce((n, p) => n + p.acks.length, 0);
+    assert.ok(ackCount >= killAfterAcks);
+
+    // Restart on the same file: every acked message is there once, with its id.
+    const second = await ParleyProcess.start(dir);
+    servers.push(second);
+    const recovered = await second.history();
+    const stored = idsByClientId(recovered, "after the restart");
+    assertRange(recovered.map((m) => m.id), 1, recovered.length, "history after the restart");
+    for (const publisher of publishers) {
+      for (const { clientId, id } of publisher.acks) {
+        assert.equal(stored.get(clientId), id, `acked ${clientId} as ${id}`);
+      }
+      for (const clientId of stored.keys()) {
+        if (clientId.startsWith(`${publisher.userName}-`)) {
+          assert.ok(publisher.attempted.includes(clientId), `${clientId} was never sent`);
+        }
+      }
+    }
+    const lastId = recovered.length;
+
+    // Reconnect with since, resend every unacked message (and one acked one), send a few new.
+    const resumed = publishers.map((publisher) => {
+      const client = new TestClient(
+        second.wsUrl({ userName: publisher.userName, since: String(publisher.lastSeen) }),
+      );
+      clients.push(client);
+      return { publisher, client, since: publisher.lastSeen };
+    });
+    for (const { client } of resumed) {
+      const welcome = await client.next("welcome", WAIT_MS);
+      assert.equal(welcome.lastId, lastId);
+      assert.notEqual(welcome.recovered, false);
+    }
+    const expectedAcks = new Map<TestClient, string[]>();
+    for (const { publisher, client } of resumed) {
+      const resend = publisher.unacked;
+      const lastAcked = publisher.acks.at(-1)?.clientId;
+      if (lastAcked !== undefined) resend.push(lastAcked);
+      for (const clientId of resend) {
+        client.send({ type: "message", body: bodyOf(clientId), clientId });
+      }
+      for (let i = 0; i < AFTER_RESTART; i++) resend.push(publisher.sendNew(client));
+      expectedAcks.set(client, resend);
+    }
+    const total = publishers.reduce((n, p) => n + p.attempted.length, 0);
+
+    for (const { publisher, client, since } of resumed) {
+      const sent = expectedAcks.get(client) ?? [];
+      const acks = await client.waitFor("ack", sent.length, WAIT_MS);
+      assert.deepEqual(
+        acks.map((ack) => ack.clientId).sort(),
+        [...sent].sort(),
+        `${publisher.userName}: one ack per resent or new message`,
+      );
+      for (const ack of acks) {
+        const original = publisher.acked.get(ack.clientId) ?? stored.get(ack.clientId);
+        if (original !== undefined) {
+          assert.equal(ack.id, original, `a resent ${ack.clientId} is acked with its original id`);
+        } else {
+          assert.ok(ack.id > lastId, `${ack.clientId} stored only now, as ${ack.id}`);
+        }
+      }
+      const errors = client.events.filter((event) => event.type === "error");
+      assert.deepEqual(errors, [], publisher.userName);
+
+      // Since-replay plus live stream: everything after `since`, once, in order.
+      const messages = await client.waitFor("message", total - since, WAIT_MS).catch((error) => {
+        const got = client.events.filter((e) => e.type === "message").map((e) => e.id);
+        throw new Error(
+          `${publisher.userName} (since ${since}, total ${total}) got ${JSON.stringify(got)}`,
+          { cause: error },
+        );
+      });
+      const ids = [...publisher.seen, ...messages.map((m) => m.id)];
+      assertRange(ids, 1, total, `${publisher.userName}: before the crash plus after reconnecting`);
+    }
+
+    // The final history: every message ever attempted, exactly once, ids 1..total.
+    const final = await second.history();
+    assertRange(final.map((m) => m.id), 1, total, "the final history");
+    const finalIds = idsByClientId(final, "the final history");
+    for (const publisher of publishers) {
+      for (const clientId of publisher.attempted) {
+        assert.ok(finalIds.has(clientId), `${clientId} is in the final history`);
+      }
+      for (const [clientId, id] of publisher.acked) {
+        assert.equal(finalIds.get(clientId), id, `${clientId} kept its acked id`);
+      }
+    }
+    for (const { client } of resumed) {
+      const acks = client.events.filter((event) => event.type === "ack");
+      for (const ack of acks) assert.equal(finalIds.get(ack.clientId), ack.id);
+    }
+  } finally {
+    for (const client of clients) await client.close().catch(() => {});
+    for (const server of servers) await server.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("a SIGKILL loses no acked message, and resending after a restart makes no duplicate", async (t) => {
+  for (const round of ROUNDS) {
+    await t.step(
+      `killed after ${round.killAfterAcks} acks, ${round.inFlight} in flight per client`,
+      () => crashRound(round),
+    );
+  }
+});
