@@ -357,32 +357,21 @@ export class HistoryStore {
     const sql = this.#sql;
     const timestamp = new Date().toISOString();
     const lastIds = new Map<string, number>();
-    const byKey = new Map<string, AppendResult>();
     const results: AppendResult[] = [];
     this.#db.exec("BEGIN IMMEDIATE");
     for (const { message } of batch) {
       const { room, userName, body, clientId } = message;
-      const key = clientId === undefined ? undefined : JSON.stringify([room, userName, clientId]);
-      if (key !== undefined) {
-        const seen = byKey.get(key);
-        if (seen) {
-          results.push({ message: seen.message, duplicate: true });
-          continue;
-        }
-        const row = sql.byClient.get(room, userName, clientId as string);
-        if (row) {
-          const original = { message: toMessage(room, row), duplicate: true };
-          byKey.set(key, original);
-          results.push(original);
-          continue;
-        }
-      }
       const id = (lastIds.get(room) ?? this.lastId(room)) + 1;
+      // The unique index on (room, user_name, client_id) finds a known clientId as it inserts,
+      // earlier in this batch or before a restart: then the original is the answer.
+      const { changes } = sql.insert.run(room, id, userName, body, timestamp, clientId ?? null);
+      if (changes === 0) {
+        const original = sql.byClient.get(room, userName, clientId as string)!;
+        results.push({ message: toMessage(room, original), duplicate: true });
+        continue;
+      }
       lastIds.set(room, id);
-      sql.insert.run(room, id, userName, body, timestamp, clientId ?? null);
-      const result = { message: { id, room, userName, body, timestamp }, duplicate: false };
-      if (key !== undefined) byKey.set(key, result);
-      results.push(result);
+      results.push({ message: { id, room, userName, body, timestamp }, duplicate: false });
     }
     for (const [room, lastId] of lastIds) {
       sql.setLastId.run(room, lastId);
@@ -422,7 +411,7 @@ function prepare(db: DatabaseSync): Statements {
     ),
     insert: db.prepare(
       "INSERT INTO messages (room, id, user_name, body, timestamp, client_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     ),
     insertKnown: db.prepare(
       "INSERT OR IGNORE INTO messages (room, id, user_name, body, timestamp) VALUES (?, ?, ?, ?, ?)",
