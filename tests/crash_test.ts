@@ -16,9 +16,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type Event, TestClient, within } from "./support.ts";
+import { type Event, parleyCommand, TestClient, within } from "./support.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const ROOM = "crash";
 const CLIENTS = 4;
 /** New messages each client sends after reconnecting, so the live stream is exercised too. */
@@ -75,26 +74,7 @@ class ParleyProcess {
 
   /** Starts parley with `dir/config.json` and waits for the URL it prints. */
   static async start(dir: string): Promise<ParleyProcess> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--unstable-net",
-        "--allow-net",
-        "--allow-env=PORT",
-        "--allow-read",
-        "--allow-write",
-        MAIN,
-        "--config",
-        `${dir}/config.json`,
-        "--port",
-        "0",
-      ],
-      cwd: dir,
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = parleyCommand(`${dir}/config.json`, dir, ["--port", "0"]).spawn();
     let tail = "";
     let announce: (url: URL) => void = () => {};
     const announced = new Promise<URL>((resolve) => announce = resolve);

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { TestClient, within } from "./support.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { parleyCommand, TestClient, within } from "./support.ts";
 
 /** Runs main.ts as `deno task start` would, in a temp dir, with a config file of our own. */
 async function spawnParley(config: Record<string, unknown>, args: string[] = []) {
@@ -11,24 +9,7 @@ async function spawnParley(config: Record<string, unknown>, args: string[] = [])
     path,
     JSON.stringify({ port: 0, logfilePath: `${dir}/parley.log`, ...config }),
   );
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-env=PORT",
-      "--allow-read",
-      "--allow-write",
-      MAIN,
-      "--config",
-      path,
-      ...args,
-    ],
-    cwd: dir,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const process = parleyCommand(path, dir, args).spawn();
   return { dir, process };
 }
 

@@ -219,3 +219,29 @@ export async function joinRoom(
   const welcome = await client.next("welcome");
   return { client, welcome };
 }
+
+/**
+ * `main.ts` as `deno task start` runs it, with reading and writing allowed anywhere (tests keep
+ * their files in temp dirs), a config file of the test's own, and piped output.
+ */
+export function parleyCommand(configPath: string, cwd: string, args: string[] = []): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-net",
+      "--allow-env=PORT",
+      "--allow-read",
+      "--allow-write",
+      new URL("../main.ts", import.meta.url).pathname,
+      "--config",
+      configPath,
+      ...args,
+    ],
+    cwd,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { TestClient, within } from "./support.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { parleyCommand, TestClient, within } from "./support.ts";
 
 Deno.test("workers share one port and their rooms: everyone sees every message and everyone online", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-workers-" });
@@ -15,21 +13,7 @@ Deno.test("workers share one port and their rooms: everyone sees every message a
       limits: { messagesPerSecond: 1000, burst: 1000 },
     }),
   );
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      MAIN,
-      "--config",
-      `${dir}/config.json`,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const process = parleyCommand(`${dir}/config.json`, dir).spawn();
   const lines = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const clients: TestClient[] = [];
   try {
@@ -75,6 +59,7 @@ Deno.test("workers share one port and their rooms: everyone sees every message a
       // Already exited.
     }
     await lines.cancel();
+    await process.stderr.cancel();
     await process.status;
     await Deno.remove(dir, { recursive: true });
   }
