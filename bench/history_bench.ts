@@ -23,7 +23,7 @@
  */
 
 import { HistoryStore } from "../chat/history.ts";
-import { hasTaskset, pinSelf, REPO_ROOT } from "./server_process.ts";
+import { hasTaskset, pinSelf, REPO_ROOT, terminate } from "./server_process.ts";
 import {
   cpuPercent,
   formatBytes,
@@ -211,27 +211,7 @@ async function launch(
     return s;
   });
   const stop = async (): Promise<void> => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = await Promise.race([
-        status.then(() => false),
-        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), 5000)),
-      ]);
-      clearTimeout(timer);
-      if (late) {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        await status;
-      }
-    }
+    if (!exited) await terminate(child);
     await pumps;
   };
 

@@ -147,29 +147,7 @@ export async function startServer(
   clearTimeout(timer);
 
   const stop = async (graceMs = 5000): Promise<void> => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      let killTimer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = await Promise.race([
-        status.then(() => false),
-        new Promise<boolean>((resolve) => {
-          killTimer = setTimeout(() => resolve(true), graceMs);
-        }),
-      ]);
-      clearTimeout(killTimer);
-      if (timedOut) {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        await status;
-      }
-    }
+    if (!exited) await terminate(child, graceMs);
     await pumps;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
@@ -182,4 +160,26 @@ export async function startServer(
   const url = new URL(outcome.replace(/[.,;)'"]+$/, ""));
   url.hostname = "127.0.0.1";
   return { kind, url: url.href, pid: child.pid, cpus, output: () => tail, stop };
+}
+
+/** Stops a child: SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+export async function terminate(child: Deno.ChildProcess, graceMs = 5000): Promise<void> {
+  const signal = (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch {
+      // Already gone.
+    }
+  };
+  signal("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = await Promise.race([
+    child.status.then(() => false),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
+  ]);
+  clearTimeout(timer);
+  if (late) {
+    signal("SIGKILL");
+    await child.status;
+  }
 }
