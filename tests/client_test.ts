@@ -238,7 +238,7 @@ Deno.test("a frame far beyond the limit closes the connection with 1009", async 
   assert.equal((await within(client.closed, "the close")).code, 1009);
 });
 
-Deno.test("connections beyond the per-address limit are closed with 1008, beyond the total 503", async () => {
+Deno.test("connections beyond the per-address limit are closed with 1008", async () => {
   await using server = await startTestServer({
     limits: { maxConnectionsPerIp: 2, maxConnections: 3 },
   });
@@ -248,6 +248,26 @@ Deno.test("connections beyond the per-address limit are closed with 1008, beyond
   const closed = await within(third.closed, "the close");
   assert.equal(closed.code, 1008);
   assert.match(closed.reason, /too many connections/);
+  await second.client.close();
+  const again = await joinRoom(server, { userName: "c" });
+  assert.deepEqual(again.welcome.users, ["a", "c"]);
+  await Promise.all([first.client.close(), again.client.close()]);
+});
+
+Deno.test("an upgrade beyond limits.maxConnections is refused with 503 before it upgrades", async () => {
+  await using server = await startTestServer({ limits: { maxConnections: 2 } });
+  const first = await joinRoom(server, { userName: "a" });
+  const second = await joinRoom(server, { userName: "b" });
+  const third = await fetch(server.wsUrl({ userName: "c" }).replace("ws:", "http:"), {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-version": "13",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    },
+  });
+  assert.equal(third.status, 503);
+  assert.match((await third.json()).error, /full/);
   await second.client.close();
   const again = await joinRoom(server, { userName: "c" });
   assert.deepEqual(again.welcome.users, ["a", "c"]);

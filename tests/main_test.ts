@@ -47,6 +47,18 @@ Deno.test("start-up errors are one sentence on stderr and exit code 1", async (t
       taken.close();
     }
   });
+  await t.step("a history file that is not a database", async () => {
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(`${dir}/broken.db`, "this is not SQLite ".repeat(500));
+    try {
+      await failsWith(
+        { history: { path: `${dir}/broken.db` } },
+        /Cannot open history store ".*broken\.db": file is not a database/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
   await t.step("a Redis that cannot be reached", async () => {
     const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = closed.addr.port;
