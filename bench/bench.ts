@@ -6,6 +6,7 @@
  *
  * ```sh
  * deno task bench --scenario fanout|chat|crowd|idle [--url ws://…] [--baseline] [--duration S] [--json]
+ * deno task bench --scenario fanout --parley --legacy 100   # 100 subscribers in the legacy dialect
  * ```
  *
  * See `bench/README.md` for the scenarios, the setup and the measured figures.
@@ -121,6 +122,36 @@ export interface BenchOptions extends Scenario {
   pin: boolean;
   /** Print a progress line a second to stderr. */
   progress: boolean;
+  /**
+   * Subscribers (never senders: the last `legacy` of them) that connect without a subprotocol, in
+   * parley's legacy dialect. parley only: the baseline speaks `parley.v1` alone. Default 0.
+   */
+  legacy?: number;
+}
+
+/** The figures of one kind of subscriber in a run that has legacy ones. */
+export interface SubscriberGroup {
+  subscribers: number;
+  connected: number;
+  /** Messages sent x these subscribers connected. */
+  expected: number;
+  delivered: number;
+  lost: number;
+  deliveredPerSec: number;
+  messagesPerFrame: number | null;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+/** The legacy subscribers' figures, with the checks of their dialect. */
+export interface LegacyGroup extends SubscriberGroup {
+  /** Frames holding more than one message object: the dialect allows exactly one per frame. */
+  multiMessageFrames: number;
+  /** Frames that are not one message object followed by `\n` (e.g. a `parley.v1` event). */
+  badFrames: number;
 }
 
 /** The figures of one server in one run. */
@@ -175,6 +206,12 @@ export interface RunResult {
   serverCpus: string | null;
   loadCpus: string | null;
   workers: number;
+  /**
+   * With legacy subscribers: the `parley.v1` subscribers' figures (the senders among them) and
+   * the legacy ones'; the fields above are for all of them together. Null without legacy ones.
+   */
+  v1: SubscriberGroup | null;
+  legacy: LegacyGroup | null;
 }
 
 /** The answer of {@link runBench}: the primary result's fields at the top, then both runs. */
@@ -259,7 +296,11 @@ function log(options: BenchOptions, line: string): void {
   if (options.progress) console.error(line);
 }
 
-async function progressOf(workers: LoadWorker[]): Promise<Omit<ProgressReport, "type">> {
+async function progressOf(
+  workers: LoadWorker[],
+): Promise<
+  Pick<ProgressReport, "delivered" | "deliveredInWindow" | "frames" | "sent" | "acked" | "open">
+> {
   const reports = await Promise.all(
     workers.map((w) => w.ask<ProgressReport>({ type: "progress" }, "progress", 10_000)),
   );
@@ -342,7 +383,10 @@ async function measure(
     pid === null ? Promise.resolve(null) : sampleProc(pid);
   const rssStart = (await server())?.rssBytes ?? null;
 
-  // Connect: subscriber i lives in worker i % W; the senders are subscribers 0..S-1.
+  // Connect: subscriber i lives in worker i % W; the senders are subscribers 0..S-1; the legacy
+  // ones the last L.
+  const legacyCount = legacyOf(options);
+  const firstLegacy = options.subscribers - legacyCount;
   const perWorker = Math.max(1, Math.ceil(options.connectConcurrency / workers.length));
   const connectTimeoutMs = 30_000 + options.subscribers * 10;
   log(options, `[${label}] connecting ${formatCount(options.subscribers)} subscribers to ${url}`);
@@ -363,6 +407,7 @@ async function measure(
           url,
           indices,
           senders: indices.filter((i) => i < options.senders),
+          legacy: indices.filter((i) => i >= firstLegacy),
           concurrency: perWorker,
           timeoutMs: 20_000,
         },
@@ -374,6 +419,7 @@ async function measure(
     clearInterval(ticker);
   }
   const connected = connectedReports.reduce((n, r) => n + r.connected, 0);
+  const legacyConnected = connectedReports.reduce((n, r) => n + r.legacyConnected, 0);
   const connectFailures = connectedReports.reduce((n, r) => n + r.failed, 0);
   const firstStart = Math.min(...connectedReports.map((r) => r.firstStartMs));
   const lastWelcome = Math.max(...connectedReports.map((r) => r.lastWelcomeMs));
@@ -386,6 +432,12 @@ async function measure(
         : ""),
   );
 
+  // A legacy client counts as connected at the upgrade, before parley has subscribed it: wait
+  // until the room lists every subscriber (a named legacy client joins once subscribed).
+  if (legacyConnected > 0) await waitForPresence(options, label, url, connected);
+
+  // Only `~`, hex digits, `|` and `x`: nothing JSON or Go's HTML-safe escaping would rewrite, so a
+  // legacy frame holds the body byte for byte.
   const marker = `~b${crypto.randomUUID().slice(0, 6)}|`;
   const startUs = nowUs() + 100_000;
   const warmupEndUs = startUs + options.warmupS * 1e6;
@@ -477,6 +529,8 @@ async function measure(
     workers.map((w) => w.ask<FinalReport>({ type: "report" }, "report", 30_000)),
   );
   const latency = new Histogram();
+  const v1Latency = new Histogram();
+  const legacyLatency = new Histogram();
   const closes: Record<string, number> = {};
   const errorEvents: Record<string, number> = {};
   let delivered = 0,
@@ -485,8 +539,17 @@ async function measure(
     sent = 0,
     acked = 0,
     held = 0;
+  const legacy = { delivered: 0, deliveredInWindow: 0, frames: 0, multi: 0, bad: 0 };
   for (const f of finals) {
-    latency.merge(f.latency);
+    latency.merge(f.v1Latency);
+    latency.merge(f.legacyLatency);
+    v1Latency.merge(f.v1Latency);
+    legacyLatency.merge(f.legacyLatency);
+    legacy.delivered += f.legacyDelivered;
+    legacy.deliveredInWindow += f.legacyDeliveredInWindow;
+    legacy.frames += f.legacyFrames;
+    legacy.multi += f.legacyMultiMessageFrames;
+    legacy.bad += f.legacyBadFrames;
     addCounts(closes, f.closes);
     addCounts(errorEvents, f.errorEvents);
     delivered += f.delivered;
@@ -498,6 +561,34 @@ async function measure(
   }
   const expected = sent * connected;
   const ms = (us: number): number => Math.round(us) / 1000;
+  const perSec = (n: number): number =>
+    options.durationS > 0 ? Math.round(n / options.durationS) : 0;
+  const perFrame = (n: number, f: number): number | null =>
+    f > 0 ? Math.round((n / f) * 100) / 100 : null;
+  const group = (
+    subscribers: number,
+    connected: number,
+    delivered: number,
+    inWindow: number,
+    frames: number,
+    latency: Histogram,
+  ): SubscriberGroup => ({
+    subscribers,
+    connected,
+    expected: sent * connected,
+    delivered,
+    lost: sent * connected - delivered,
+    deliveredPerSec: perSec(inWindow),
+    messagesPerFrame: perFrame(delivered, frames),
+    p50Ms: ms(latency.quantile(0.5)),
+    p90Ms: ms(latency.quantile(0.9)),
+    p99Ms: ms(latency.quantile(0.99)),
+    maxMs: ms(latency.max),
+    meanMs: latency.count ? ms(latency.sum / latency.count) : 0,
+  });
+  // Frames breaking the legacy dialect are errors too, beside the server's `error` events.
+  if (legacy.multi > 0) errorEvents.legacyMultiMessageFrames = legacy.multi;
+  if (legacy.bad > 0) errorEvents.legacyBadFrames = legacy.bad;
   const rssEnd = serverEnd?.rssBytes ?? null;
   return {
     target: label,
@@ -533,7 +624,73 @@ async function measure(
     serverCpus: process?.cpus ?? null,
     loadCpus,
     workers: workers.length,
+    v1: legacyCount > 0
+      ? group(
+        options.subscribers - legacyCount,
+        connected - legacyConnected,
+        delivered - legacy.delivered,
+        deliveredInWindow - legacy.deliveredInWindow,
+        frames - legacy.frames,
+        v1Latency,
+      )
+      : null,
+    legacy: legacyCount > 0
+      ? {
+        ...group(
+          legacyCount,
+          legacyConnected,
+          legacy.delivered,
+          legacy.deliveredInWindow,
+          legacy.frames,
+          legacyLatency,
+        ),
+        multiMessageFrames: legacy.multi,
+        badFrames: legacy.bad,
+      }
+      : null,
   };
+}
+
+/** The number of legacy subscribers a run asks for. */
+function legacyOf(options: BenchOptions): number {
+  return options.legacy ?? 0;
+}
+
+/**
+ * Polls `GET /rooms` (at most 10 s) until the run's room lists `count` users, so that every legacy
+ * subscriber is subscribed before the first message; warns in the progress output otherwise.
+ */
+async function waitForPresence(
+  options: BenchOptions,
+  label: string,
+  url: string,
+  count: number,
+): Promise<void> {
+  const target = new URL(url);
+  const room = target.searchParams.get("room");
+  target.protocol = target.protocol === "wss:" ? "https:" : "http:";
+  target.pathname = "/rooms";
+  target.search = "";
+  const started = performance.now();
+  let users = -1;
+  while (performance.now() - started < 10_000) {
+    try {
+      const response = await fetch(target);
+      const list = response.ok ? await response.json() : await response.body?.cancel();
+      if (!Array.isArray(list)) break;
+      users = list.find((r: { room: string; users: number }) => r.room === room)?.users ?? 0;
+      if (users >= count) return;
+    } catch {
+      break;
+    }
+    await sleep(50);
+  }
+  log(
+    options,
+    `[${label}] the room lists ${users} of ${count} users after ` +
+      `${formatMs(performance.now() - started)}; starting anyway`,
+  );
+  await sleep(500);
 }
 
 function otherCpu(
@@ -567,6 +724,19 @@ function ratio(a: number | null, b: number | null): number | null {
 
 /** Runs a scenario against the target(s) the options name and returns every figure. */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const legacyCount = legacyOf(options);
+  const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
+  if (legacyCount > options.subscribers - senders) {
+    throw new Error(
+      `--legacy ${legacyCount}: only ${options.subscribers - senders} subscribers are not ` +
+        "senders (senders always speak parley.v1)",
+    );
+  }
+  if (legacyCount > 0 && options.target === "baseline") {
+    throw new Error(
+      "--legacy is for parley only: the baseline speaks parley.v1 alone; use --parley or no flag",
+    );
+  }
   await initClockTicks();
   const warnings: string[] = [];
   let serverCpus: string | null = null;
@@ -594,7 +764,16 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     primary = await runOnce(options, { url: options.url }, loadCpus);
   } else {
     if (options.target !== "parley") {
-      baseline = await runOnce(options, { kind: "baseline", serverCpus }, loadCpus);
+      // The baseline has no legacy dialect: all its subscribers speak parley.v1.
+      const all = { ...options, legacy: 0 };
+      if (legacyCount > 0) {
+        const note = `the baseline ran all ${options.subscribers} subscribers as parley.v1 (it ` +
+          `has no legacy dialect); parley ran ${legacyCount} of them as legacy: the ratio ` +
+          "compares those two loads";
+        warnings.push(note);
+        log(options, `note: ${note}`);
+      }
+      baseline = await runOnce(all, { kind: "baseline", serverCpus }, loadCpus);
     }
     if (options.target !== "baseline") {
       try {
@@ -624,6 +803,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
     if (run.connectFailures > 0) {
       warnings.push(`${run.target}: ${run.connectFailures} subscribers failed to connect`);
+    }
+    if (run.legacy && (run.legacy.multiMessageFrames > 0 || run.legacy.badFrames > 0)) {
+      warnings.push(
+        `${run.target}: legacy subscribers got ${run.legacy.multiMessageFrames} frames with ` +
+          `more than one message and ${run.legacy.badFrames} frames that are not a message ` +
+          "object: the legacy dialect is one message object per frame",
+      );
     }
   }
   const { progress: _progress, ...settings } = options;
@@ -655,7 +841,8 @@ function describe(options: BenchOptions): string {
   const time = options.mode === "none"
     ? `held ${options.durationS} s`
     : `${options.warmupS} s warm-up + ${options.durationS} s`;
-  return `${options.name}: ${formatCount(options.subscribers)} subscribers, ${load}, ` +
+  const legacy = legacyOf(options) > 0 ? ` (${formatCount(legacyOf(options))} legacy)` : "";
+  return `${options.name}: ${formatCount(options.subscribers)} subscribers${legacy}, ${load}, ` +
     `${options.bodyBytes}-byte bodies, ${time}`;
 }
 
@@ -705,6 +892,7 @@ export function formatReport(report: BenchReport): string {
     ],
     ["drain", (r) => formatMs(r.drainMs), null],
   ];
+  if (runs.some((r) => r.legacy !== null)) rows.push(...groupRows());
   const header = ["", ...runs.map((r) => r.target), report.ratio ? "ratio" : ""];
   const table = [header, ...rows.map(([name, cell, r]) => [name, ...runs.map(cell), r ?? ""])];
   const widths = header.map((_, c) => Math.max(...table.map((row) => row[c].length)));
@@ -726,6 +914,43 @@ export function formatReport(report: BenchReport): string {
   ].join("\n");
 }
 
+/** The rows of a run with legacy subscribers: the `parley.v1` ones', then the legacy ones'. */
+function groupRows(): Array<[string, (r: RunResult) => string, null]> {
+  const rows: Array<[string, (r: RunResult) => string, null]> = [];
+  const dash = "-";
+  for (const kind of ["v1", "legacy"] as const) {
+    const cell = (f: (g: SubscriberGroup) => string) => (r: RunResult): string => {
+      const g = r[kind];
+      return g ? f(g) : dash;
+    };
+    rows.push(
+      [
+        `${kind}: subscribers`,
+        cell((g) => `${formatCount(g.connected)} / ${formatCount(g.subscribers)}`),
+        null,
+      ],
+      [`${kind}: delivered msgs/s`, cell((g) => formatCount(g.deliveredPerSec)), null],
+      [
+        `${kind}: delivered / expected`,
+        cell((g) => `${formatCount(g.delivered)} / ${formatCount(g.expected)}`),
+        null,
+      ],
+      [`${kind}: lost`, cell((g) => formatCount(g.lost)), null],
+      [`${kind}: messages per frame`, cell((g) => String(g.messagesPerFrame ?? dash)), null],
+      [
+        `${kind}: latency p50 / p99`,
+        cell((g) => `${formatMs(g.p50Ms)} / ${formatMs(g.p99Ms)}`),
+        null,
+      ],
+    );
+  }
+  rows.push(
+    ["legacy: multi-message frames", (r) => String(r.legacy?.multiMessageFrames ?? dash), null],
+    ["legacy: bad frames", (r) => String(r.legacy?.badFrames ?? dash), null],
+  );
+  return rows;
+}
+
 function fmtRatio(n: number | null | undefined): string | null {
   return n === null || n === undefined ? null : `${n.toFixed(2)}x`;
 }
@@ -741,6 +966,9 @@ const USAGE = `usage: deno task bench --scenario fanout|chat|crowd|idle [options
   --concurrency C       connections opened at a time (default 200)
   --workers W           load worker threads (default: one per 2,500 subscribers)
   --drain SECONDS       longest wait for the last deliveries (default 10)
+  --legacy N            N subscribers (not senders) in parley's legacy dialect, no subprotocol;
+                        reported apart from the parley.v1 ones (parley only: the baseline has
+                        no legacy dialect and runs all subscribers as parley.v1)
   --no-pin              do not pin the server and the load to separate CPUs
   --json                print the figures as one JSON object on the last line
   --quiet               no progress lines`;
@@ -817,6 +1045,9 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
       case "--drain":
         options.drainTimeoutS = number(i++);
         break;
+      case "--legacy":
+        options.legacy = Math.floor(number(i++));
+        break;
       case "--no-pin":
         options.pin = false;
         break;
@@ -834,6 +1065,14 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
     }
   }
   if (options.senders > options.subscribers) options.senders = options.subscribers;
+  const legacy = options.legacy ?? 0;
+  const receivers = options.subscribers - (options.mode === "none" ? 0 : options.senders);
+  if (legacy > receivers) {
+    throw new Error(`--legacy ${legacy}: only ${receivers} subscribers are not senders\n${USAGE}`);
+  }
+  if (legacy > 0 && options.target === "baseline") {
+    throw new Error(`--legacy is for parley only: the baseline has no legacy dialect\n${USAGE}`);
+  }
   return options;
 }
 

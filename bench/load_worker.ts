@@ -2,9 +2,11 @@
 /**
  * A worker thread of the load tool: holds a share of the subscribers, runs the senders among them,
  * and counts what arrives. Receivers never parse JSON: they scan each frame for the run's marker,
- * so a frame holding several `\n`-separated events costs one pass.
+ * so a frame holding several `\n`-separated events costs one pass. Legacy receivers (no
+ * subprotocol) also check that each frame is exactly one message object followed by `\n`.
  */
 
+import { classifyLegacyFrame } from "./legacy_frame.ts";
 import { Histogram } from "./stats.ts";
 import { WsClient } from "./ws_client.ts";
 import type {
@@ -20,17 +22,26 @@ interface Connection {
   index: number;
   socket: WsClient | null;
   sender: boolean;
+  /** Connected without a subprotocol: parley's legacy dialect. */
+  legacy: boolean;
   sent: number;
   acked: number;
 }
 
 const connections: Connection[] = [];
-const latency = new Histogram();
+/** Latencies of the `parley.v1` connections and of the legacy ones; bench.ts merges them. */
+const v1Latency = new Histogram();
+const legacyLatency = new Histogram();
 const closes: Record<string, number> = {};
 const errorEvents: Record<string, number> = {};
 let delivered = 0;
 let deliveredInWindow = 0;
 let frames = 0;
+let legacyDelivered = 0;
+let legacyDeliveredInWindow = 0;
+let legacyFrames = 0;
+let legacyMultiMessageFrames = 0;
+let legacyBadFrames = 0;
 let sentTotal = 0;
 let ackedTotal = 0;
 let closing = false;
@@ -82,12 +93,23 @@ function onFrame(connection: Connection, text: string): void {
   frames++;
   const now = nowUs();
   const inWindow = now >= start.warmupEndUs && now <= start.sendEndUs;
+  const legacy = connection.legacy;
+  if (legacy) {
+    legacyFrames++;
+    const kind = classifyLegacyFrame(text);
+    if (kind === "multi") legacyMultiMessageFrames++;
+    else if (kind === "bad") legacyBadFrames++;
+  }
   let at = text.indexOf(marker);
   while (at >= 0) {
     delivered++;
     if (inWindow) deliveredInWindow++;
+    if (legacy) {
+      legacyDelivered++;
+      if (inWindow) legacyDeliveredInWindow++;
+    }
     const sentUs = sendTimeAt(text, at + marker.length);
-    if (sentUs >= start.warmupEndUs) latency.record(now - sentUs);
+    if (sentUs >= start.warmupEndUs) (legacy ? legacyLatency : v1Latency).record(now - sentUs);
     at = text.indexOf(marker, at + marker.length);
   }
   if (connection.sender) {
@@ -113,10 +135,16 @@ function onFrame(connection: Connection, text: string): void {
   }
 }
 
-function open(url: string, index: number, sender: boolean, timeoutMs: number): Promise<string> {
+function open(
+  url: string,
+  index: number,
+  sender: boolean,
+  legacy: boolean,
+  timeoutMs: number,
+): Promise<string> {
   return new Promise((resolve) => {
     let settled = false;
-    const connection: Connection = { index, socket: null, sender, sent: 0, acked: 0 };
+    const connection: Connection = { index, socket: null, sender, legacy, sent: 0, acked: 0 };
     const settle = (reason: string): void => {
       if (settled) return;
       settled = true;
@@ -125,10 +153,11 @@ function open(url: string, index: number, sender: boolean, timeoutMs: number): P
       resolve(reason);
     };
     const timer = setTimeout(() => settle(`no welcome within ${timeoutMs} ms`), timeoutMs);
+    // A legacy connection gets no welcome: it counts as connected once the upgrade is answered.
     let welcomed = false;
-    WsClient.connect(`${url}&userName=u${index}`, "parley.v1", {
+    WsClient.connect(`${url}&userName=u${index}`, legacy ? "" : "parley.v1", {
       text: (data: string) => {
-        if (welcomed) {
+        if (welcomed || legacy) {
           onFrame(connection, data);
           return;
         }
@@ -147,6 +176,11 @@ function open(url: string, index: number, sender: boolean, timeoutMs: number): P
       (socket) => {
         connection.socket = socket;
         if (settled && !welcomed) socket.close(); // timed out before the welcome
+        else if (legacy && !settled) {
+          welcomed = true;
+          connections.push(connection);
+          settle("");
+        }
       },
       (error: Error) => settle(error.message),
     );
@@ -155,6 +189,7 @@ function open(url: string, index: number, sender: boolean, timeoutMs: number): P
 
 async function connectAll(command: ConnectCommand): Promise<void> {
   const senders = new Set(command.senders);
+  const legacy = new Set(command.legacy);
   const queue = command.indices.slice();
   const failures: string[] = [];
   let failed = 0;
@@ -162,7 +197,13 @@ async function connectAll(command: ConnectCommand): Promise<void> {
   const firstStartMs = Date.now();
   const lane = async (): Promise<void> => {
     for (let index = queue.shift(); index !== undefined; index = queue.shift()) {
-      const reason = await open(command.url, index, senders.has(index), command.timeoutMs);
+      const reason = await open(
+        command.url,
+        index,
+        senders.has(index),
+        legacy.has(index) && !senders.has(index),
+        command.timeoutMs,
+      );
       if (reason === "") {
         lastWelcomeMs = Date.now();
       } else {
@@ -176,6 +217,7 @@ async function connectAll(command: ConnectCommand): Promise<void> {
   post({
     type: "connected",
     connected: connections.length,
+    legacyConnected: connections.filter((c) => c.legacy).length,
     failed,
     firstStartMs,
     lastWelcomeMs,
@@ -218,7 +260,19 @@ function startSending(start: StartCommand): void {
 function progress(): Omit<ProgressReport, "type"> {
   let open = 0;
   for (const c of connections) if (c.socket?.open) open++;
-  return { delivered, deliveredInWindow, frames, sent: sentTotal, acked: ackedTotal, open };
+  return {
+    delivered,
+    deliveredInWindow,
+    frames,
+    sent: sentTotal,
+    acked: ackedTotal,
+    open,
+    legacyDelivered,
+    legacyDeliveredInWindow,
+    legacyFrames,
+    legacyMultiMessageFrames,
+    legacyBadFrames,
+  };
 }
 
 function closeAll(): void {
@@ -244,7 +298,8 @@ self.onmessage = (event: MessageEvent<WorkerCommand>) => {
       const report: FinalReport = {
         type: "report",
         ...progress(),
-        latency: latency.snapshot(),
+        v1Latency: v1Latency.snapshot(),
+        legacyLatency: legacyLatency.snapshot(),
         closes,
         errorEvents,
       };

@@ -10,6 +10,11 @@ export interface ConnectCommand {
   indices: number[];
   /** Which of `indices` send messages once started. */
   senders: number[];
+  /**
+   * Which of `indices` connect without a subprotocol (parley's legacy dialect: one message object
+   * per frame, no `welcome`; such a connection counts as connected at the upgrade). Never senders.
+   */
+  legacy: number[];
   concurrency: number;
   /** Give up on a connection that has no `welcome` after this long. */
   timeoutMs: number;
@@ -44,6 +49,8 @@ export type WorkerCommand = ConnectCommand | StartCommand | QueryCommand;
 export interface ConnectedReport {
   type: "connected";
   connected: number;
+  /** Of `connected`, the legacy connections. */
+  legacyConnected: number;
   failed: number;
   /** Epoch ms of the first connection attempt and of the last `welcome`. */
   firstStartMs: number;
@@ -65,13 +72,23 @@ export interface ProgressReport {
   acked: number;
   /** Connections still open. */
   open: number;
+  /** Of `delivered`, `deliveredInWindow` and `frames`: the legacy connections' share. */
+  legacyDelivered: number;
+  legacyDeliveredInWindow: number;
+  legacyFrames: number;
+  /** Legacy frames holding more than one message object (the dialect allows exactly one). */
+  legacyMultiMessageFrames: number;
+  /** Legacy frames that are not a message object (a `parley.v1` event, or not `{…}\n`). */
+  legacyBadFrames: number;
 }
 
 /** The final counts of one worker. */
 export interface FinalReport extends Omit<ProgressReport, "type"> {
   type: "report";
-  /** Latency of messages sent after the warm-up, in microseconds. */
-  latency: HistogramSnapshot;
+  /** Latency of messages sent after the warm-up, in microseconds: `parley.v1` connections. */
+  v1Latency: HistogramSnapshot;
+  /** The same, of the legacy connections. */
+  legacyLatency: HistogramSnapshot;
   /** Closes the tool did not ask for, by close code. */
   closes: Record<string, number>;
   /** `error` events from the server, by code. */

@@ -3,7 +3,8 @@
  * It asserts no speed, only that every message sent reached every subscriber exactly once.
  */
 
-import { type BenchOptions, runBench, SCENARIOS } from "../bench/bench.ts";
+import { type BenchOptions, parseArgs, runBench, SCENARIOS } from "../bench/bench.ts";
+import { classifyLegacyFrame } from "../bench/legacy_frame.ts";
 
 function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -64,4 +65,64 @@ Deno.test({
   fn: async () => {
     await countsAddUp({ ...SHORT, target: "parley" });
   },
+});
+
+Deno.test({
+  name: "bench: legacy subscribers get one message per frame from parley, counted apart",
+  ignore: !hasParley,
+  fn: async () => {
+    const report = await runBench({ ...SHORT, target: "parley", legacy: 3 });
+    const run = report.parley;
+    assert(run !== null, "no parley result");
+    assert(run.connected === 20 && run.held === 20, `connected ${run.connected}, held ${run.held}`);
+    assert(run.sent > 0 && run.acked === run.sent, `acked ${run.acked} of ${run.sent}`);
+    assert(run.delivered === run.sent * 20 && run.lost === 0, `lost ${run.lost}`);
+    const { v1, legacy } = run;
+    assert(v1 !== null && legacy !== null, "no v1/legacy split");
+    assert(legacy.subscribers === 3 && legacy.connected === 3, `legacy ${legacy.connected} of 3`);
+    assert(v1.subscribers === 17 && v1.connected === 17, `v1 ${v1.connected} of 17`);
+    assert(legacy.expected === run.sent * 3, "legacy expected is not sent x 3");
+    assert(legacy.delivered === legacy.expected, `legacy ${legacy.delivered}/${legacy.expected}`);
+    assert(v1.delivered === run.sent * 17 && v1.lost === 0, `v1 lost ${v1.lost}`);
+    assert(legacy.lost === 0, `legacy lost ${legacy.lost}`);
+    assert(v1.delivered + legacy.delivered === run.delivered, "v1 + legacy is not the total");
+    assert(legacy.multiMessageFrames === 0, `${legacy.multiMessageFrames} multi-message frames`);
+    assert(legacy.badFrames === 0, `${legacy.badFrames} legacy frames not a message object`);
+    assert(legacy.messagesPerFrame === 1, `legacy ${legacy.messagesPerFrame} messages per frame`);
+    assert(JSON.stringify(run.errorEvents) === "{}", JSON.stringify(run.errorEvents));
+    assert(legacy.p50Ms > 0 && legacy.p50Ms <= legacy.p99Ms, "legacy latency out of order");
+    assert(report.warnings.every((w) => !w.includes("legacy")), report.warnings.join("; "));
+  },
+});
+
+Deno.test("bench: the legacy frame check", () => {
+  const one =
+    '{"userName":"u1","body":"~b1|0|0|5|xx","timestamp":"2026-11-27T13:00:00.000Z","id":1}';
+  const cases: Array<[string, string]> = [
+    [one + "\n", "ok"],
+    [one.replace("xx", "\\u003c\\u0026") + "\n", "ok"],
+    [one + "\n" + one + "\n", "multi"],
+    [one + one + "\n", "multi"],
+    [one, "bad"],
+    ['{"type":"message","id":1,"room":"r","userName":"u1","body":"x","timestamp":"t"}\n', "bad"],
+    ['{"type":"join","userName":"u2","users":[]}', "bad"],
+  ];
+  for (const [frame, kind] of cases) {
+    assert(classifyLegacyFrame(frame) === kind, `${JSON.stringify(frame)} is not ${kind}`);
+  }
+});
+
+Deno.test("bench: --legacy is refused for the baseline and for senders", () => {
+  const refused = (args: string[], words: string): void => {
+    try {
+      parseArgs(args);
+    } catch (error) {
+      assert((error as Error).message.includes(words), (error as Error).message);
+      return;
+    }
+    throw new Error(`${args.join(" ")} was accepted`);
+  };
+  refused(["--scenario", "fanout", "--baseline", "--legacy", "5"], "parley only");
+  refused(["--scenario", "chat", "--subscribers", "20", "--legacy", "11"], "not senders");
+  assert(parseArgs(["--scenario", "chat", "--legacy", "100"]).legacy === 100, "--legacy 100");
 });
