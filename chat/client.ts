@@ -247,7 +247,7 @@ export class Client {
    * Queues an ack. Acks of one commit go out in one frame: one per ack made a sender's next
    * messages trickle in one at a time, and each then went out to the room in a frame of its own.
    */
-  #ack(clientId: string, id: number): void {
+  #ack(clientId: string | undefined, id: number): void {
     if (this.#acks.push(encodeEvent({ type: "ack", clientId, id })) === 1) {
       setImmediate(() => this.#send(this.#withAcks("")));
     }
@@ -350,7 +350,7 @@ export class Client {
   async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
     try {
       const { message } = await this.#o.room.publish({ userName, body, clientId });
-      if (clientId !== undefined) this.#ack(clientId, message.id);
+      if (this.#o.dialect === "parley.v1") this.#ack(clientId, message.id);
     } catch (error) {
       this.#error(
         new ProtocolError(

@@ -41,7 +41,7 @@ export type ServerEvent =
     recovered?: boolean;
   }
   | ({ type: "message" } & ChatMessage)
-  | { type: "ack"; clientId: string; id: number }
+  | { type: "ack"; clientId?: string; id: number }
   | { type: "join" | "leave"; userName: string; users: string[] }
   | { type: "error"; code: ErrorCode; message: string };
 

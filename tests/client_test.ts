@@ -234,6 +234,8 @@ Deno.test("a flood is rate limited with one error, and the rest of the room is u
 Deno.test("a frame far beyond the limit closes the connection with 1009", async () => {
   await using server = await startTestServer({ limits: { maxMessageBytes: 100 } });
   const { client } = await joinRoom(server, { room: "r", userName: "big" });
+  client.send({ type: "message", body: "fits" });
+  assert.deepEqual(await client.next("ack"), { type: "ack", id: 1 });
   client.send({ type: "message", body: "x".repeat(10_000) });
   assert.equal((await within(client.closed, "the close")).code, 1009);
 });
