@@ -129,16 +129,19 @@ export interface BenchOptions extends Scenario {
   legacy?: number;
 }
 
-/** The figures of one kind of subscriber in a run that has legacy ones. */
+/** Delivery figures of a set of subscribers: all of a run's, or one kind of them. */
 export interface SubscriberGroup {
   subscribers: number;
   connected: number;
-  /** Messages sent x these subscribers connected. */
+  /** Messages sent x subscribers connected. */
   expected: number;
   delivered: number;
   lost: number;
+  /** Deliveries per second over the measured window (after the warm-up, until sending stops). */
   deliveredPerSec: number;
+  /** Deliveries per WebSocket message received: how much the server coalesces. */
   messagesPerFrame: number | null;
+  /** Latency of the messages sent after the warm-up, from send to receive, per recipient. */
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
@@ -155,30 +158,14 @@ export interface LegacyGroup extends SubscriberGroup {
 }
 
 /** The figures of one server in one run. */
-export interface RunResult {
+export interface RunResult extends SubscriberGroup {
   target: ServerKind | "url";
   url: string;
-  subscribers: number;
-  connected: number;
   connectFailures: number;
   /** From the first connection attempt to the last `welcome`. */
   connectMs: number;
   sent: number;
   acked: number;
-  /** Messages sent x subscribers connected. */
-  expected: number;
-  delivered: number;
-  lost: number;
-  /** Deliveries per second over the measured window (after the warm-up, until sending stops). */
-  deliveredPerSec: number;
-  /** Deliveries per WebSocket message received: how much the server coalesces. */
-  messagesPerFrame: number | null;
-  /** Latency of the messages sent after the warm-up, from send to receive, per recipient. */
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  meanMs: number;
   /** Connections still open at the end. */
   held: number;
   /** Closes the tool did not ask for, by code; `error` events from the server, by code. */
