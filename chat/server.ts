@@ -4,7 +4,7 @@
  */
 
 import { resolve } from "node:path";
-import { Client, CloseCode } from "./client.ts";
+import { Client, CloseCode, TokenBucket } from "./client.ts";
 import type { Config } from "./config.ts";
 import { type Bus, LocalBus, RedisBus } from "./bus.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
@@ -102,6 +102,7 @@ export async function startServer(
   const metrics = new Metrics();
   const clients = new Set<Client>();
   const perAddress = new Map<string, number>();
+  const postBuckets = new Map<string, TokenBucket>();
   let stopping = false;
 
   const handler = (
@@ -110,8 +111,9 @@ export async function startServer(
   ): Response | Promise<Response> => {
     const url = new URL(request.url);
     try {
-      if (url.pathname === "/chat") return upgrade(request, url, info.remoteAddr.hostname);
-      return route(request, url);
+      const address = info.remoteAddr.hostname;
+      if (url.pathname === "/chat") return upgrade(request, url, address);
+      return route(request, url, address);
     } catch (error) {
       if (error instanceof HttpError) {
         return Response.json({ error: error.message }, {
@@ -222,7 +224,7 @@ export async function startServer(
     );
   }
 
-  function route(request: Request, url: URL): Response | Promise<Response> {
+  function route(request: Request, url: URL, address: string): Response | Promise<Response> {
     const path = url.pathname;
     const asset = assets.get(path);
     if (asset !== undefined) {
@@ -255,7 +257,14 @@ export async function startServer(
     if (post !== null) {
       allow(request, ["POST"]);
       checkOrigin(request, url);
-      return postMessage(request, url, decodeURIComponent(post[1]));
+      if (!postAllowance(address).take()) {
+        throw new HttpError(
+          429,
+          `slow down: at most ${config.limits.messagesPerSecond} messages per second from one address`,
+          { "retry-after": "1" },
+        );
+      }
+      return postMessage(request, url, post[1]);
     }
     throw new HttpError(404, `no such page: ${path}; the chat is at /`);
   }
@@ -288,8 +297,26 @@ export async function startServer(
     return [...list.values()].sort((a, b) => a.room.localeCompare(b.room));
   }
 
-  async function postMessage(request: Request, url: URL, roomName: string): Promise<Response> {
+  /** The token bucket of an address's posts: the same limits as a connection's. */
+  function postAllowance(address: string): TokenBucket {
+    let bucket = postBuckets.get(address);
+    if (bucket === undefined) {
+      // Forgetting every address now and then keeps the map bounded; it only refills buckets.
+      if (postBuckets.size >= 10_000) postBuckets.clear();
+      bucket = new TokenBucket(config.limits.messagesPerSecond, config.limits.burst);
+      postBuckets.set(address, bucket);
+    }
+    return bucket;
+  }
+
+  async function postMessage(request: Request, url: URL, rawRoom: string): Promise<Response> {
     try {
+      let roomName: string;
+      try {
+        roomName = decodeURIComponent(rawRoom);
+      } catch {
+        throw new HttpError(400, `the room in ${url.pathname} is not valid percent-encoding`);
+      }
       const room = validateRoom(roomName);
       const text = await readBody(request, 8 * config.limits.maxMessageBytes + 1024);
       let userName: unknown = url.searchParams.get("userName") ?? "anonymous";

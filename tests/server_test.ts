@@ -103,7 +103,7 @@ Deno.test("bad posts are 400 or 413 and store nothing", async () => {
 });
 
 Deno.test("/history pages through a room with before, after and limit", async () => {
-  await using server = await startTestServer();
+  await using server = await startTestServer({ limits: { messagesPerSecond: 1e6, burst: 1e6 } });
   for (let i = 1; i <= 120; i++) assert.equal((await post(server, "big", `m${i}`)).status, 201);
   const get = async (query: string) => {
     const response = await fetch(new URL(`/history?${query}`, server.url));
@@ -214,4 +214,26 @@ Deno.test("a foreign Origin is refused with 403; the server's own and listed one
     assert.equal(ok.status, 101, origin);
     await ok.body?.cancel();
   }
+});
+
+Deno.test("posts from one address are rate limited with 429; a bad percent-encoding is 400", async () => {
+  await using server = await startTestServer({ limits: { messagesPerSecond: 1, burst: 3 } });
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const response = await post(server, "ops", `m${i}`);
+    statuses.push(response.status);
+    await response.body?.cancel();
+  }
+  assert.deepEqual(statuses.slice(0, 3), [201, 201, 201]);
+  assert.equal(statuses[4], 429);
+  const limited = await post(server, "ops", "again");
+  assert.equal(limited.headers.get("retry-after"), "1");
+  assert.match((await limited.json()).error, /slow down/);
+  await using other = await startTestServer();
+  const bad = await fetch(new URL("/rooms/%E0%A4%A/messages", other.url), {
+    method: "POST",
+    body: "x",
+  });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /percent-encoding/);
 });
