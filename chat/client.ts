@@ -264,12 +264,12 @@ export class Client {
   /** Legacy clients parse one message object per frame. */
   #sendLegacy(batch: Batch): void {
     const frames = batch.legacyFrames();
-    if (frames.length === 0) return;
-    const ids = batch.messageIds;
+    // Past the seam every frame goes out; only the first batches after joining need the ids.
+    const ids = this.#seam === 0 ? null : batch.messageIds;
     const seam = this.#seam;
     if (seam !== 0 && batch.lastId > seam) this.#seam = 0;
     for (let i = 0; i < frames.length; i++) {
-      if (ids[i] <= seam) continue;
+      if (ids !== null && ids[i] <= seam) continue;
       this.#o.metrics.messagesOut++;
       this.#send(frames[i]);
     }
@@ -284,16 +284,14 @@ export class Client {
     }
   }
 
-  #sendEvent(event: ServerEvent): void {
-    if (this.#o.dialect === "parley.v1") this.#send(encodeEvent(event));
-  }
-
   #error(error: ProtocolError): void {
     this.#o.metrics.errors++;
     this.#o.log.error(
       `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
     );
-    this.#sendEvent({ type: "error", code: error.code, message: error.message });
+    if (this.#o.dialect === "parley.v1") {
+      this.#send(encodeEvent({ type: "error", code: error.code, message: error.message }));
+    }
   }
 
   #receive(data: unknown): void {

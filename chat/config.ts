@@ -28,11 +28,6 @@ export interface Config {
   redis: string | null;
 }
 
-/** Settings overriding the file, and a partial config file, in the same shape. */
-export type ConfigOverrides = {
-  [K in keyof Config]?: Config[K] extends Record<string, unknown> ? Partial<Config[K]> : Config[K];
-};
-
 /** A configuration that cannot be used; the message says which key and what to do. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -174,7 +169,7 @@ function unknownKey(source: string, key: string, known: string[]): ConfigError {
 }
 
 /** Reads and validates a config file; a missing default file is not an error. */
-export async function readConfigFile(path: string, required: boolean): Promise<Config> {
+async function readConfigFile(path: string, required: boolean): Promise<Config> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);

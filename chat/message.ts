@@ -200,22 +200,11 @@ export function goJson(value: unknown): string {
   return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c]);
 }
 
-/** The Go server's message object: `{"userName","body","timestamp"}`, then `id`. */
-export function legacyMessage(message: ChatMessage): {
-  userName: string;
-  body: string;
-  timestamp: string;
-  id: number;
-} {
-  return {
-    userName: message.userName,
-    body: message.body,
-    timestamp: message.timestamp,
-    id: message.id,
-  };
-}
-
-/** One legacy frame: a message object as gorilla's `WriteJSON` sends it, newline included. */
+/**
+ * One legacy frame: the Go server's message object `{"userName","body","timestamp"}`, then `id`, as
+ * gorilla's `WriteJSON` sends it, newline included.
+ */
 export function encodeLegacy(message: ChatMessage): string {
-  return goJson(legacyMessage(message)) + "\n";
+  const { userName, body, timestamp, id } = message;
+  return goJson({ userName, body, timestamp, id }) + "\n";
 }

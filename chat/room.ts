@@ -30,6 +30,7 @@ export class Batch {
   lastId = 0;
   #frame?: string;
   #legacy?: string[];
+  #ids?: number[];
 
   /** True once a subscriber has read the batch: later events go to a new one. */
   get sealed(): boolean {
@@ -54,7 +55,7 @@ export class Batch {
 
   /** The ids of the batch's messages, in order. */
   get messageIds(): number[] {
-    return this.events.filter(isMessage).map((m) => m.id);
+    return this.#ids ??= this.events.filter(isMessage).map((m) => m.id);
   }
 
   /** @internal Called by the room while the batch is open. */
