@@ -23,7 +23,7 @@
  */
 
 import { HistoryStore } from "../chat/history.ts";
-import { hasTaskset, pinSelf, REPO_ROOT, terminate } from "./server_process.ts";
+import { hasTaskset, parleyRunArgs, pinSelf, REPO_ROOT, terminate } from "./server_process.ts";
 import {
   cpuPercent,
   formatBytes,
@@ -286,19 +286,7 @@ async function parleyArgs(
       },
     }),
   );
-  return [
-    "run",
-    "--unstable-net",
-    "--allow-net",
-    "--allow-env=PORT",
-    "--allow-read",
-    "--allow-write",
-    "main.ts",
-    "--config",
-    config,
-    "--port",
-    String(port),
-  ];
+  return parleyRunArgs(config, port);
 }
 
 /** CPU used by processes other than `pids`, in percent of one core, between two samples. */

@@ -37,6 +37,23 @@ export function parleyConfig(dir: string): Record<string, unknown> {
   };
 }
 
+/** `deno` arguments that run parley from the repository root with a config file and a port. */
+export function parleyRunArgs(config: string, port: number): string[] {
+  return [
+    "run",
+    "--unstable-net",
+    "--allow-net",
+    "--allow-env=PORT",
+    "--allow-read",
+    "--allow-write",
+    "main.ts",
+    "--config",
+    config,
+    "--port",
+    String(port),
+  ];
+}
+
 /** True if `taskset` runs here. */
 export async function hasTaskset(): Promise<boolean> {
   try {
@@ -79,18 +96,7 @@ export async function startServer(
   if (kind === "parley") {
     const config = `${dir}/config.json`;
     await Deno.writeTextFile(config, JSON.stringify(parleyConfig(dir), null, 2));
-    args = [
-      "run",
-      "--allow-net",
-      "--allow-env=PORT",
-      "--allow-read",
-      "--allow-write",
-      "main.ts",
-      "--config",
-      config,
-      "--port",
-      "0",
-    ];
+    args = parleyRunArgs(config, 0);
   } else {
     args = ["run", "--allow-net", "bench/baseline.ts", "--port", "0"];
   }
