@@ -114,7 +114,7 @@ export interface BenchOptions extends Scenario {
   bodyBytes: number;
   /** Connections opened at a time. */
   connectConcurrency: number;
-  /** Worker threads holding the connections; 0 picks one per 2,500 subscribers. */
+  /** Worker threads holding the connections; 0 picks one per 1,000 subscribers. */
   workers: number;
   /** Longest wait for the last deliveries once sending stops. */
   drainTimeoutS: number;
@@ -344,12 +344,13 @@ export async function runOnce(
 /**
  * Splits the subscribers over worker threads. The senders (subscribers 0..S-1) get a thread of
  * their own, so an ack never waits behind the frames of hundreds of other connections; the rest
- * are dealt round-robin over one thread per 2,500 (or `options.workers` threads).
+ * are dealt round-robin over one thread per 1,000 (or `options.workers` threads): with 10,000 on
+ * four threads the tool itself fell seconds behind in `crowd`, even sharing one CPU.
  */
 export function assignConnections(options: BenchOptions): number[][] {
   const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
   const rest = options.subscribers - senders;
-  const count = Math.max(1, Math.min(options.workers || Math.ceil(rest / 2500), rest));
+  const count = Math.max(1, Math.min(options.workers || Math.ceil(rest / 1000), rest));
   const shares: number[][] = Array.from({ length: rest > 0 ? count : 0 }, () => []);
   for (let i = 0; i < rest; i++) shares[i % count].push(senders + i);
   if (senders > 0) shares.unshift(Array.from({ length: senders }, (_, i) => i));
@@ -951,7 +952,7 @@ const USAGE = `usage: deno task bench --scenario fanout|chat|crowd|idle [options
   --subscribers N       --senders S   --rate MSG_PER_S   --in-flight K
   --body-bytes B        size of each body (default 100)
   --concurrency C       connections opened at a time (default 200)
-  --workers W           load worker threads (default: one per 2,500 subscribers)
+  --workers W           load worker threads (default: one per 1,000 subscribers)
   --drain SECONDS       longest wait for the last deliveries (default 10)
   --legacy N            N subscribers (not senders) in parley's legacy dialect, no subprotocol;
                         reported apart from the parley.v1 ones (parley only: the baseline has

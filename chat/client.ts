@@ -186,7 +186,8 @@ export class Client {
   #missed(lastId: number): { messages: ChatMessage[]; recovered: boolean } {
     const { room } = this.#o;
     const since = this.#o.since;
-    const recent = () => room.history.recent(room.name, this.#o.onJoin);
+    // A room that never had a message has no history to read (a join storm asks thousands of times).
+    const recent = () => lastId === 0 ? [] : room.history.recent(room.name, this.#o.onJoin);
     if (since === null) return { messages: recent(), recovered: true };
     if (since >= lastId) return { messages: [], recovered: since === lastId };
     const first = room.history.firstId(room.name);
