@@ -148,8 +148,6 @@ export class RedisBus implements Bus {
   #inbound: ChatMessage[] = [];
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<void> = Promise.resolve();
-  /** Rooms seen, to catch up after a lost connection. */
-  readonly #rooms = new Set<string>();
   /** Who is present through this instance, by room: announced again now and then. */
   readonly #present = new Map<string, string[]>();
   /** When each other instance was last heard of, and the rooms it has people in. */
@@ -207,16 +205,15 @@ export class RedisBus implements Bus {
     }
     started = true;
     bus.#heartbeat = setInterval(() => bus.#beat(presenceSeconds * 3000), presenceSeconds * 1000);
-    // Whatever was published while the subscription was down is in the streams.
-    subscriber.on("ready", () => {
-      for (const room of bus.#rooms) bus.catchUp(room);
-    });
+    // Whatever was published while this instance was away or its subscription down is in the
+    // streams, in rooms it knows and rooms made meanwhile.
+    bus.#catchUpAll();
+    subscriber.on("ready", () => bus.#catchUpAll());
     return bus;
   }
 
   async append(message: NewMessage): Promise<AppendResult> {
     const { room, userName, body, clientId } = message;
-    this.#rooms.add(room);
     const tag = `${PREFIX}{${room}}`;
     const reply = await this.client.eval(APPEND_SCRIPT, {
       keys: [
@@ -253,11 +250,23 @@ export class RedisBus implements Bus {
   }
 
   catchUp(room: string): Promise<void> {
-    this.#rooms.add(room);
-    return this.#step(async () => {
-      const from = this.history.lastId(room) + 1;
-      this.#record(await this.#range(room, from, "+"));
+    return this.#step(() => this.#fetchNewer(room));
+  }
+
+  /** Catches up every room that has a stream in Redis. */
+  #catchUpAll(): void {
+    this.#step(async () => {
+      const pattern = `${PREFIX}{*}:log`;
+      for await (const keys of this.client.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+        for (const key of keys) {
+          await this.#fetchNewer(key.slice(PREFIX.length + 1, -"}:log".length));
+        }
+      }
     });
+  }
+
+  async #fetchNewer(room: string): Promise<void> {
+    this.#record(await this.#range(room, this.history.lastId(room) + 1, "+"));
   }
 
   #receive(text: string): void {
@@ -283,7 +292,6 @@ export class RedisBus implements Bus {
     this.#inbound = [];
     const byRoom = Map.groupBy(arrived, (message) => message.room);
     for (const [room, messages] of byRoom) {
-      this.#rooms.add(room);
       const last = this.history.lastId(room);
       const fresh = messages.filter((m) => m.id > last).sort((a, b) => a.id - b.id);
       if (fresh.length === 0) continue;

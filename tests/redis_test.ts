@@ -123,6 +123,33 @@ test("an instance that joins later catches up from the stream", async () => {
   });
 });
 
+test("an instance started later has every room's history at once, though nobody joined there", async () => {
+  await withRedis(async (redis) => {
+    const writer = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+    const first = await RedisBus.connect(redis.url, writer, 100, assert.fail);
+    for (const room of ["north", "south", "south"]) {
+      await first.append({ room, userName: "bot", body: `to ${room}` });
+    }
+    const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+    const later = await RedisBus.connect(redis.url, history, 100, assert.fail);
+    let heard = () => {};
+    later.onEvent(() => heard());
+    const caughtUp = () => history.lastId("north") === 1 && history.lastId("south") === 2;
+    await within(
+      (async () => {
+        while (!caughtUp()) await new Promise<void>((resolve) => heard = resolve);
+      })(),
+      "the later instance to catch up both rooms",
+    );
+    assert.deepEqual(history.recent("south", 10).map((m) => [m.id, m.body]), [
+      [1, "to south"],
+      [2, "to south"],
+    ]);
+    await Promise.all([first.close(), later.close()]);
+    await Promise.all([writer.close(), history.close()]);
+  });
+});
+
 test("while Redis is down a message is refused with unavailable, and is stored once it is back", async () => {
   await withRedis(async (redis, dir) => {
     const server: TestServer = await startTestServer({ redis: redis.url });
