@@ -205,7 +205,7 @@ export class Client {
   async #pump(subscription: Subscription): Promise<void> {
     const legacy = this.#o.dialect === "legacy";
     try {
-      for await (const batch of subscription) {
+      for await (const batches of subscription) {
         if (this.#socket.readyState !== WebSocket.OPEN) break;
         if (this.#socket.bufferedAmount > this.#o.limits.sendBufferBytes) {
           if (this.#replayAllowance === 0 || this.#socket.bufferedAmount > this.#sendLimit()) {
@@ -216,8 +216,8 @@ export class Client {
         } else {
           this.#replayAllowance = 0;
         }
-        if (legacy) this.#sendLegacy(batch);
-        else this.#sendV1(batch);
+        if (legacy) { for (const batch of batches) this.#sendLegacy(batch); }
+        else this.#sendV1(batches);
       }
     } catch (error) {
       if (!(error instanceof SubscriberOverflowError)) throw error;
@@ -230,15 +230,21 @@ export class Client {
     return this.#o.limits.sendBufferBytes + this.#replayAllowance;
   }
 
-  #sendV1(batch: Batch): void {
+  /** The batches in one frame. */
+  #sendV1(batches: readonly Batch[]): void {
     if (this.#seam === 0) {
-      this.#o.metrics.messagesOut += batch.messageCount;
-      this.#send(this.#withAcks(batch.frame()));
+      for (const batch of batches) this.#o.metrics.messagesOut += batch.messageCount;
+      const frame = batches.length === 1
+        ? batches[0].frame()
+        : batches.map((batch) => batch.frame()).join("\n");
+      this.#send(this.#withAcks(frame));
       return;
     }
     const seam = this.#seam;
-    if (batch.lastId > seam) this.#seam = 0;
-    const events = batch.events.filter((e) => e.type !== "message" || e.id > seam);
+    if (batches.some((batch) => batch.lastId > seam)) this.#seam = 0;
+    const events = batches.flatMap((batch) => batch.events).filter((e) =>
+      e.type !== "message" || e.id > seam
+    );
     if (events.length === 0) return;
     this.#o.metrics.messagesOut += events.filter((e) => e.type === "message").length;
     this.#send(this.#withAcks(events.map(encodeEvent).join("\n")));

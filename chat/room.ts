@@ -2,8 +2,9 @@
  * A chat room: who is present, the room's history, and fan-out of its events to subscribers.
  *
  * Events are grouped into batches: everything a room emits before its subscribers next run goes into
- * one {@link Batch}, encoded once and shared by every subscriber, so a client sends one frame per
- * batch however many messages it holds.
+ * one {@link Batch}, encoded once and shared by every subscriber. A subscriber takes every batch
+ * that arrived since it last ran and sends them as one frame, however many messages they hold; a
+ * large room wakes its subscribers a slice at a time, so those reached later have more to take.
  */
 
 import { setImmediate } from "node:timers";
@@ -86,24 +87,31 @@ export const MAX_LISTED_USERS = 100;
 /** Batches a subscription may hold unread before it is ended as too slow. */
 const MAX_QUEUED_BATCHES = 4096;
 
-/** One subscriber's view of a room: an async iterator of batches, oldest first. */
-export class Subscription implements AsyncIterableIterator<Batch> {
+/**
+ * Subscribers a room wakes per event-loop turn. Measured in `crowd` (10,000 subscribers):
+ * p99 latency 0.9-1.5 s waking all at once, 0.3-0.4 s at 250 or 500, worse again at 50 or 100.
+ */
+export const HANDOVER_CHUNK = 250;
+
+/**
+ * One subscriber's view of a room: an async iterator that yields, each time, every batch that
+ * arrived since the last time (oldest first), so a subscriber that was behind sends one frame.
+ */
+export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
   #queue: Batch[] = [];
-  /** The consumer waiting in {@link next}: a batch is handed to it directly. */
-  #waiting: ((result: IteratorResult<Batch>) => void) | null = null;
+  /** The consumer waiting in {@link next}, until the room wakes it. */
+  #waiting: ((result: IteratorResult<readonly Batch[]>) => void) | null = null;
   #done = false;
   #overflow = false;
+  /** @internal In the room's queue of subscribers to wake. */
+  due = false;
 
   constructor(private readonly onClose: (sub: Subscription) => void) {}
 
-  /** @internal Called by the room. */
+  /** @internal Queues a batch; the room hands it over with {@link wake}. */
   push(batch: Batch): void {
     if (this.#done) return;
-    const waiting = this.#waiting;
-    if (waiting !== null) {
-      this.#waiting = null;
-      waiting({ value: batch, done: false });
-    } else if (this.#queue.length < MAX_QUEUED_BATCHES) {
+    if (this.#queue.length < MAX_QUEUED_BATCHES) {
       this.#queue.push(batch);
     } else {
       this.#overflow = true;
@@ -111,17 +119,30 @@ export class Subscription implements AsyncIterableIterator<Batch> {
     }
   }
 
-  next(): Promise<IteratorResult<Batch>> {
+  /** @internal Hands what is queued to a waiting consumer. */
+  wake(): void {
+    const waiting = this.#waiting;
+    if (waiting === null || this.#queue.length === 0) return;
+    this.#waiting = null;
+    waiting({ value: this.#take(), done: false });
+  }
+
+  #take(): Batch[] {
+    const batches = this.#queue;
+    this.#queue = [];
+    return batches;
+  }
+
+  next(): Promise<IteratorResult<readonly Batch[]>> {
     if (this.#overflow) {
       return Promise.reject(new SubscriberOverflowError("the subscriber fell too far behind"));
     }
-    const batch = this.#queue.shift();
-    if (batch !== undefined) return Promise.resolve({ value: batch, done: false });
+    if (this.#queue.length > 0) return Promise.resolve({ value: this.#take(), done: false });
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => this.#waiting = resolve);
   }
 
-  return(): Promise<IteratorResult<Batch>> {
+  return(): Promise<IteratorResult<readonly Batch[]>> {
     this.close();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -148,6 +169,9 @@ export class Room {
   /** Names present through this process, in order of arrival, with their connection counts. */
   readonly #present = new Map<string, number>();
   #open: Batch | null = null;
+  /** Subscribers with batches to hand over, in the order they are to be woken. */
+  #due: Subscription[] = [];
+  #handingOver = false;
   /** The highest message id delivered to subscribers: ids are the truth about order and gaps. */
   #delivered: number;
   /** Publishes awaiting the store: the room stays open until they are delivered. */
@@ -305,9 +329,33 @@ export class Room {
     if (this.#subscribers.size === 0) return;
     if (this.#open === null || this.#open.sealed) {
       this.#open = new Batch();
-      for (const sub of this.#subscribers) sub.push(this.#open);
+      for (const sub of this.#subscribers) {
+        sub.push(this.#open);
+        if (!sub.due) {
+          sub.due = true;
+          this.#due.push(sub);
+        }
+      }
+      if (!this.#handingOver) this.#handOver();
     }
     this.#open.add(event);
+  }
+
+  /**
+   * Wakes subscribers, at most {@link HANDOVER_CHUNK} a turn. In a large room, sending to everyone
+   * takes longer than the gap between messages: those reached later then get every message that
+   * arrived meanwhile in one frame, and a message waits at most one pass over the room, not two.
+   */
+  #handOver(): void {
+    const due = this.#due;
+    const count = Math.min(due.length, HANDOVER_CHUNK);
+    for (let i = 0; i < count; i++) {
+      due[i].due = false;
+      due[i].wake();
+    }
+    due.splice(0, count);
+    this.#handingOver = due.length > 0;
+    if (this.#handingOver) setImmediate(() => this.#handOver());
   }
 
   #maybeEmpty(): void {
