@@ -88,8 +88,8 @@ export const MAX_LISTED_USERS = 100;
 const MAX_QUEUED_BATCHES = 4096;
 
 /**
- * Subscribers a room wakes per event-loop turn. Measured in `crowd` (10,000 subscribers):
- * p99 latency 0.9-1.5 s waking all at once, 0.3-0.4 s at 250 or 500, worse again at 50 or 100.
+ * Subscribers a room wakes per event-loop turn. Measured in `crowd` (10,000 subscribers): p99
+ * latency 0.9-1.5 s waking all at once, mostly 0.3-0.4 s at 250 to 500 (bench/README.md).
  */
 export const HANDOVER_CHUNK = 250;
 
