@@ -89,7 +89,7 @@ const MAX_QUEUED_BATCHES = 4096;
 
 /**
  * Subscribers a room wakes per event-loop turn. Measured in `crowd` (10,000 subscribers): p99
- * latency 0.9-1.5 s waking all at once, mostly 0.3-0.4 s at 250 to 500 (bench/README.md).
+ * latency 0.5-1.6 s waking all at once, mostly 0.3-0.4 s at 250 to 500 (bench/README.md).
  */
 export const HANDOVER_CHUNK = 250;
 
