@@ -7,7 +7,6 @@ import { setImmediate } from "node:timers";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import {
-  type ChatMessage,
   type ClientCommand,
   type Dialect,
   encodeEvent,
@@ -156,7 +155,7 @@ export class Client {
     const room = this.#o.room;
     this.#subscription = room.subscribe();
     const lastId = room.lastId;
-    const { messages, recovered } = this.#missed(lastId);
+    const { messages, recovered } = room.missed(this.#o.since, lastId, this.#o.onJoin);
     this.#seam = lastId;
     if (this.#o.dialect === "legacy") {
       this.#sendReplay(messages.map(encodeLegacy));
@@ -180,19 +179,6 @@ export class Client {
       this.#sendReplay(events);
     }
     this.#pump(this.#subscription);
-  }
-
-  /** The messages a client should get before live ones, and whether that is all it missed. */
-  #missed(lastId: number): { messages: ChatMessage[]; recovered: boolean } {
-    const { room } = this.#o;
-    const since = this.#o.since;
-    // A room that never had a message has no history to read (a join storm asks thousands of times).
-    const recent = () => lastId === 0 ? [] : room.history.recent(room.name, this.#o.onJoin);
-    if (since === null) return { messages: recent(), recovered: true };
-    if (since >= lastId) return { messages: [], recovered: since === lastId };
-    const first = room.history.firstId(room.name);
-    if (first > since + 1) return { messages: recent(), recovered: false };
-    return { messages: room.history.after(room.name, since, lastId - since), recovered: true };
   }
 
   #sendReplay(frames: string[]): void {

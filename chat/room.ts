@@ -224,6 +224,25 @@ export class Room {
     return Math.max(this.#delivered, this.history.lastId(this.name));
   }
 
+  /**
+   * What a client resuming after message `since` (null: a newcomer, who gets the last `onJoin`)
+   * should get before live events, up to `lastId`, and whether that is everything it missed.
+   */
+  missed(
+    since: number | null,
+    lastId: number,
+    onJoin: number,
+  ): { messages: ChatMessage[]; recovered: boolean } {
+    // A room that never had a message has no history to read (a join storm asks thousands of times).
+    const recent = () => lastId === 0 ? [] : this.history.recent(this.name, onJoin);
+    if (since === null) return { messages: recent(), recovered: true };
+    if (since >= lastId) return { messages: [], recovered: since === lastId };
+    if (this.history.firstId(this.name) > since + 1) {
+      return { messages: recent(), recovered: false };
+    }
+    return { messages: this.history.after(this.name, since, lastId - since), recovered: true };
+  }
+
   /** Starts receiving the room's events from now on. */
   subscribe(): Subscription {
     const sub = new Subscription((s) => {

@@ -59,3 +59,23 @@ Deno.test("a large room wakes its subscribers a slice per turn; those reached la
   for (const subscription of subscriptions) subscription.close();
   await history.close();
 });
+
+Deno.test("what a client missed: the last few for a newcomer, the rest after `since`, and whether that is all", async () => {
+  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 5 });
+  const room = new Rooms(history, new LocalBus(history, null)).get("r");
+  const ids = (missed: { messages: ChatMessage[]; recovered: boolean }) => ({
+    ids: missed.messages.map((m) => m.id),
+    recovered: missed.recovered,
+  });
+  assert.deepEqual(ids(room.missed(null, 0, 3)), { ids: [], recovered: true });
+  for (let i = 1; i <= 8; i++) await room.publish({ userName: "ann", body: `m${i}` });
+  // Retention keeps ids 4..8.
+  assert.deepEqual(ids(room.missed(null, 8, 3)), { ids: [6, 7, 8], recovered: true });
+  assert.deepEqual(ids(room.missed(5, 8, 3)), { ids: [6, 7, 8], recovered: true });
+  assert.deepEqual(ids(room.missed(3, 8, 3)), { ids: [4, 5, 6, 7, 8], recovered: true });
+  assert.deepEqual(ids(room.missed(2, 8, 3)), { ids: [6, 7, 8], recovered: false });
+  assert.deepEqual(ids(room.missed(8, 8, 3)), { ids: [], recovered: true });
+  // A client that has seen more than the room holds (the store was replaced) starts over.
+  assert.deepEqual(ids(room.missed(20, 8, 3)), { ids: [], recovered: false });
+  await history.close();
+});
