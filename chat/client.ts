@@ -202,8 +202,8 @@ export class Client {
         } else {
           this.#replayAllowance = 0;
         }
-        if (legacy) { for (const batch of batches) this.#sendLegacy(batch); }
-        else this.#sendV1(batches);
+        if (!legacy) this.#sendV1(batches);
+        else for (const batch of batches) this.#sendLegacy(batch);
       }
     } catch (error) {
       if (!(error instanceof SubscriberOverflowError)) throw error;
@@ -216,7 +216,7 @@ export class Client {
     return this.#o.limits.sendBufferBytes + this.#replayAllowance;
   }
 
-  /** The batches in one frame. */
+  /** Sends the batches as one frame. */
   #sendV1(batches: readonly Batch[]): void {
     if (this.#seam === 0) {
       for (const batch of batches) this.#o.metrics.messagesOut += batch.messageCount;
