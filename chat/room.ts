@@ -100,9 +100,10 @@ export const HANDOVER_CHUNK = 250;
 export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
   #queue: Batch[] = [];
   /** The consumer waiting in {@link next}, until the room wakes it. */
-  #waiting: ((result: IteratorResult<readonly Batch[]>) => void) | null = null;
+  #waiting: PromiseWithResolvers<IteratorResult<readonly Batch[]>> | null = null;
   #done = false;
-  #overflow = false;
+  /** Why the subscription ended, if it was not closed by its owner. */
+  #failure: SubscriberOverflowError | null = null;
   /** @internal In the room's queue of subscribers to wake. */
   due = false;
 
@@ -114,7 +115,7 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
     if (this.#queue.length < MAX_QUEUED_BATCHES) {
       this.#queue.push(batch);
     } else {
-      this.#overflow = true;
+      this.#failure = new SubscriberOverflowError("the subscriber fell too far behind");
       this.close();
     }
   }
@@ -124,7 +125,7 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
     const waiting = this.#waiting;
     if (waiting === null || this.#queue.length === 0) return;
     this.#waiting = null;
-    waiting({ value: this.#take(), done: false });
+    waiting.resolve({ value: this.#take(), done: false });
   }
 
   #take(): Batch[] {
@@ -134,12 +135,11 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
   }
 
   next(): Promise<IteratorResult<readonly Batch[]>> {
-    if (this.#overflow) {
-      return Promise.reject(new SubscriberOverflowError("the subscriber fell too far behind"));
-    }
+    if (this.#failure !== null) return Promise.reject(this.#failure);
     if (this.#queue.length > 0) return Promise.resolve({ value: this.#take(), done: false });
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => this.#waiting = resolve);
+    this.#waiting = Promise.withResolvers();
+    return this.#waiting.promise;
   }
 
   return(): Promise<IteratorResult<readonly Batch[]>> {
@@ -151,7 +151,10 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
     return this;
   }
 
-  /** Ends the subscription; the iterator finishes after nothing more. */
+  /**
+   * Ends the subscription: the iterator finishes after nothing more, or throws the
+   * {@link SubscriberOverflowError} if the subscriber fell too far behind.
+   */
   close(): void {
     if (this.#done) return;
     this.#done = true;
@@ -159,7 +162,8 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
     this.onClose(this);
     const waiting = this.#waiting;
     this.#waiting = null;
-    waiting?.({ value: undefined, done: true });
+    if (this.#failure !== null) waiting?.reject(this.#failure);
+    else waiting?.resolve({ value: undefined, done: true });
   }
 }
 

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { LocalBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
 import type { ChatMessage } from "../chat/message.ts";
-import { type Batch, HANDOVER_CHUNK, Rooms, type Subscription } from "../chat/room.ts";
+import {
+  Batch,
+  HANDOVER_CHUNK,
+  Rooms,
+  SubscriberOverflowError,
+  Subscription,
+} from "../chat/room.ts";
 import { within } from "./support.ts";
 
 function message(id: number): ChatMessage {
@@ -78,4 +84,12 @@ Deno.test("what a client missed: the last few for a newcomer, the rest after `si
   // A client that has seen more than the room holds (the store was replaced) starts over.
   assert.deepEqual(ids(room.missed(20, 8, 3)), { ids: [], recovered: false });
   await history.close();
+});
+
+Deno.test("a subscriber that falls too far behind is told so, even while it waits", async () => {
+  const subscription = new Subscription(() => {});
+  const waiting = subscription.next();
+  // Batches the room queued for it without waking it, past what a subscription may hold.
+  for (let i = 0; i < 5000; i++) subscription.push(new Batch());
+  await assert.rejects(waiting, SubscriberOverflowError);
 });
