@@ -76,7 +76,11 @@ export class Client {
   readonly #o: ClientOptions;
   readonly #socket: WebSocket;
   readonly #bucket: TokenBucket;
+  /** The name the client is present under, once it has joined. */
   #userName: string | null = null;
+  /** The name it asked for, from the query or `hello`: it joins under it once the room is ready. */
+  #wanted: string | null;
+  #started = false;
   #subscription: Subscription | null = null;
   /** Message ids up to this one were sent as history; live copies of them are skipped. */
   #seam = 0;
@@ -94,6 +98,7 @@ export class Client {
     this.#o = options;
     this.#socket = options.socket;
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
+    this.#wanted = options.userName;
     options.metrics.connections++;
     this.#socket.onopen = () => this.#opened();
     this.#socket.onmessage = (event) => this.#receive(event.data);
@@ -125,12 +130,13 @@ export class Client {
 
   #start(): void {
     if (this.#left) return;
+    this.#started = true;
     if (this.#o.dialect === "legacy") {
       // The Go server's clients get the history and every message from the start, named or not.
       this.#subscribe();
-      if (this.#o.userName !== null) this.#setName(this.#o.userName);
-    } else if (this.#o.userName !== null) {
-      this.#enter(this.#o.userName);
+      if (this.#wanted !== null) this.#setName(this.#wanted);
+    } else if (this.#wanted !== null) {
+      this.#enter(this.#wanted);
     }
   }
 
@@ -141,7 +147,9 @@ export class Client {
   }
 
   #setName(userName: string): void {
-    if (this.#userName === userName) return;
+    this.#wanted = userName;
+    // Before the room is ready the name waits for #start.
+    if (!this.#started || this.#userName === userName) return;
     if (this.#userName !== null) this.#o.room.leave(this.#userName);
     this.#userName = userName;
     this.#o.room.join(userName);
@@ -318,8 +326,12 @@ export class Client {
       throw error;
     }
     if (command.type === "hello") {
-      if (this.#userName === null) return this.#enter(command.userName);
-      if (command.userName !== this.#userName) {
+      if (this.#wanted === null) {
+        this.#wanted = command.userName;
+        if (this.#started) this.#enter(command.userName);
+        return;
+      }
+      if (command.userName !== this.#wanted) {
         return this.#error(
           new ProtocolError("bad_name", "the name is already set; reconnect to change it"),
         );
@@ -327,7 +339,7 @@ export class Client {
       return;
     }
     if (command.userName !== undefined) this.#setName(command.userName);
-    if (this.#userName === null) {
+    if (this.#wanted === null) {
       return this.#error(
         new ProtocolError(
           "bad_name",
@@ -335,7 +347,7 @@ export class Client {
         ),
       );
     }
-    this.#publish(this.#userName, command.body, command.clientId);
+    this.#publish(this.#wanted, command.body, command.clientId);
   }
 
   async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { type BusEvent, RedisBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
-import { joinRoom, startTestServer, type TestServer, within } from "./support.ts";
+import { joinRoom, startTestServer, TestClient, type TestServer, within } from "./support.ts";
 
 const installed = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
   .output().then((o) => o.success, () => false);
@@ -147,6 +147,27 @@ test("an instance started later has every room's history at once, though nobody 
     ]);
     await Promise.all([first.close(), later.close()]);
     await Promise.all([writer.close(), history.close()]);
+  });
+});
+
+test("a client that says hello while its room catches up joins once, under the name it gave first", async () => {
+  await withRedis(async (redis) => {
+    await using server = await startTestServer({ redis: redis.url });
+    // For a second Redis answers no one, so the new room's catch-up, and the join, wait for it.
+    const pause = await new Deno.Command("redis-cli", {
+      args: ["-p", String(redis.port), "CLIENT", "PAUSE", "1000", "ALL"],
+      stdout: "null",
+    }).output();
+    assert.ok(pause.success);
+    await using client = new TestClient(server.wsUrl({ room: "paused", userName: "ann" }));
+    await within(client.opened, "the upgrade");
+    client.send({ type: "hello", userName: "bob" });
+    client.send({ type: "hello", userName: "ann" });
+    assert.equal((await client.next("error")).code, "bad_name");
+    assert.equal((await client.next("welcome")).userName, "ann");
+    client.send({ type: "message", body: "once", clientId: "1" });
+    await client.next("ack");
+    assert.deepEqual(client.events.map((e) => e.type), ["error", "welcome", "message", "ack"]);
   });
 });
 
