@@ -11,8 +11,10 @@ import {
   type Dialect,
   encodeEvent,
   encodeLegacy,
+  maxFrameBytes,
   messageEvent,
   parseClientFrame,
+  PROTOCOL_V1,
   ProtocolError,
   type ServerEvent,
 } from "./message.ts";
@@ -99,7 +101,6 @@ export class Client {
     this.#socket = options.socket;
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
     this.#wanted = options.userName;
-    options.metrics.connections++;
     this.#socket.onopen = () => this.#opened();
     this.#socket.onmessage = (event) => this.#receive(event.data);
     this.#socket.onerror = () => {};
@@ -201,15 +202,15 @@ export class Client {
     try {
       for await (const batches of subscription) {
         if (this.#socket.readyState !== WebSocket.OPEN) break;
-        if (this.#socket.bufferedAmount > this.#o.limits.sendBufferBytes) {
-          if (this.#replayAllowance === 0 || this.#socket.bufferedAmount > this.#sendLimit()) {
-            this.#o.metrics.drops++;
-            this.close(CloseCode.tryAgainLater, "too slow: the send buffer is full; reconnect");
-            break;
-          }
-        } else {
-          this.#replayAllowance = 0;
+        const buffered = this.#socket.bufferedAmount;
+        const limit = this.#o.limits.sendBufferBytes;
+        if (buffered > limit + this.#replayAllowance) {
+          this.#o.metrics.drops++;
+          this.close(CloseCode.tryAgainLater, "too slow: the send buffer is full; reconnect");
+          break;
         }
+        // Once the replay has drained, the plain limit applies.
+        if (buffered <= limit) this.#replayAllowance = 0;
         if (!legacy) this.#sendV1(batches);
         else for (const batch of batches) this.#sendLegacy(batch);
       }
@@ -218,10 +219,6 @@ export class Client {
       this.#o.metrics.drops++;
       this.close(CloseCode.tryAgainLater, "too slow: fell behind the room; reconnect");
     }
-  }
-
-  #sendLimit(): number {
-    return this.#o.limits.sendBufferBytes + this.#replayAllowance;
   }
 
   /** Sends the batches as one frame. */
@@ -290,7 +287,7 @@ export class Client {
     this.#o.log.error(
       `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
     );
-    if (this.#o.dialect === "parley.v1") {
+    if (this.#o.dialect === PROTOCOL_V1) {
       this.#send(encodeEvent({ type: "error", code: error.code, message: error.message }));
     }
   }
@@ -313,7 +310,7 @@ export class Client {
       return;
     }
     this.#throttled = false;
-    if (frameSize(data) > 8 * this.#o.limits.maxMessageBytes + 1024) {
+    if (frameSize(data) > maxFrameBytes(this.#o.limits.maxMessageBytes)) {
       this.#o.log.error(`${this.#o.address} frame too big`);
       this.close(CloseCode.tooBig, `frame too big; the limit is ${this.#o.limits.maxMessageBytes}`);
       return;
@@ -353,7 +350,7 @@ export class Client {
   async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
     try {
       const { message } = await this.#o.room.publish({ userName, body, clientId });
-      if (this.#o.dialect === "parley.v1") this.#ack(clientId, message.id);
+      if (this.#o.dialect === PROTOCOL_V1) this.#ack(clientId, message.id);
     } catch (error) {
       this.#error(
         new ProtocolError(
@@ -375,7 +372,6 @@ export class Client {
   #closed(peerCode: number, reason: string): void {
     const code = this.#closeCode ?? peerCode;
     this.#leaveRoom();
-    this.#o.metrics.connections--;
     this.#o.metrics.closed(code);
     this.#o.log.info(
       `close ${this.#o.address} room=${this.#o.room.name} code=${code}${

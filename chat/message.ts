@@ -91,8 +91,17 @@ export function validateUserName(name: unknown): string {
 const encoder = new TextEncoder();
 
 /** The UTF-8 size of a string, which is what `limits.maxMessageBytes` counts. */
-export function byteLength(text: string): number {
+function byteLength(text: string): number {
   return encoder.encode(text).length;
+}
+
+/**
+ * The largest frame or request body read at all: room for a `maxMessageBytes` body escaped in JSON
+ * and its envelope. Anything larger is refused unread; a smaller one with too long a body gets
+ * `too_large`.
+ */
+export function maxFrameBytes(maxMessageBytes: number): number {
+  return 8 * maxMessageBytes + 1024;
 }
 
 /** Validates a message body: not blank, at most `maxBytes` of UTF-8. */

@@ -2,8 +2,6 @@
 
 /** The live counters of one server. */
 export class Metrics {
-  /** Open WebSocket connections. */
-  connections = 0;
   /** Frames received from clients. */
   messagesIn = 0;
   /** Message events sent to clients, counted once per recipient. */
@@ -22,9 +20,9 @@ export class Metrics {
   }
 
   /** The Prometheus text exposition of every counter. */
-  render(gauges: { rooms: number; historyMessages: number }): string {
+  render(gauges: { connections: number; rooms: number; historyMessages: number }): string {
     const lines = [
-      metric("parley_connections", "gauge", "Open WebSocket connections.", this.connections),
+      metric("parley_connections", "gauge", "Open WebSocket connections.", gauges.connections),
       metric("parley_rooms", "gauge", "Rooms with someone in them.", gauges.rooms),
       metric("parley_messages_in_total", "counter", "Frames received.", this.messagesIn),
       metric(

@@ -9,7 +9,7 @@
 
 import { setImmediate } from "node:timers";
 import type { Bus } from "./bus.ts";
-import type { HistoryStore, NewMessage } from "./history.ts";
+import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
 import {
   type ChatMessage,
   encodeEvent,
@@ -184,7 +184,7 @@ export class Room {
 
   constructor(
     readonly name: string,
-    readonly history: HistoryStore,
+    private readonly history: HistoryStore,
     private readonly bus: Bus,
     /** Names present through other workers, by worker; kept by {@link Rooms} across reopening. */
     private readonly remote: Map<string, string[]>,
@@ -315,10 +315,7 @@ export class Room {
    * Stores a message and, once it is durable, delivers it here and in every other worker and
    * instance. A resend of a known `clientId` returns the original and delivers nothing.
    */
-  async publish(message: Omit<NewMessage, "room">): Promise<{
-    message: ChatMessage;
-    duplicate: boolean;
-  }> {
+  async publish(message: Omit<NewMessage, "room">): Promise<AppendResult> {
     this.#publishing++;
     try {
       return await this.bus.append({ ...message, room: this.name });
@@ -392,7 +389,7 @@ export class Rooms {
   /** Who is present through other workers, by room, then by worker. */
   readonly #remote = new Map<string, Map<string, string[]>>();
 
-  constructor(readonly history: HistoryStore, readonly bus: Bus) {
+  constructor(private readonly history: HistoryStore, private readonly bus: Bus) {
     bus.onEvent((event) => {
       if (event.kind === "message") {
         this.#rooms.get(event.message.room)?.accept(event.message);
@@ -425,9 +422,9 @@ export class Rooms {
     return room;
   }
 
-  /** The open rooms. */
-  open(): Room[] {
-    return [...this.#rooms.values()];
+  /** How many rooms are open. */
+  get size(): number {
+    return this.#rooms.size;
   }
 
   /** Rooms with someone present here or in another worker, and how many names each has. */

@@ -15,8 +15,10 @@ import {
   type Dialect,
   encodeEvent,
   goJson,
+  maxFrameBytes,
   PROTOCOL_V1,
   ProtocolError,
+  type ServerEvent,
   validateBody,
   validateRoom,
   validateUserName,
@@ -35,11 +37,8 @@ export interface RunningServer {
   /** Where to open the page, e.g. `http://127.0.0.1:8080/`. */
   url: URL;
   port: number;
-  metrics: Metrics;
   /** Stops accepting, closes every socket with 1001, flushes history; idempotent. */
   shutdown(): Promise<void>;
-  /** Settles when the server has shut down. */
-  finished: Promise<void>;
 }
 
 /** How the server runs beside its config. */
@@ -110,21 +109,40 @@ export async function startServer(
     info: Deno.ServeHandlerInfo<Deno.NetAddr>,
   ): Response | Promise<Response> => {
     const url = new URL(request.url);
+    const failed = (error: unknown) => errorResponse(error, request, url);
     try {
       const address = info.remoteAddr.hostname;
       if (url.pathname === "/chat") return upgrade(request, url, address);
-      return route(request, url, address);
+      const response = route(request, url, address);
+      return response instanceof Promise ? response.catch(failed) : response;
     } catch (error) {
-      if (error instanceof HttpError) {
-        return Response.json({ error: error.message }, {
-          status: error.status,
-          headers: error.headers,
-        });
-      }
-      log.error(`${request.method} ${url.pathname}: ${(error as Error).stack ?? error}`);
-      return Response.json({ error: "internal error; see the server log" }, { status: 500 });
+      return failed(error);
     }
   };
+
+  /** The answer to a request that failed: what the client can fix, or 503 or 500 and a log line. */
+  function errorResponse(error: unknown, request: Request, url: URL): Response {
+    if (error instanceof HttpError) {
+      return Response.json({ error: error.message }, {
+        status: error.status,
+        headers: error.headers,
+      });
+    }
+    if (error instanceof ProtocolError) {
+      return Response.json({ error: error.message }, {
+        status: error.code === "too_large" ? 413 : 400,
+      });
+    }
+    const where = `${request.method} ${url.pathname}`;
+    if (error instanceof HistoryError) {
+      log.error(`${where}: ${error.message}`);
+      return Response.json({ error: `the history store failed: ${error.message}` }, {
+        status: 503,
+      });
+    }
+    log.error(`${where}: ${(error as Error).stack ?? error}`);
+    return Response.json({ error: "internal error; see the server log" }, { status: 500 });
+  }
 
   function upgrade(request: Request, url: URL, address: string): Response {
     allow(request, ["GET"]);
@@ -155,22 +173,21 @@ export async function startServer(
       if (left === 0) perAddress.delete(address);
       else perAddress.set(address, left);
     };
-    let refusal: ProtocolError | string | null = null;
-    let params: { room: string; userName: string | null; since: number | null } | null = null;
-    if (count > config.limits.maxConnectionsPerIp) {
-      refusal =
-        `too many connections from ${address}; the limit is ${config.limits.maxConnectionsPerIp}`;
-    } else {
-      try {
-        params = chatParams(url);
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        refusal = error;
-      }
-    }
-    if (params === null) {
-      refuse(socket, dialect, refusal!, address, release);
+    const refused = (message: string, event?: ServerEvent) => {
+      refuse(socket, dialect === PROTOCOL_V1 ? event : undefined, message, address, release);
       return response;
+    };
+    if (count > config.limits.maxConnectionsPerIp) {
+      return refused(
+        `too many connections from ${address}; the limit is ${config.limits.maxConnectionsPerIp}`,
+      );
+    }
+    let params: { room: string; userName: string | null; since: number | null };
+    try {
+      params = chatParams(url);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return refused(error.message, { type: "error", code: error.code, message: error.message });
     }
     const client = new Client({
       socket,
@@ -192,21 +209,18 @@ export async function startServer(
     return response;
   }
 
-  /** Closes an upgraded socket with 1008, telling a `parley.v1` client why first. */
+  /** Closes an upgraded socket with 1008 and `message`, sending `event` first if given. */
   function refuse(
     socket: WebSocket,
-    dialect: Dialect,
-    reason: ProtocolError | string,
+    event: ServerEvent | undefined,
+    message: string,
     address: string,
     release: () => void,
   ): void {
     metrics.refused++;
-    const message = typeof reason === "string" ? reason : reason.message;
     log.error(`refused ${address}: ${message}`);
     socket.onopen = () => {
-      if (dialect === PROTOCOL_V1 && typeof reason !== "string") {
-        socket.send(encodeEvent({ type: "error", code: reason.code, message }));
-      }
+      if (event !== undefined) socket.send(encodeEvent(event));
       // A close reason is at most 123 bytes.
       socket.close(CloseCode.policy, message.slice(0, 120));
     };
@@ -249,7 +263,11 @@ export async function startServer(
       case "/metrics":
         allow(request, ["GET"]);
         return new Response(
-          metrics.render({ rooms: rooms.open().length, historyMessages: history.count() }),
+          metrics.render({
+            connections: clients.size,
+            rooms: rooms.size,
+            historyMessages: history.count(),
+          }),
           { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
         );
     }
@@ -292,7 +310,7 @@ export async function startServer(
     const list = new Map<string, { room: string; users: number; lastId: number }>();
     for (const { room, lastId } of history.rooms()) list.set(room, { room, users: 0, lastId });
     for (const [room, users] of rooms.presence()) {
-      list.set(room, { room, users, lastId: history.lastId(room) });
+      list.set(room, { room, users, lastId: list.get(room)?.lastId ?? 0 });
     }
     return [...list.values()].sort((a, b) => a.room.localeCompare(b.room));
   }
@@ -310,48 +328,30 @@ export async function startServer(
   }
 
   async function postMessage(request: Request, url: URL, rawRoom: string): Promise<Response> {
+    let roomName: string;
     try {
-      let roomName: string;
-      try {
-        roomName = decodeURIComponent(rawRoom);
-      } catch {
-        throw new HttpError(400, `the room in ${url.pathname} is not valid percent-encoding`);
-      }
-      const room = validateRoom(roomName);
-      const text = await readBody(request, 8 * config.limits.maxMessageBytes + 1024);
-      let userName: unknown = url.searchParams.get("userName") ?? "anonymous";
-      let body: unknown = text;
-      if (request.headers.get("content-type")?.startsWith("application/json")) {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          throw new HttpError(400, 'the body is not valid JSON; send {"userName":"…","body":"…"}');
-        }
-        ({ userName, body } = (json ?? {}) as Record<string, unknown>);
-      }
-      const { message } = await rooms.get(room).publish({
-        userName: validateUserName(userName),
-        body: validateBody(body, config.limits.maxMessageBytes),
-      });
-      return Response.json(message, { status: 201 });
-    } catch (error) {
-      if (error instanceof ProtocolError) {
-        return Response.json({ error: error.message }, {
-          status: error.code === "too_large" ? 413 : 400,
-        });
-      }
-      if (error instanceof HttpError) {
-        return Response.json({ error: error.message }, { status: error.status });
-      }
-      if (error instanceof HistoryError) {
-        log.error(`POST ${url.pathname}: ${error.message}`);
-        return Response.json({ error: `the message was not stored: ${error.message}` }, {
-          status: 503,
-        });
-      }
-      throw error;
+      roomName = decodeURIComponent(rawRoom);
+    } catch {
+      throw new HttpError(400, `the room in ${url.pathname} is not valid percent-encoding`);
     }
+    const room = validateRoom(roomName);
+    const text = await readBody(request, maxFrameBytes(config.limits.maxMessageBytes));
+    let userName: unknown = url.searchParams.get("userName") ?? "anonymous";
+    let body: unknown = text;
+    if (request.headers.get("content-type")?.startsWith("application/json")) {
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new HttpError(400, 'the body is not valid JSON; send {"userName":"…","body":"…"}');
+      }
+      ({ userName, body } = (json ?? {}) as Record<string, unknown>);
+    }
+    const { message } = await rooms.get(room).publish({
+      userName: validateUserName(userName),
+      body: validateBody(body, config.limits.maxMessageBytes),
+    });
+    return Response.json(message, { status: 201 });
   }
 
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -391,7 +391,7 @@ export async function startServer(
     })();
     return stopped;
   };
-  return { url, port, metrics, shutdown, finished: server.finished };
+  return { url, port, shutdown };
 }
 
 function bindError(config: Config, error: Error): string {
@@ -415,12 +415,9 @@ function allow(request: Request, methods: string[]): void {
   }
 }
 
+/** The `room` of a query; a bad one is a {@link ProtocolError}, which is a 400 here. */
 function roomParam(url: URL): string {
-  try {
-    return validateRoom(url.searchParams.get("room") ?? DEFAULT_ROOM);
-  } catch (error) {
-    throw new HttpError(400, (error as Error).message);
-  }
+  return validateRoom(url.searchParams.get("room") ?? DEFAULT_ROOM);
 }
 
 function intParam(url: URL, name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -435,7 +432,7 @@ function intParam(url: URL, name: string, min: number, max = Number.MAX_SAFE_INT
 
 /** The query of `GET /chat`, validated. */
 function chatParams(url: URL): { room: string; userName: string | null; since: number | null } {
-  const room = validateRoom(url.searchParams.get("room") ?? DEFAULT_ROOM);
+  const room = roomParam(url);
   const name = url.searchParams.get("userName");
   const userName = name === null || name === "" ? null : validateUserName(name);
   const rawSince = url.searchParams.get("since");
