@@ -130,8 +130,10 @@ interface RedisMessage {
   ms: string;
 }
 
-function fromRedis(json: string): ChatMessage {
-  const { id, room, userName, body, ms } = JSON.parse(json) as RedisMessage;
+function fromRedis(message: string | RedisMessage): ChatMessage {
+  const { id, room, userName, body, ms } = typeof message === "string"
+    ? JSON.parse(message) as RedisMessage
+    : message;
   return { id, room, userName, body, timestamp: new Date(Number(ms)).toISOString() };
 }
 
@@ -282,7 +284,7 @@ export class RedisBus implements Bus {
       }
       return;
     }
-    this.#inbound.push(fromRedis(text));
+    this.#inbound.push(fromRedis(event));
     if (this.#inbound.length === 1) this.#step(() => this.#drain());
   }
 

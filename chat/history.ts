@@ -28,7 +28,7 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
-/** A `/history` request: at most one of `before` and `after` is expected. */
+/** A `/history` request: `after` wins over `before` (the server refuses both at once). */
 export interface HistoryQuery {
   limit: number;
   before?: number;
@@ -108,7 +108,6 @@ interface Statements {
   newest: StatementSync;
   before: StatementSync;
   after: StatementSync;
-  between: StatementSync;
   lastId: StatementSync;
   firstId: StatementSync;
   rooms: StatementSync;
@@ -236,10 +235,7 @@ export class HistoryStore {
     // One row beyond the page tells whether there is more.
     let rows: Record<string, SQLOutputValue>[];
     let newestFirst = true;
-    if (query.after !== undefined && query.before !== undefined) {
-      rows = this.#sql.between.all(room, query.after, query.before, limit + 1);
-      newestFirst = false;
-    } else if (query.after !== undefined) {
+    if (query.after !== undefined) {
       rows = this.#sql.after.all(room, query.after, limit + 1);
       newestFirst = false;
     } else if (query.before !== undefined) {
@@ -293,27 +289,12 @@ export class HistoryStore {
    */
   record(messages: readonly ChatMessage[]): void {
     if (messages.length === 0) return;
-    const sql = this.#sql;
-    try {
-      this.#db.exec("BEGIN IMMEDIATE");
-      const lastIds = new Map<string, number>();
+    this.#transaction(messages.length, (lastIds) => {
       for (const { room, id, userName, body, timestamp } of messages) {
-        sql.insertKnown.run(room, id, userName, body, timestamp);
+        this.#sql.insertKnown.run(room, id, userName, body, timestamp);
         lastIds.set(room, Math.max(lastIds.get(room) ?? this.lastId(room), id));
       }
-      for (const [room, lastId] of lastIds) {
-        sql.setLastId.run(room, lastId);
-        if (lastId > this.#maxPerRoom) sql.trim.run(room, lastId - this.#maxPerRoom);
-      }
-      this.#db.exec("COMMIT");
-    } catch (error) {
-      rollback(this.#db);
-      throw new HistoryError(
-        `Cannot write to history store "${this.#path}": ${causeOf(error)}. ` +
-          adviceFor(causeOf(error)),
-        { cause: error },
-      );
-    }
+    });
   }
 
   /** Resolves when every append issued so far is committed. */
@@ -322,12 +303,14 @@ export class HistoryStore {
     return Promise.resolve();
   }
 
-  /** Flushes, then closes the database. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    await this.flush();
-    this.#closed = true;
-    this.#db.close();
+  /** Writes what is queued, then closes the database. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#writeQueued();
+      this.#closed = true;
+      this.#db.close();
+    }
+    return Promise.resolve();
   }
 
   #writeQueued(): void {
@@ -338,27 +321,45 @@ export class HistoryStore {
     this.#queue = [];
     let results: AppendResult[];
     try {
-      results = this.#write(batch);
+      results = this.#transaction(batch.length, (lastIds) => this.#insert(batch, lastIds));
     } catch (error) {
-      rollback(this.#db);
-      const failure = new HistoryError(
-        `Cannot write to history store "${this.#path}": ${causeOf(error)}; ` +
-          `${batch.length} message(s) were not stored. ${adviceFor(causeOf(error))}`,
-        { cause: error },
-      );
-      for (const pending of batch) pending.reject(failure);
+      for (const pending of batch) pending.reject(error as HistoryError);
       return;
     }
     for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
   }
 
-  /** Writes a batch in one transaction; ids come from the stored last id, so several processes may share the file. */
-  #write(batch: Pending[]): AppendResult[] {
+  /**
+   * Runs `insert` in one transaction, then moves each room's last id to what it left in
+   * `lastIds` and trims the room to the retention. Throws {@linkcode HistoryError} if it fails.
+   */
+  #transaction<T>(count: number, insert: (lastIds: Map<string, number>) => T): T {
+    const sql = this.#sql;
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      const lastIds = new Map<string, number>();
+      const result = insert(lastIds);
+      for (const [room, lastId] of lastIds) {
+        sql.setLastId.run(room, lastId);
+        if (lastId > this.#maxPerRoom) sql.trim.run(room, lastId - this.#maxPerRoom);
+      }
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      rollback(this.#db);
+      throw new HistoryError(
+        `Cannot write to history store "${this.#path}": ${causeOf(error)}; ` +
+          `${count} message(s) were not stored. ${adviceFor(causeOf(error))}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Assigns ids from the stored last id (so several processes may share the file) and inserts. */
+  #insert(batch: Pending[], lastIds: Map<string, number>): AppendResult[] {
     const sql = this.#sql;
     const timestamp = new Date().toISOString();
-    const lastIds = new Map<string, number>();
     const results: AppendResult[] = [];
-    this.#db.exec("BEGIN IMMEDIATE");
     for (const { message } of batch) {
       const { room, userName, body, clientId } = message;
       const id = (lastIds.get(room) ?? this.lastId(room)) + 1;
@@ -373,11 +374,6 @@ export class HistoryStore {
       lastIds.set(room, id);
       results.push({ message: { id, room, userName, body, timestamp }, duplicate: false });
     }
-    for (const [room, lastId] of lastIds) {
-      sql.setLastId.run(room, lastId);
-      if (lastId > this.#maxPerRoom) sql.trim.run(room, lastId - this.#maxPerRoom);
-    }
-    this.#db.exec("COMMIT");
     return results;
   }
 }
@@ -390,9 +386,6 @@ function prepare(db: DatabaseSync): Statements {
     ),
     after: db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? ORDER BY id LIMIT ?`,
-    ),
-    between: db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? AND id < ? ORDER BY id LIMIT ?`,
     ),
     lastId: db.prepare("SELECT last_id FROM rooms WHERE room = ?"),
     firstId: db.prepare("SELECT id FROM messages WHERE room = ? ORDER BY id LIMIT 1"),
