@@ -22,15 +22,20 @@ async function startWorkers(config: Config, count: number): Promise<Started> {
     );
   }
   const workers: Worker[] = [];
-  const ask = (worker: Worker, message: ToWorker) =>
+  /** The worker's next message; an error in it (a module that fails to load, too) rejects. */
+  const next = (worker: Worker) =>
     new Promise<FromWorker>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<FromWorker>) => resolve(event.data);
       worker.onerror = (event) => {
         event.preventDefault();
         reject(new Error(`a worker failed: ${event.message}`));
       };
-      worker.postMessage(message);
     });
+  const ask = (worker: Worker, message: ToWorker) => {
+    const answer = next(worker);
+    worker.postMessage(message);
+    return answer;
+  };
   const stop = async () => {
     await Promise.all(workers.map((worker) => ask(worker, { type: "stop" })));
     for (const worker of workers) worker.terminate();
@@ -39,12 +44,8 @@ async function startWorkers(config: Config, count: number): Promise<Started> {
   let url = "";
   for (let index = 1; index <= count; index++) {
     const worker = new Worker(new URL("./chat/worker.ts", import.meta.url), { type: "module" });
-    const ready = await new Promise<FromWorker>((resolve) =>
-      worker.onmessage = (e) => resolve(e.data)
-    );
-    const answer = ready.type === "ready"
-      ? await ask(worker, { type: "start", config: { ...config, port }, index })
-      : ready;
+    await next(worker); // "ready"
+    const answer = await ask(worker, { type: "start", config: { ...config, port }, index });
     if (answer.type !== "listening") {
       worker.terminate();
       await stop();
