@@ -206,8 +206,10 @@ export function parseFlags(args: readonly string[]): Flags {
     const value = inline ?? args[++i];
     if (value === undefined) throw new ConfigError(`${name} needs a value; ${usage}`);
     if (name === "--config") flags.config = value;
-    else if (name === "--host") flags.hostName = value;
-    else flags.port = parsePort(value, "--port");
+    else if (name === "--host") {
+      nonEmptyString(value, "--host");
+      flags.hostName = value;
+    } else flags.port = parsePort(value, "--port");
   }
   return flags;
 }

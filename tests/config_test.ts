@@ -93,5 +93,6 @@ Deno.test("a missing --config file is an error, and a bad PORT names PORT", asyn
 Deno.test("unknown flags are refused with the usage line", () => {
   assert.throws(() => parseFlags(["--prot", "1"]), /unknown argument "--prot".*usage/);
   assert.throws(() => parseFlags(["--port"]), /--port needs a value/);
+  assert.throws(() => parseFlags(["--host="]), /"--host" must be a non-empty string, not ""/);
   assert.deepEqual(parseFlags(["--host", "::1", "--port", "0"]), { hostName: "::1", port: 0 });
 });
