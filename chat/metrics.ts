@@ -8,9 +8,9 @@ export class Metrics {
   messagesOut = 0;
   /** Clients closed for falling behind. */
   drops = 0;
-  /** Error events sent to clients. */
+  /** Protocol errors in what clients sent (a `parley.v1` client also gets an `error` event). */
   errors = 0;
-  /** Connections refused before the upgrade (limits, origin). */
+  /** Requests refused by a limit, a bad parameter or the origin check. */
   refused = 0;
   readonly #closes = new Map<number, number>();
 
@@ -37,8 +37,18 @@ export class Metrics {
         "Clients closed as too slow.",
         this.drops,
       ),
-      metric("parley_errors_total", "counter", "Error events sent to clients.", this.errors),
-      metric("parley_refused_total", "counter", "Upgrades refused by a limit.", this.refused),
+      metric(
+        "parley_errors_total",
+        "counter",
+        "Protocol errors in what clients sent.",
+        this.errors,
+      ),
+      metric(
+        "parley_refused_total",
+        "counter",
+        "Requests refused by a limit, a bad parameter or the origin.",
+        this.refused,
+      ),
       metric(
         "parley_history_messages",
         "gauge",

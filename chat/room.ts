@@ -3,8 +3,9 @@
  *
  * Events are grouped into batches: everything a room emits before its subscribers next run goes into
  * one {@link Batch}, encoded once and shared by every subscriber. A subscriber takes every batch
- * that arrived since it last ran and sends them as one frame, however many messages they hold; a
- * large room wakes its subscribers a slice at a time, so those reached later have more to take.
+ * that arrived since it last ran; a `parley.v1` client sends them as one frame (a legacy client,
+ * one frame per message). A large room wakes its subscribers a slice at a time, so those reached
+ * later have more to take.
  */
 
 import { setImmediate } from "node:timers";
