@@ -20,17 +20,12 @@ import {
   Histogram,
   initClockTicks,
   type MachineSample,
+  otherCpuPercent,
   type ProcSample,
   sampleMachine,
   sampleProc,
 } from "./stats.ts";
-import {
-  hasTaskset,
-  pinSelf,
-  type ServerKind,
-  type ServerProcess,
-  startServer,
-} from "./server_process.ts";
+import { pinning, type ServerKind, type ServerProcess, startServer } from "./server_process.ts";
 import type {
   ConnectedReport,
   FinalReport,
@@ -118,7 +113,10 @@ export interface BenchOptions extends Scenario {
   workers: number;
   /** Longest wait for the last deliveries once sending stops. */
   drainTimeoutS: number;
-  /** Pin the server to CPU 0 and this process to the others (`taskset`), if there are two. */
+  /**
+   * Pin the server to CPU 0 and this process to the others (`taskset`), if there are two and this
+   * process can be pinned; otherwise neither is pinned.
+   */
   pin: boolean;
   /** Print a progress line a second to stderr. */
   progress: boolean;
@@ -183,7 +181,8 @@ export interface RunResult extends SubscriberGroup {
   loadCpuPercent: number | null;
   /**
    * CPU used by everything else on the machine over the measured window, in percent of one core:
-   * other processes competing with the run make its figures unreliable.
+   * other processes competing with the run make its figures unreliable. Null without `/proc` or
+   * without the server's process (`--url`), whose CPU would otherwise count as other.
    */
   otherCpuPercent: number | null;
   /** CPU stolen by the hypervisor over the measured window, in percent of one core. */
@@ -311,7 +310,7 @@ function addCounts(into: Record<string, number>, from: Record<string, number>): 
  * Runs the scenario once against one server: `kind` starts it as a subprocess (pinned to
  * `serverCpus` if given); `url` targets a running one.
  */
-export async function runOnce(
+async function runOnce(
   options: BenchOptions,
   server: { kind: ServerKind; serverCpus: string | null } | { url: string },
   loadCpus: string | null = null,
@@ -323,7 +322,7 @@ export async function runOnce(
       options,
       `[${label}] starting the server${server.serverCpus ? ` on CPU ${server.serverCpus}` : ""}`,
     );
-    process = await startServer(server.kind, server.serverCpus);
+    process = await startServer(server.kind, { cpus: server.serverCpus });
   }
   const base = process ? process.url : (server as { url: string }).url;
   const room = `bench-${crypto.randomUUID().slice(0, 8)}`;
@@ -347,7 +346,7 @@ export async function runOnce(
  * are dealt round-robin over one thread per 1,000 (or `options.workers` threads): with 10,000 on
  * four threads the tool itself fell seconds behind in `crowd`, even sharing one CPU.
  */
-export function assignConnections(options: BenchOptions): number[][] {
+function assignConnections(options: BenchOptions): number[][] {
   const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
   const rest = options.subscribers - senders;
   const count = Math.max(1, Math.min(options.workers || Math.ceil(rest / 1000), rest));
@@ -371,8 +370,9 @@ async function measure(
     pid === null ? Promise.resolve(null) : sampleProc(pid);
   const rssStart = (await server())?.rssBytes ?? null;
 
-  // Connect: subscriber i lives in worker i % W; the senders are subscribers 0..S-1; the legacy
-  // ones the last L.
+  // Connect: worker k opens shares[k] (see assignConnections: the senders, subscribers 0..S-1, in
+  // a worker of their own, the rest dealt round-robin over the others); the legacy ones are the
+  // last L.
   const legacyCount = legacyOf(options);
   const firstLegacy = options.subscribers - legacyCount;
   const perWorker = Math.max(1, Math.ceil(options.connectConcurrency / workers.length));
@@ -547,7 +547,6 @@ async function measure(
     acked += f.acked;
     held += f.open;
   }
-  const expected = sent * connected;
   const ms = (us: number): number => Math.round(us) / 1000;
   const perSec = (n: number): number =>
     options.durationS > 0 ? Math.round(n / options.durationS) : 0;
@@ -581,22 +580,11 @@ async function measure(
   return {
     target: label,
     url,
-    subscribers: options.subscribers,
-    connected,
+    ...group(options.subscribers, connected, delivered, deliveredInWindow, frames, latency),
     connectFailures,
     connectMs,
     sent,
     acked,
-    expected,
-    delivered,
-    lost: expected - delivered,
-    messagesPerFrame: frames > 0 ? Math.round((delivered / frames) * 100) / 100 : null,
-    deliveredPerSec: options.durationS > 0 ? Math.round(deliveredInWindow / options.durationS) : 0,
-    p50Ms: ms(latency.quantile(0.5)),
-    p90Ms: ms(latency.quantile(0.9)),
-    p99Ms: ms(latency.quantile(0.99)),
-    maxMs: ms(latency.max),
-    meanMs: latency.count ? ms(latency.sum / latency.count) : 0,
     held,
     closes,
     errorEvents,
@@ -607,7 +595,10 @@ async function measure(
       : null,
     serverCpuPercent: round1(cpuPercent(serverFrom, serverTo)),
     loadCpuPercent: round1(cpuPercent(loadFrom, loadTo)),
-    ...otherCpu(machineFrom, machineTo, serverFrom, serverTo, loadFrom, loadTo),
+    otherCpuPercent: round1(
+      otherCpuPercent([machineFrom, machineTo], [[serverFrom, serverTo], [loadFrom, loadTo]]),
+    ),
+    stealCpuPercent: round1(stealCpuPercent(machineFrom, machineTo)),
     drainMs: Math.round(drainMs),
     serverCpus: process?.cpus ?? null,
     loadCpus,
@@ -681,25 +672,10 @@ async function waitForPresence(
   await sleep(500);
 }
 
-function otherCpu(
-  machineFrom: MachineSample | null,
-  machineTo: MachineSample | null,
-  serverFrom: ProcSample | null,
-  serverTo: ProcSample | null,
-  loadFrom: ProcSample | null,
-  loadTo: ProcSample | null,
-): { otherCpuPercent: number | null; stealCpuPercent: number | null } {
-  if (!machineFrom || !machineTo || machineTo.at <= machineFrom.at) {
-    return { otherCpuPercent: null, stealCpuPercent: null };
-  }
-  const seconds = (machineTo.at - machineFrom.at) / 1000;
-  const ours = (serverTo && serverFrom ? serverTo.cpuSeconds - serverFrom.cpuSeconds : 0) +
-    (loadTo && loadFrom ? loadTo.cpuSeconds - loadFrom.cpuSeconds : 0);
-  const busy = machineTo.busySeconds - machineFrom.busySeconds;
-  return {
-    otherCpuPercent: round1(Math.max(0, (100 * (busy - ours)) / seconds)),
-    stealCpuPercent: round1((100 * (machineTo.stealSeconds - machineFrom.stealSeconds)) / seconds),
-  };
+/** CPU stolen by the hypervisor between two samples, in percent of one core. */
+function stealCpuPercent(from: MachineSample | null, to: MachineSample | null): number | null {
+  if (!from || !to || to.at <= from.at) return null;
+  return (100 * (to.stealSeconds - from.stealSeconds)) / ((to.at - from.at) / 1000);
 }
 
 function round1(n: number | null): number | null {
@@ -731,17 +707,11 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let loadCpus: string | null = null;
   const cores = navigator.hardwareConcurrency;
   if (options.pin && options.target !== "url") {
-    if (cores >= 2 && await hasTaskset()) {
-      serverCpus = "0";
-      loadCpus = cores === 2 ? "1" : `1-${cores - 1}`;
-      if (!(await pinSelf(loadCpus))) {
-        warnings.push("could not pin the load generator with taskset");
-        loadCpus = null;
-      }
+    const pinned = await pinning();
+    if ("reason" in pinned) {
+      warnings.push(`not pinned: ${pinned.reason}; server and load share CPUs`);
     } else {
-      warnings.push(
-        `not pinned: ${cores < 2 ? "one CPU" : "no taskset"}; server and load share CPUs`,
-      );
+      ({ serverCpus, loadCpus } = pinned);
     }
   }
   let baseline: RunResult | null = null;
@@ -835,7 +805,7 @@ function describe(options: BenchOptions): string {
 }
 
 /** The report as a table: one column per server, plus the ratio. */
-export function formatReport(report: BenchReport): string {
+function formatReport(report: BenchReport): string {
   const runs: RunResult[] = report.parley || report.baseline
     ? [report.parley, report.baseline].filter((r): r is RunResult => r !== null)
     : [report];

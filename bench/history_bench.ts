@@ -23,7 +23,13 @@
  */
 
 import { HistoryStore } from "../chat/history.ts";
-import { hasTaskset, parleyRunArgs, pinSelf, REPO_ROOT, terminate } from "./server_process.ts";
+import {
+  pinning,
+  type ServerProcess,
+  startCommand,
+  type StartOptions,
+  startServer,
+} from "./server_process.ts";
 import {
   cpuPercent,
   formatBytes,
@@ -31,8 +37,7 @@ import {
   formatMs,
   Histogram,
   initClockTicks,
-  type MachineSample,
-  type ProcSample,
+  otherCpuPercent,
   sampleMachine,
   sampleProc,
 } from "./stats.ts";
@@ -91,7 +96,7 @@ export interface StartupFigures {
   /** Until the `http://…` line on stdout. */
   urlMedianMs: number;
   urlMaxMs: number;
-  /** Until `GET /healthz` answered 200. */
+  /** Until `GET /healthz` (for the floor `GET /`) answered 200. */
   healthMedianMs: number;
   healthMaxMs: number;
 }
@@ -150,158 +155,102 @@ function freePort(): number {
   return port;
 }
 
-/** A started server subprocess and when it became ready. */
-interface Launched {
-  pid: number;
-  url: string;
-  /** Milliseconds from spawn to the URL line. */
-  urlMs: number;
-  /** Milliseconds from spawn to `/healthz` answering 200 (the URL line for the floor). */
+/** A started server subprocess and when it answered. */
+interface Launched extends ServerProcess {
+  /** Milliseconds from spawn to the polled path answering 200 (`/healthz`; `/` for the floor). */
   healthMs: number;
-  stop(): Promise<void>;
 }
 
 /**
- * Spawns `args` (under `taskset -c cpus` when given) on `port`, and waits for the URL line and,
- * meanwhile, polls `healthPath` until it answers 200. Polling is bounded by `timeoutMs`.
+ * Starts a server with `start` on `port` (the URL line is `start`'s to wait for) and, from its
+ * spawn on, polls `healthPath` on that port until it answers 200, within `timeoutMs` of the spawn.
  */
 async function launch(
-  args: string[],
-  cpus: string | null,
+  start: (options: StartOptions) => Promise<ServerProcess>,
   port: number,
-  healthPath: string | null,
+  healthPath: string,
   timeoutMs = 30_000,
 ): Promise<Launched> {
-  const deno = Deno.execPath();
-  const started = performance.now();
-  const child = new Deno.Command(cpus === null ? deno : "taskset", {
-    args: cpus === null ? args : ["-c", cpus, deno, ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let tail = "";
-  let urlMs = -1;
-  let url = "";
-  let onUrl: () => void = () => {};
-  const urlSeen = new Promise<void>((resolve) => onUrl = resolve);
-  const pump = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096);
-      if (urlMs < 0) {
-        const match = /http:\/\/\S+?\//.exec(tail);
-        if (match) {
-          urlMs = performance.now() - started;
-          url = match[0];
-          onUrl();
-        }
-      }
-    }
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
-  let exited = false;
-  // A fetch to a port someone else took meanwhile could wait forever: abort it when ours exits.
-  const gone = new AbortController();
-  const status = child.status.then((s) => {
-    exited = true;
-    gone.abort();
-    return s;
-  });
-  const stop = async (): Promise<void> => {
-    if (!exited) await terminate(child);
-    await pumps;
-  };
-
-  const deadline = started + timeoutMs;
-  const failure = (what: string) => new Error(`${what}\n--- server output ---\n${tail}`);
+  const target = `http://127.0.0.1:${port}${healthPath}`;
+  const watch: { health?: Promise<number> } = {};
+  let server: ServerProcess;
   try {
-    let healthMs = -1;
-    if (healthPath !== null) {
-      const target = `http://127.0.0.1:${port}${healthPath}`;
-      // Poll: the port is refused until the server listens. Each refusal costs well under 1 ms.
-      for (let attempt = 0; healthMs < 0; attempt++) {
-        if (exited) throw failure(`the server exited during start-up`);
-        if (performance.now() > deadline || attempt > 100_000) {
-          throw failure(`${target} did not answer within ${timeoutMs} ms`);
-        }
-        try {
-          const signal = AbortSignal.any([gone.signal, AbortSignal.timeout(2000)]);
-          const response = await fetch(target, { signal });
-          await response.body?.cancel();
-          if (response.status === 200) healthMs = performance.now() - started;
-          else await new Promise((resolve) => setTimeout(resolve, 1));
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 1));
-        }
-      }
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const seen = await Promise.race([
-      urlSeen.then(() => true),
-      status.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!seen) throw failure("the server printed no URL");
-    if (new URL(url).port !== String(port)) throw failure(`the server is not on port ${port}`);
-    return {
-      pid: child.pid,
-      url: url.replace("0.0.0.0", "127.0.0.1"),
-      urlMs,
-      healthMs: healthPath === null ? urlMs : healthMs,
-      stop,
-    };
+    server = await start({
+      port,
+      env: { NO_COLOR: "1" },
+      timeoutMs,
+      onSpawn: (spawnedAt, exited) => {
+        watch.health = pollHealth(target, spawnedAt, exited, timeoutMs);
+        watch.health.catch(() => {}); // awaited below; not unhandled if start fails first
+      },
+    });
   } catch (error) {
-    await stop();
+    await watch.health?.catch(() => {});
     throw error;
   }
+  try {
+    if (new URL(server.url).port !== String(port)) {
+      throw new Error(`the server is not on port ${port}`);
+    }
+    if (!watch.health) throw new Error("`start` did not report the spawn");
+    return { ...server, healthMs: await watch.health };
+  } catch (error) {
+    await server.stop();
+    await watch.health?.catch(() => {});
+    throw new Error(`${(error as Error).message}\n--- server output ---\n${server.output()}`);
+  }
 }
 
-/** Writes parley's config for a run into `dir` and returns `deno run` arguments for it. */
-async function parleyArgs(
-  dir: string,
+/**
+ * Polls `target` until it answers 200 and returns the milliseconds since `spawnedAt`; throws when
+ * `exited` aborts or after `timeoutMs` from `spawnedAt`.
+ */
+async function pollHealth(
+  target: string,
+  spawnedAt: number,
+  exited: AbortSignal,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = spawnedAt + timeoutMs;
+  // Poll: the port is refused until the server listens. Each refusal costs well under 1 ms.
+  for (let attempt = 0;; attempt++) {
+    if (exited.aborted) throw new Error("the server exited during start-up");
+    if (performance.now() > deadline || attempt > 100_000) {
+      throw new Error(`${target} did not answer within ${timeoutMs} ms`);
+    }
+    try {
+      // A fetch to a port someone else took meanwhile could wait forever: abort it when ours exits.
+      const signal = AbortSignal.any([exited, AbortSignal.timeout(2000)]);
+      const response = await fetch(target, { signal });
+      await response.body?.cancel();
+      if (response.status === 200) return performance.now() - spawnedAt;
+    } catch {
+      // Refused: not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/**
+ * Starts parley (pinned to `cpus`) on a free port with its history at `historyPath`, rate limits
+ * lifted to 1,000,000 messages/s, and waits until `/healthz` answers.
+ */
+function launchParley(
   historyPath: string,
   maxMessagesPerRoom: number,
-  port: number,
-): Promise<string[]> {
-  const config = `${dir}/config-${port}.json`;
-  await Deno.writeTextFile(
-    config,
-    JSON.stringify({
-      port: 0,
-      logfilePath: `${dir}/parley.log`,
-      history: { path: historyPath, maxMessagesPerRoom },
-      limits: {
-        messagesPerSecond: 1_000_000,
-        burst: 1_000_000,
-        maxConnections: 30_000,
-        maxConnectionsPerIp: 30_000,
-        sendBufferBytes: 16_777_216,
-        idleTimeoutSeconds: 0,
-      },
-    }),
+  cpus: string | null,
+): Promise<Launched> {
+  const config = {
+    historyPath,
+    maxMessagesPerRoom,
+    messagesPerSecond: 1_000_000,
+    burst: 1_000_000,
+  };
+  return launch(
+    (start) => startServer("parley", { ...start, cpus, config }),
+    freePort(),
+    "/healthz",
   );
-  return parleyRunArgs(config, port);
-}
-
-/** CPU used by processes other than `pids`, in percent of one core, between two samples. */
-function otherCpu(
-  machine: [MachineSample | null, MachineSample | null],
-  procs: [ProcSample | null, ProcSample | null][],
-): number | null {
-  const [from, to] = machine;
-  if (!from || !to || to.at <= from.at) return null;
-  let own = 0;
-  for (const [a, b] of procs) {
-    if (!a || !b) return null;
-    own += b.cpuSeconds - a.cpuSeconds;
-  }
-  return (100 * (to.busySeconds - from.busySeconds - own)) / ((to.at - from.at) / 1000);
 }
 
 /** One WebSocket publisher keeping `inFlight` messages unacked. */
@@ -380,9 +329,7 @@ async function measureThroughput(
   let server: Launched | null = null;
   const publishers: Publisher[] = [];
   try {
-    const port = freePort();
-    const args = await parleyArgs(dir, `${dir}/history.db`, 10_000, port);
-    server = await launch(args, serverCpus, port, "/healthz");
+    server = await launchParley(`${dir}/history.db`, 10_000, serverCpus);
     let measuring = false;
     let measureStart = Infinity;
     let acked = 0;
@@ -451,10 +398,10 @@ async function measureThroughput(
       serverCpuPercent: cpuPercent(serverFrom, serverTo),
       serverRssBytes: serverTo?.rssBytes ?? null,
       toolCpuPercent: cpuPercent(selfFrom, selfTo),
-      otherCpuPercent: otherCpu([machineFrom, machineTo], [[serverFrom, serverTo], [
-        selfFrom,
-        selfTo,
-      ]]),
+      otherCpuPercent: otherCpuPercent([machineFrom, machineTo], [
+        [serverFrom, serverTo],
+        [selfFrom, selfTo],
+      ]),
     };
   } finally {
     for (const publisher of publishers) publisher.client?.close();
@@ -503,7 +450,7 @@ async function startups(
   };
 }
 
-/** `requests` sequential keep-alive GETs of `pathOf(i)`, after a warm-up. */
+/** `requests` sequential keep-alive GETs of a path from `pathOf()` each, after a warm-up. */
 async function latencySeries(
   base: string,
   requests: number,
@@ -512,11 +459,12 @@ async function latencySeries(
   const histogram = new Histogram();
   const warmup = Math.min(200, requests);
   for (let i = 0; i < warmup + requests; i++) {
+    const path = pathOf();
     const started = performance.now();
-    const response = await fetch(new URL(pathOf(), base), { signal: AbortSignal.timeout(10_000) });
+    const response = await fetch(new URL(path, base), { signal: AbortSignal.timeout(10_000) });
     const text = await response.text();
     const elapsed = performance.now() - started;
-    if (response.status !== 200) throw new Error(`GET ${pathOf()}: ${response.status} ${text}`);
+    if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${text}`);
     if (i >= warmup) histogram.record(elapsed * 1000);
   }
   return figures(histogram);
@@ -538,14 +486,19 @@ async function measureLargeRoom(
     log(options, "large room: deno floor start-up");
     const denoFloor = await startups(options.startups, () => {
       const port = freePort();
-      return launch(["run", "--allow-net", floorScript, String(port)], serverCpus, port, "/");
+      const args = ["run", "--allow-net", floorScript, String(port)];
+      return launch(
+        (start) => startCommand("the floor", args, { ...start, cpus: serverCpus }),
+        port,
+        "/",
+      );
     });
     log(options, "large room: start-up on an empty file");
     const emptyPath = `${dir}/empty.db`;
-    const startupEmpty = await startups(options.startups, async () => {
-      const port = freePort();
-      return launch(await parleyArgs(dir, emptyPath, 10_000, port), serverCpus, port, "/healthz");
-    });
+    const startupEmpty = await startups(
+      options.startups,
+      () => launchParley(emptyPath, 10_000, serverCpus),
+    );
 
     const path = `${dir}/large.db`;
     log(options, `large room: building ${formatCount(options.messages)} messages`);
@@ -555,15 +508,7 @@ async function measureLargeRoom(
     const fileBytes = (await Deno.stat(path)).size;
     log(options, `  built in ${buildSeconds.toFixed(1)} s, ${formatBytes(fileBytes)}`);
 
-    const startLarge = async () => {
-      const port = freePort();
-      return launch(
-        await parleyArgs(dir, path, options.messages, port),
-        serverCpus,
-        port,
-        "/healthz",
-      );
-    };
+    const startLarge = () => launchParley(path, options.messages, serverCpus);
     log(options, "large room: start-up on the large file");
     const startupLarge = await startups(options.startups, startLarge);
 
@@ -614,10 +559,10 @@ async function measureLargeRoom(
         newest,
         before,
         after,
-        otherCpuPercent: otherCpu([machineFrom, machineTo], [[serverFrom, serverTo], [
-          selfFrom,
-          selfTo,
-        ]]),
+        otherCpuPercent: otherCpuPercent([machineFrom, machineTo], [
+          [serverFrom, serverTo],
+          [selfFrom, selfTo],
+        ]),
       };
     } finally {
       await server.stop();
@@ -632,12 +577,14 @@ export async function runHistoryBench(options: HistoryBenchOptions): Promise<His
   await initClockTicks();
   const cores = navigator.hardwareConcurrency;
   let serverCpus: string | null = null;
-  let pinned = `not pinned (${cores} CPUs shared)`;
-  if (options.pin && cores >= 2 && await hasTaskset()) {
-    const loadCpus = cores === 2 ? "1" : `1-${cores - 1}`;
-    if (await pinSelf(loadCpus)) {
-      serverCpus = "0";
-      pinned = `server on CPU 0, this tool on CPU ${loadCpus}`;
+  let pinned = `not pinned (--no-pin; ${cores} CPUs shared)`;
+  if (options.pin) {
+    const pin = await pinning();
+    if ("reason" in pin) {
+      pinned = `not pinned (${pin.reason}; ${cores} CPUs shared)`;
+    } else {
+      serverCpus = pin.serverCpus;
+      pinned = `server on CPU ${pin.serverCpus}, this tool on CPU ${pin.loadCpus}`;
     }
   }
   const loadAverage = Deno.loadavg().map((n) => n.toFixed(2)).join(" ");

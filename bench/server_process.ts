@@ -1,34 +1,76 @@
-/** Starts the server under test (parley's `main.ts` or `bench/baseline.ts`) as a subprocess. */
+/**
+ * Starts the server under test (parley's `main.ts` or `bench/baseline.ts`) as a subprocess, and
+ * pins it and this process to separate CPUs.
+ */
 
 /** Which server a run measures. */
 export type ServerKind = "parley" | "baseline";
 
 /** A server subprocess that printed its URL. */
 export interface ServerProcess {
-  kind: ServerKind;
   /** `http://127.0.0.1:PORT/` as the server printed it. */
   url: string;
   pid: number;
   /** The CPU list it is pinned to, or null when not pinned. */
   cpus: string | null;
+  /** Milliseconds from the spawn to the URL line on its stdout. */
+  urlMs: number;
   /** The last few KB of its stdout and stderr, for error messages. */
   output(): string;
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; removes its temp files. */
   stop(graceMs?: number): Promise<void>;
 }
 
+/** How to start a server: everything is optional. */
+export interface StartOptions {
+  /** Pins it with `taskset -c` to this CPU list; null or absent: not pinned. */
+  cpus?: string | null;
+  /** The port it listens on; 0 (the default) lets it pick one. */
+  port?: number;
+  /** parley only: config values that differ from {@link parleyConfig}'s. */
+  config?: ParleyConfigOverrides;
+  /** Environment variables added to this process's for it. */
+  env?: Record<string, string>;
+  /** Gives up (and stops it) if it exits or prints no URL within this; default 30 s. */
+  timeoutMs?: number;
+  /**
+   * Called once it is spawned, with `performance.now()` just before the spawn and a signal that
+   * aborts when it exits: to watch its start-up (e.g. poll a port) while the URL is awaited.
+   */
+  onSpawn?: (spawnedAt: number, exited: AbortSignal) => void;
+}
+
 /** The repository root: the parent of this file's directory. */
-export const REPO_ROOT: string = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const REPO_ROOT: string = decodeURIComponent(new URL("../", import.meta.url).pathname);
+
+/** The values of {@link parleyConfig} a run may change. */
+export interface ParleyConfigOverrides {
+  /** The history database; default `<dir>/bench.db`. */
+  historyPath?: string;
+  /** `history.maxMessagesPerRoom`; parley's default when absent. */
+  maxMessagesPerRoom?: number;
+  /** `limits.messagesPerSecond` and `limits.burst`; default 100,000 each. */
+  messagesPerSecond?: number;
+  burst?: number;
+}
 
 /** The config parley runs with: limits lifted so the benchmark is not throttled. */
-export function parleyConfig(dir: string): Record<string, unknown> {
+export function parleyConfig(
+  dir: string,
+  overrides: ParleyConfigOverrides = {},
+): Record<string, unknown> {
   return {
     port: 0,
     logfilePath: `${dir}/parley.log`,
-    history: { path: `${dir}/bench.db` },
+    history: {
+      path: overrides.historyPath ?? `${dir}/bench.db`,
+      ...(overrides.maxMessagesPerRoom === undefined
+        ? {}
+        : { maxMessagesPerRoom: overrides.maxMessagesPerRoom }),
+    },
     limits: {
-      messagesPerSecond: 100000,
-      burst: 100000,
+      messagesPerSecond: overrides.messagesPerSecond ?? 100000,
+      burst: overrides.burst ?? 100000,
       maxConnections: 30000,
       maxConnectionsPerIp: 30000,
       sendBufferBytes: 16777216,
@@ -38,7 +80,7 @@ export function parleyConfig(dir: string): Record<string, unknown> {
 }
 
 /** `deno` arguments that run parley from the repository root with a config file and a port. */
-export function parleyRunArgs(config: string, port: number): string[] {
+function parleyRunArgs(config: string, port: number): string[] {
   return [
     "run",
     "--unstable-net",
@@ -55,7 +97,7 @@ export function parleyRunArgs(config: string, port: number): string[] {
 }
 
 /** True if `taskset` runs here. */
-export async function hasTaskset(): Promise<boolean> {
+async function hasTaskset(): Promise<boolean> {
   try {
     const out = await new Deno.Command("taskset", { args: ["--version"], stdout: "null" })
       .output();
@@ -66,7 +108,7 @@ export async function hasTaskset(): Promise<boolean> {
 }
 
 /** Pins every thread of this process to `cpus` (a `taskset` list such as `1` or `1-3`). */
-export async function pinSelf(cpus: string): Promise<boolean> {
+async function pinSelf(cpus: string): Promise<boolean> {
   try {
     const out = await new Deno.Command("taskset", {
       args: ["-a", "-p", "-c", cpus, String(Deno.pid)],
@@ -79,31 +121,80 @@ export async function pinSelf(cpus: string): Promise<boolean> {
   }
 }
 
+/** The CPUs of a pinned run: the server's (`taskset -c`) and this process's. */
+export interface Pinned {
+  serverCpus: string;
+  loadCpus: string;
+}
+
+/**
+ * Pins every thread of this process to CPUs 1..N-1 and returns those, with CPU 0 for the server.
+ * Pins nothing and returns the reason instead with one CPU, without `taskset`, or when pinning
+ * this process failed: then the server must not be pinned either.
+ */
+export async function pinning(): Promise<Pinned | { reason: string }> {
+  const cores = navigator.hardwareConcurrency;
+  if (cores < 2) return { reason: "one CPU" };
+  if (!(await hasTaskset())) return { reason: "no taskset" };
+  const loadCpus = cores === 2 ? "1" : `1-${cores - 1}`;
+  if (!(await pinSelf(loadCpus))) return { reason: "taskset could not pin this process" };
+  return { serverCpus: "0", loadCpus };
+}
+
 const URL_PATTERN = /https?:\/\/\S+/;
 
 /**
- * Starts a server on a free port and waits until it prints its URL. `cpus` pins it with
- * `taskset -c`. Throws with the server's output if it exits or prints no URL in `timeoutMs`.
+ * Starts the server `kind` (parley's `main.ts` with {@link parleyConfig} in a temp dir, or
+ * `bench/baseline.ts`) and waits until it prints its URL; see {@link startCommand}.
  */
 export async function startServer(
   kind: ServerKind,
-  cpus: string | null,
-  timeoutMs = 30_000,
+  options: StartOptions = {},
 ): Promise<ServerProcess> {
   const dir = await Deno.makeTempDir({ prefix: `parley-bench-${kind}-` });
-  const deno = Deno.execPath();
-  let args: string[];
-  if (kind === "parley") {
-    const config = `${dir}/config.json`;
-    await Deno.writeTextFile(config, JSON.stringify(parleyConfig(dir), null, 2));
-    args = parleyRunArgs(config, 0);
-  } else {
-    args = ["run", "--allow-net", "bench/baseline.ts", "--port", "0"];
+  const removeDir = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  let server: ServerProcess;
+  try {
+    const port = options.port ?? 0;
+    let args: string[];
+    if (kind === "parley") {
+      const config = `${dir}/config.json`;
+      await Deno.writeTextFile(config, JSON.stringify(parleyConfig(dir, options.config), null, 2));
+      args = parleyRunArgs(config, port);
+    } else {
+      args = ["run", "--allow-net", "bench/baseline.ts", "--port", String(port)];
+    }
+    server = await startCommand(kind, args, options);
+  } catch (error) {
+    await removeDir();
+    throw error;
   }
-  const command = cpus === null ? deno : "taskset";
-  const child = new Deno.Command(command, {
+  return {
+    ...server,
+    stop: async (graceMs?: number): Promise<void> => {
+      await server.stop(graceMs);
+      await removeDir();
+    },
+  };
+}
+
+/**
+ * Spawns `deno <args>` from the repository root (under `taskset -c` with `options.cpus`) and waits
+ * until it prints a URL on stdout. Throws with its output, having stopped it, if it exits or prints
+ * no URL within `options.timeoutMs`. `name` labels the error messages.
+ */
+export async function startCommand(
+  name: string,
+  args: string[],
+  options: StartOptions = {},
+): Promise<ServerProcess> {
+  const { cpus = null, timeoutMs = 30_000 } = options;
+  const deno = Deno.execPath();
+  const spawnedAt = performance.now();
+  const child = new Deno.Command(cpus === null ? deno : "taskset", {
     args: cpus === null ? args : ["-c", cpus, deno, ...args],
     cwd: REPO_ROOT,
+    env: options.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -113,6 +204,7 @@ export async function startServer(
   const keep = (text: string): void => {
     tail = (tail + text).slice(-4096);
   };
+  let urlMs = -1;
   let found: ((url: string) => void) | null = null;
   const urlPromise = new Promise<string>((resolve) => (found = resolve));
   const pump = async (stream: ReadableStream<Uint8Array>, scan: boolean): Promise<void> => {
@@ -125,6 +217,7 @@ export async function startServer(
         seen += text;
         const match = URL_PATTERN.exec(seen);
         if (match) {
+          urlMs = performance.now() - spawnedAt;
           found(match[0]);
           found = null;
           seen = "";
@@ -134,18 +227,21 @@ export async function startServer(
   };
   const pumps = Promise.all([pump(child.stdout, true), pump(child.stderr, false)]).catch(() => {});
   let exited = false;
+  const gone = new AbortController();
   const status = child.status.then((s) => {
     exited = true;
+    gone.abort();
     return s;
   });
+  options.onSpawn?.(spawnedAt, gone.signal);
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
     urlPromise,
-    status.then((s) => new Error(`${kind} exited with code ${s.code} before printing its URL`)),
+    status.then((s) => new Error(`${name} exited with code ${s.code} before printing its URL`)),
     new Promise<Error>((resolve) => {
       timer = setTimeout(
-        () => resolve(new Error(`${kind} printed no URL within ${timeoutMs} ms`)),
+        () => resolve(new Error(`${name} printed no URL within ${timeoutMs} ms`)),
         timeoutMs,
       );
     }),
@@ -155,7 +251,6 @@ export async function startServer(
   const stop = async (graceMs = 5000): Promise<void> => {
     if (!exited) await terminate(child, graceMs);
     await pumps;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
 
   if (outcome instanceof Error) {
@@ -165,11 +260,11 @@ export async function startServer(
   // "http://0.0.0.0:PORT/" would not be reachable as such: the tool only talks to 127.0.0.1.
   const url = new URL(outcome.replace(/[.,;)'"]+$/, ""));
   url.hostname = "127.0.0.1";
-  return { kind, url: url.href, pid: child.pid, cpus, output: () => tail, stop };
+  return { url: url.href, pid: child.pid, cpus, urlMs, output: () => tail, stop };
 }
 
 /** Stops a child: SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
-export async function terminate(child: Deno.ChildProcess, graceMs = 5000): Promise<void> {
+async function terminate(child: Deno.ChildProcess, graceMs = 5000): Promise<void> {
   const signal = (name: Deno.Signal) => {
     try {
       child.kill(name);

@@ -19,17 +19,13 @@ export const HISTOGRAM_SIZE: number = LINEAR + SUB_BUCKETS * MAGNITUDES;
  */
 export class Histogram {
   /** Bucket counts; see {@link Histogram.bucketOf}. */
-  readonly counts: Float64Array;
+  readonly counts: Float64Array = new Float64Array(HISTOGRAM_SIZE);
   /** The number of recorded values. */
   count = 0;
   /** The largest recorded value, exact. */
   max = 0;
   /** The sum of the recorded values, for the mean. */
   sum = 0;
-
-  constructor(counts?: Float64Array) {
-    this.counts = counts ?? new Float64Array(HISTOGRAM_SIZE);
-  }
 
   /** The bucket of a value: linear below 128 µs, then 64 buckets per power of two. */
   static bucketOf(micros: number): number {
@@ -172,6 +168,28 @@ export async function sampleMachine(): Promise<MachineSample | null> {
 export function cpuPercent(from: ProcSample | null, to: ProcSample | null): number | null {
   if (!from || !to || to.at <= from.at) return null;
   return (100 * (to.cpuSeconds - from.cpuSeconds)) / ((to.at - from.at) / 1000);
+}
+
+/**
+ * CPU used by every process but `procs` between two machine samples (the same window as the
+ * processes' samples), in percent of one core, at least 0. Null if a machine sample or any of the
+ * processes' samples is missing: their CPU is not known, so neither is the rest.
+ */
+export function otherCpuPercent(
+  machine: [MachineSample | null, MachineSample | null],
+  procs: Array<[ProcSample | null, ProcSample | null]>,
+): number | null {
+  const [from, to] = machine;
+  if (!from || !to || to.at <= from.at) return null;
+  let own = 0;
+  for (const [a, b] of procs) {
+    if (!a || !b) return null;
+    own += b.cpuSeconds - a.cpuSeconds;
+  }
+  return Math.max(
+    0,
+    (100 * (to.busySeconds - from.busySeconds - own)) / ((to.at - from.at) / 1000),
+  );
 }
 
 /** Formats a count with thousands separators. */

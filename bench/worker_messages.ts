@@ -37,7 +37,10 @@ export interface StartCommand {
   sendEndUs: number;
 }
 
-/** Asks for a {@link ProgressReport} (`progress`) or a {@link FinalReport} (`report`). */
+/**
+ * Asks for a {@link ProgressReport} (`progress`) or a {@link FinalReport} (`report`), or (`close`)
+ * has the worker close every connection and answer `{ type: "closed" }`.
+ */
 export interface QueryCommand {
   type: "progress" | "report" | "close";
 }

@@ -20,7 +20,6 @@ export class WsClient {
   #conn: Deno.TcpConn;
   #handlers: ClientHandlers;
   #queue: Uint8Array[] = [];
-  #queued = 0;
   #writing = false;
   #closed = false;
   #fragments: Uint8Array[] = [];
@@ -104,14 +103,8 @@ export class WsClient {
     setTimeout(() => this.#shutdown(code, "closed by the client", false), 100);
   }
 
-  /** Bytes waiting to be written. */
-  get bufferedAmount(): number {
-    return this.#queued;
-  }
-
   #enqueue(bytes: Uint8Array): void {
     this.#queue.push(bytes);
-    this.#queued += bytes.length;
     if (!this.#writing) {
       this.#writing = true;
       queueMicrotask(() => this.#flush());
@@ -123,7 +116,6 @@ export class WsClient {
       while (this.#queue.length > 0 && !this.#closed) {
         const chunk = this.#queue.length === 1 ? this.#queue[0] : concat(this.#queue);
         this.#queue = [];
-        this.#queued = 0;
         await writeAll(this.#conn, chunk);
       }
     } catch {
