@@ -3,12 +3,9 @@
  * It asserts no speed, only that every message sent reached every subscriber exactly once.
  */
 
+import assert from "node:assert/strict";
 import { type BenchOptions, parseArgs, runBench, SCENARIOS } from "../bench/bench.ts";
 import { classifyLegacyFrame } from "../bench/legacy_frame.ts";
-
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(message);
-}
 
 const SHORT: BenchOptions = {
   ...SCENARIOS.fanout,

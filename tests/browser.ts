@@ -1,7 +1,7 @@
 /**
  * Browser plumbing for `browser_test.ts`: Debian's Chromium driven by `npm:playwright-core`, and
- * small helpers that read the chat page's DOM and the server's history. Nothing here is mocked:
- * the page talks to a real parley server.
+ * small helpers that read the chat page's DOM. Nothing here is mocked: the page talks to a real
+ * parley server.
  */
 /// <reference lib="dom" />
 
@@ -66,45 +66,6 @@ export async function launchBrowser(): Promise<Browser> {
       "--disable-sync",
     ],
   });
-}
-
-/** A message as stored by the server (`/history`, `POST /rooms/:room/messages`). */
-export interface StoredMessage {
-  id: number;
-  room: string;
-  userName: string;
-  body: string;
-  timestamp: string;
-}
-
-/** Posts a message the way curl would, and returns what the server stored. */
-export async function postMessage(
-  server: TestServer,
-  room: string,
-  userName: string,
-  body: string,
-): Promise<StoredMessage> {
-  const response = await fetch(new URL(`/rooms/${room}/messages`, server.url), {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ userName, body }),
-  });
-  const stored = await response.json();
-  if (response.status !== 201) {
-    throw new Error(`POST to ${room} answered ${response.status}: ${JSON.stringify(stored)}`);
-  }
-  return stored;
-}
-
-/** Every stored message of a room (up to 1000), oldest first, read over HTTP. */
-export async function historyOf(server: TestServer, room: string): Promise<StoredMessage[]> {
-  const url = new URL("/history", server.url);
-  url.searchParams.set("room", room);
-  url.searchParams.set("limit", "1000");
-  const response = await fetch(url);
-  const page = await response.json();
-  if (!response.ok) throw new Error(`/history answered ${response.status}: ${page.error}`);
-  return page.messages;
 }
 
 /** What one `.message` element in `#messages` shows. */

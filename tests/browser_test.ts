@@ -8,15 +8,13 @@
 
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { joinRoom, startTestServer, type TestServer } from "./support.ts";
+import { historyOf, joinRoom, postMessage, startTestServer, type TestServer } from "./support.ts";
 import {
   chromiumMissing,
   clockTime,
-  historyOf,
   joinWithForm,
   launchBrowser,
   onlineUsers,
-  postMessage,
   RECONNECT_TIMEOUT_MS,
   send,
   shownMessages,

@@ -4,7 +4,7 @@
  * then this test is skipped with the reason.
  */
 import assert from "node:assert/strict";
-import { within } from "./support.ts";
+import { ParleyProcess, tempDir, within } from "./support.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "parley-compile-" });
@@ -33,25 +33,25 @@ Deno.test({
   name: "deno task compile makes a single binary that serves the page from inside itself",
   ignore: unavailable,
   fn: async () => {
-    assert.ok(compiled.success, output);
-    const work = await Deno.makeTempDir({ prefix: "parley-binary-" });
-    await Deno.writeTextFile(`${work}/config.json`, '{"port": 0}');
-    const process = new Deno.Command(binary, {
-      cwd: work,
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const line = (await within(reader.read(), "the URL line", 20_000)).value ?? "";
-    const url = line.match(/http:\/\/\S+/)?.[0];
-    assert.ok(url, line);
-    const page = await fetch(url);
-    assert.equal(page.status, 200);
-    assert.match(await page.text(), /<html/i);
-    process.kill("SIGTERM");
-    assert.equal((await process.status).code, 0);
-    await reader.cancel();
-    await Deno.remove(work, { recursive: true });
-    await Deno.remove(dir, { recursive: true });
+    try {
+      assert.ok(compiled.success, output);
+      await using work = await tempDir("parley-binary-");
+      await Deno.writeTextFile(`${work.path}/config.json`, '{"port": 0}');
+      await using parley = await ParleyProcess.start(work.path, {
+        command: new Deno.Command(binary, {
+          cwd: work.path,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }),
+      });
+      const page = await fetch(parley.url);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<html/i);
+      parley.kill("SIGTERM");
+      assert.equal((await within(parley.exited, "the binary to exit")).code, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

@@ -5,6 +5,7 @@ import {
   type AppendResult,
   HistoryError,
   type HistoryOptions,
+  type HistoryQuery,
   HistoryStore,
   type NewMessage,
 } from "../chat/history.ts";
@@ -56,6 +57,14 @@ function assertHistoryError(error: unknown, ...fragments: string[]): true {
     assert.ok(error.message.includes(fragment), `"${error.message}" should mention ${fragment}`);
   }
   return true;
+}
+
+/** Asserts that opening a store with `options` throws a HistoryError mentioning `fragments`. */
+function assertRefused(options: HistoryOptions, ...fragments: string[]): void {
+  assert.throws(
+    () => HistoryStore.open(options),
+    (error) => assertHistoryError(error, ...fragments),
+  );
 }
 
 /** A root user writes through directory permissions, so a read-only directory proves nothing. */
@@ -145,57 +154,45 @@ Deno.test("retention keeps the newest N per room and ids continue after it", asy
   });
 });
 
-Deno.test("page() without a cursor gives the newest `limit`, oldest first", async () => {
+/** Fills "lobby" with ids 1..10, then asks for each page and checks its ids and `hasMore`. */
+async function assertPages(
+  cases: [query: HistoryQuery, ids: number[], hasMore: boolean][],
+): Promise<void> {
   await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
     await fill(store, "lobby", 10);
-
-    const newest = store.page("lobby", { limit: 4 });
-    assert.deepEqual(ids(newest.messages), [7, 8, 9, 10]);
-    assert.equal(newest.hasMore, true);
-
-    const all = store.page("lobby", { limit: 10 });
-    assert.deepEqual(ids(all.messages), range(1, 10));
-    assert.equal(all.hasMore, false);
-
+    for (const [query, expected, hasMore] of cases) {
+      const page = store.page("lobby", query);
+      assert.deepEqual(
+        { ids: ids(page.messages), hasMore: page.hasMore },
+        { ids: expected, hasMore },
+        JSON.stringify(query),
+      );
+    }
     assert.deepEqual(store.page("empty", { limit: 5 }), { messages: [], hasMore: false });
   });
+}
+
+Deno.test("page() without a cursor gives the newest `limit`, oldest first", async () => {
+  await assertPages([
+    [{ limit: 4 }, [7, 8, 9, 10], true],
+    [{ limit: 10 }, range(1, 10), false],
+  ]);
 });
 
 Deno.test("page() with `before` walks back to the oldest message", async () => {
-  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
-    await fill(store, "lobby", 10);
-
-    const middle = store.page("lobby", { limit: 4, before: 7 });
-    assert.deepEqual(ids(middle.messages), [3, 4, 5, 6]);
-    assert.equal(middle.hasMore, true);
-
-    const oldest = store.page("lobby", { limit: 4, before: 3 });
-    assert.deepEqual(ids(oldest.messages), [1, 2]);
-    assert.equal(oldest.hasMore, false);
-
-    const exact = store.page("lobby", { limit: 2, before: 3 });
-    assert.deepEqual(ids(exact.messages), [1, 2]);
-    assert.equal(exact.hasMore, false);
-  });
+  await assertPages([
+    [{ limit: 4, before: 7 }, [3, 4, 5, 6], true],
+    [{ limit: 4, before: 3 }, [1, 2], false],
+    [{ limit: 2, before: 3 }, [1, 2], false],
+  ]);
 });
 
 Deno.test("page() with `after` walks forward to the newest message", async () => {
-  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
-    await fill(store, "lobby", 10);
-
-    const first = store.page("lobby", { limit: 4, after: 0 });
-    assert.deepEqual(ids(first.messages), [1, 2, 3, 4]);
-    assert.equal(first.hasMore, true);
-
-    const exact = store.page("lobby", { limit: 4, after: 6 });
-    assert.deepEqual(ids(exact.messages), [7, 8, 9, 10]);
-    assert.equal(exact.hasMore, false);
-
-    assert.deepEqual(store.page("lobby", { limit: 4, after: 10 }), {
-      messages: [],
-      hasMore: false,
-    });
-  });
+  await assertPages([
+    [{ limit: 4, after: 0 }, [1, 2, 3, 4], true],
+    [{ limit: 4, after: 6 }, [7, 8, 9, 10], false],
+    [{ limit: 4, after: 10 }, [], false],
+  ]);
 });
 
 Deno.test("page() never reads a negative or zero limit as 'everything'", async () => {
@@ -365,10 +362,7 @@ Deno.test("a corrupt file is refused with a HistoryError naming the path", async
     crypto.getRandomValues(noise);
     await Deno.writeFile(path, noise);
 
-    assert.throws(
-      () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
-      (error) => assertHistoryError(error, path, "not a database"),
-    );
+    assertRefused({ path, maxMessagesPerRoom: 100 }, path, "not a database");
   });
 });
 
@@ -379,19 +373,13 @@ Deno.test("a SQLite file with a different schema is refused", async () => {
     other.exec("CREATE TABLE messages (text TEXT)");
     other.close();
 
-    assert.throws(
-      () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
-      (error) => assertHistoryError(error, path),
-    );
+    assertRefused({ path, maxMessagesPerRoom: 100 }, path);
   });
 });
 
 Deno.test("a directory as the path is refused with a HistoryError", async () => {
   await withTempDir((dir) => {
-    assert.throws(
-      () => HistoryStore.open({ path: dir, maxMessagesPerRoom: 100 }),
-      (error) => assertHistoryError(error, dir, "unable to open"),
-    );
+    assertRefused({ path: dir, maxMessagesPerRoom: 100 }, dir, "unable to open");
   });
 });
 
@@ -401,10 +389,7 @@ Deno.test("a path below a regular file is refused with a HistoryError", async ()
     await Deno.writeTextFile(file, "");
     const path = join(file, "parley.db");
 
-    assert.throws(
-      () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
-      (error) => assertHistoryError(error, path),
-    );
+    assertRefused({ path, maxMessagesPerRoom: 100 }, path);
   });
 });
 
@@ -416,10 +401,7 @@ Deno.test({
       await Deno.chmod(dir, 0o555);
       const path = join(dir, "parley.db");
 
-      assert.throws(
-        () => HistoryStore.open({ path, maxMessagesPerRoom: 100 }),
-        (error) => assertHistoryError(error, path),
-      );
+      assertRefused({ path, maxMessagesPerRoom: 100 }, path);
     });
   },
 });
@@ -432,10 +414,7 @@ Deno.test("a file locked by another connection is refused within the busy timeou
     other.exec("BEGIN EXCLUSIVE");
     try {
       const started = performance.now();
-      assert.throws(
-        () => HistoryStore.open({ path, maxMessagesPerRoom: 100, busyTimeoutMs: 50 }),
-        (error) => assertHistoryError(error, path, "locked"),
-      );
+      assertRefused({ path, maxMessagesPerRoom: 100, busyTimeoutMs: 50 }, path, "locked");
       assert.ok(performance.now() - started < 2000);
     } finally {
       other.exec("ROLLBACK");
@@ -473,8 +452,5 @@ Deno.test("a failed write rejects its appends, and the store recovers", async ()
 });
 
 Deno.test("maxMessagesPerRoom below 1 is refused", () => {
-  assert.throws(
-    () => HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 0 }),
-    (error) => assertHistoryError(error, "maxMessagesPerRoom"),
-  );
+  assertRefused({ path: ":memory:", maxMessagesPerRoom: 0 }, "maxMessagesPerRoom");
 });

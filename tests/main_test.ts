@@ -1,27 +1,24 @@
 import assert from "node:assert/strict";
-import { parleyCommand, TestClient, within } from "./support.ts";
+import { parleyDir, ParleyExited, ParleyProcess, tempDir, TestClient, within } from "./support.ts";
 
-/** Runs main.ts as `deno task start` would, in a temp dir, with a config file of our own. */
-async function spawnParley(config: Record<string, unknown>, args: string[] = []) {
-  const dir = await Deno.makeTempDir({ prefix: "parley-main-" });
-  const path = `${dir}/config.json`;
-  await Deno.writeTextFile(
-    path,
-    JSON.stringify({ port: 0, logfilePath: `${dir}/parley.log`, ...config }),
-  );
-  const process = parleyCommand(path, dir, args).spawn();
-  return { dir, process };
-}
-
+/**
+ * Runs main.ts in a temp dir with `config` and `args`, and asserts it exits with code 1 before
+ * printing a URL, saying one line on stderr that matches `message`.
+ */
 async function failsWith(config: Record<string, unknown>, message: RegExp, args: string[] = []) {
-  const { dir, process } = await spawnParley(config, args);
-  const { code, stdout, stderr } = await within(process.output(), "parley to exit", 20_000);
-  const text = new TextDecoder().decode(stderr);
-  assert.equal(code, 1, text);
-  assert.equal(new TextDecoder().decode(stdout), "");
-  assert.match(text, message);
-  assert.equal(text.trim().split("\n").length, 1, `one line: ${text}`);
-  await Deno.remove(dir, { recursive: true });
+  await using dir = await parleyDir(config, "parley-main-");
+  const exit = await ParleyProcess.start(dir.path, { args }).then(
+    async (parley) => {
+      await parley.stop();
+      return assert.fail(`parley started at ${parley.url} instead of failing`);
+    },
+    (error) => error,
+  );
+  assert.ok(exit instanceof ParleyExited, String(exit));
+  assert.equal(exit.status.code, 1, exit.stderr);
+  assert.equal(exit.stdout, "");
+  assert.match(exit.stderr, message);
+  assert.equal(exit.stderr.trim().split("\n").length, 1, `one line: ${exit.stderr}`);
 }
 
 Deno.test("start-up errors are one sentence on stderr and exit code 1", async (t) => {
@@ -48,16 +45,12 @@ Deno.test("start-up errors are one sentence on stderr and exit code 1", async (t
     }
   });
   await t.step("a history file that is not a database", async () => {
-    const dir = await Deno.makeTempDir();
-    await Deno.writeTextFile(`${dir}/broken.db`, "this is not SQLite ".repeat(500));
-    try {
-      await failsWith(
-        { history: { path: `${dir}/broken.db` } },
-        /Cannot open history store ".*broken\.db": file is not a database/,
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using dir = await tempDir();
+    await Deno.writeTextFile(`${dir.path}/broken.db`, "this is not SQLite ".repeat(500));
+    await failsWith(
+      { history: { path: `${dir.path}/broken.db` } },
+      /Cannot open history store ".*broken\.db": file is not a database/,
+    );
   });
   await t.step("a Redis that cannot be reached", async () => {
     const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -76,28 +69,23 @@ Deno.test("start-up errors are one sentence on stderr and exit code 1", async (t
 });
 
 Deno.test("parley prints its URL, serves, and on SIGTERM closes sockets with 1001 and exits 0", async () => {
-  const { dir, process } = await spawnParley({ history: { path: "data/chat.db" } });
-  const lines = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const first = await within(lines.read(), "the URL line", 20_000);
-  const url = first.value?.match(/http:\/\/\S+/)?.[0];
-  assert.ok(url, `no URL in ${first.value}`);
-  const health = await fetch(new URL("/healthz", url));
+  await using dir = await parleyDir({ history: { path: "data/chat.db" } }, "parley-main-");
+  await using parley = await ParleyProcess.start(dir.path);
+  assert.match(parley.url.href, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  const health = await fetch(new URL("/healthz", parley.url));
   assert.deepEqual(await health.json(), { status: "ok" });
-  const client = new TestClient(`${url.replace("http", "ws")}chat?userName=ann`);
+  await using client = new TestClient(parley.wsUrl({ userName: "ann" }));
   await client.next("welcome");
   client.send({ type: "message", body: "keep me", clientId: "k" });
   await client.next("ack");
-  process.kill("SIGTERM");
+  parley.kill("SIGTERM");
   const closed = await within(client.closed, "the close");
   assert.equal(closed.code, 1001);
-  const status = await within(process.status, "parley to exit");
+  const status = await within(parley.exited, "parley to exit");
   assert.equal(status.code, 0);
-  await lines.cancel();
-  await process.stderr.cancel();
-  const log = await Deno.readTextFile(`${dir}/parley.log`);
+  const log = await Deno.readTextFile(`${dir.path}/parley.log`);
   assert.match(log, /open 127\.0\.0\.1/);
   assert.match(log, /close 127\.0\.0\.1 .*code=1001/);
   assert.doesNotMatch(log, /keep me/);
-  assert.ok((await Deno.stat(`${dir}/data/chat.db`)).isFile);
-  await Deno.remove(dir, { recursive: true });
+  assert.ok((await Deno.stat(`${dir.path}/data/chat.db`)).isFile);
 });

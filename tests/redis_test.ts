@@ -5,7 +5,16 @@
 import assert from "node:assert/strict";
 import { type BusEvent, RedisBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
-import { joinRoom, startTestServer, TestClient, type TestServer, within } from "./support.ts";
+import {
+  historyOf,
+  joinRoom,
+  postMessage,
+  startTestServer,
+  TestClient,
+  type TestServer,
+  Wakeup,
+  within,
+} from "./support.ts";
 
 const installed = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
   .output().then((o) => o.success, () => false);
@@ -97,8 +106,7 @@ test("two instances share a room: messages in one order, presence, and dedupe by
     const ack = await annOnB.next("ack");
     assert.equal(ack.id, (await ann.waitFor("ack", 1))[0].id);
     for (const server of [a, b]) {
-      const page = await (await fetch(new URL("/history?room=shared", server.url))).json();
-      assert.deepEqual(page.messages.map((m: { id: number }) => m.id), [1, 2]);
+      assert.deepEqual((await historyOf(server, "shared")).map((m) => m.id), [1, 2]);
     }
     await Promise.all([ann.close(), bob.close(), annOnB.close()]);
   });
@@ -107,13 +115,7 @@ test("two instances share a room: messages in one order, presence, and dedupe by
 test("an instance that joins later catches up from the stream", async () => {
   await withRedis(async (redis) => {
     await using a = await startTestServer({ redis: redis.url });
-    for (let i = 1; i <= 5; i++) {
-      const response = await fetch(new URL("/rooms/late/messages?userName=bot", a.url), {
-        method: "POST",
-        body: `m${i}`,
-      });
-      assert.equal(response.status, 201);
-    }
+    for (let i = 1; i <= 5; i++) assert.equal((await postMessage(a, "late", "bot", `m${i}`)).id, i);
     await using c = await startTestServer({ redis: redis.url });
     const { client, welcome } = await joinRoom(c, { room: "late", userName: "cat" });
     assert.equal(welcome.lastId, 5);
@@ -132,13 +134,10 @@ test("an instance started later has every room's history at once, though nobody 
     }
     const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
     const later = await RedisBus.connect(redis.url, history, 100, assert.fail);
-    let heard = () => {};
-    later.onEvent(() => heard());
-    const caughtUp = () => history.lastId("north") === 1 && history.lastId("south") === 2;
-    await within(
-      (async () => {
-        while (!caughtUp()) await new Promise<void>((resolve) => heard = resolve);
-      })(),
+    const heard = new Wakeup();
+    later.onEvent(heard.wake);
+    await heard.until(
+      () => history.lastId("north") === 1 && history.lastId("south") === 2,
       "the later instance to catch up both rooms",
     );
     assert.deepEqual(history.recent("south", 10).map((m) => [m.id, m.body]), [
@@ -185,15 +184,22 @@ test("while Redis is down a message is refused with unavailable, and is stored o
     const again = await startRedis(dir, redis.port);
     try {
       // The client retries with the same clientId until the server has reconnected.
-      let ack;
-      for (let attempt = 0; attempt < 50 && ack === undefined; attempt++) {
-        client.send({ type: "message", body: "during", clientId: "2" });
-        let event = await client.next();
-        while (event.type !== "ack" && event.type !== "error") event = await client.next();
-        if (event.type === "ack") ack = event;
-        else assert.equal(event.code, "unavailable");
-        if (ack === undefined) await within(new Promise((r) => setTimeout(r, 100)), "a pause");
-      }
+      let retrying = true;
+      const ack = await within(
+        (async () => {
+          while (retrying) {
+            client.send({ type: "message", body: "during", clientId: "2" });
+            let event = await client.next();
+            while (event.type !== "ack" && event.type !== "error") event = await client.next();
+            if (event.type === "ack") return event;
+            assert.equal(event.code, "unavailable");
+            // The client's retry pacing, as a real client's backoff: not a wait for an event.
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        })(),
+        "an ack once Redis is back",
+        15_000,
+      ).finally(() => retrying = false);
       assert.equal(ack?.id, 2);
       const messages = await client.waitFor("message", 2);
       assert.deepEqual(messages.map((m) => m.body), ["before", "during"]);
@@ -212,24 +218,20 @@ test("an instance that goes silent stops counting anyone as present", async () =
     const errors: string[] = [];
     const fail = (message: string) => errors.push(message);
     const listener = await RedisBus.connect(redis.url, history, 100, fail, 0.1);
-    let heard = () => {};
+    const heard = new Wakeup();
     listener.onEvent((event) => {
       events.push(event);
-      heard();
+      heard.wake();
     });
     const crashing = await RedisBus.connect(redis.url, history, 100, fail, 60);
-    const until = (found: () => boolean, what: string) =>
-      within(
-        (async () => {
-          while (!found()) await new Promise<void>((resolve) => heard = resolve);
-        })(),
-        what,
-      );
     crashing.announce("r", ["zoe"]);
-    await until(() => events.some((e) => e.kind === "presence" && e.users[0] === "zoe"), "zoe");
+    await heard.until(
+      () => events.some((e) => e.kind === "presence" && e.users[0] === "zoe"),
+      "zoe",
+    );
     // Gone without a word: its heartbeat stops, and so does its presence, after 3 x 0.1 s.
     await crashing.close();
-    await until(
+    await heard.until(
       () => events.some((e) => e.kind === "presence" && e.room === "r" && e.users.length === 0),
       "zoe to be forgotten",
     );

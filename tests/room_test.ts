@@ -13,7 +13,7 @@ import {
   SubscriberOverflowError,
   Subscription,
 } from "../chat/room.ts";
-import { within } from "./support.ts";
+import { Wakeup } from "./support.ts";
 
 function message(id: number): ChatMessage {
   return { id, room: "big", userName: "ann", body: `m${id}`, timestamp: new Date().toISOString() };
@@ -22,23 +22,18 @@ function message(id: number): ChatMessage {
 /** Reads a subscription, keeping what each iteration yielded as the message ids of its batches. */
 function reader(subscription: Subscription) {
   const reads: number[][] = [];
-  let woken = () => {};
+  const read = new Wakeup();
   (async () => {
     for await (const batches of subscription) {
       reads.push(batches.flatMap((batch: Batch) => batch.messageIds));
-      woken();
+      read.wake();
     }
   })();
   return {
     reads,
     /** Waits until `count` messages have been read. */
     until(count: number): Promise<void> {
-      return within(
-        (async () => {
-          while (reads.flat().length < count) await new Promise<void>((r) => woken = r);
-        })(),
-        `${count} messages`,
-      );
+      return read.until(() => reads.flat().length >= count, `${count} messages`);
     },
   };
 }

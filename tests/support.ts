@@ -1,6 +1,7 @@
 /**
- * What the tests share: a real server on port 0 with its own temp directory, and a WebSocket
- * client that waits for events with a timeout instead of sleeping.
+ * What the tests share: a real server on port 0 with its own temp directory, a WebSocket client
+ * that waits for events with a timeout instead of sleeping, the HTTP calls several tests make
+ * (post, history, metrics), and parley as a subprocess that is always stopped and cleaned up.
  */
 
 import { type Config, defaultConfig, mergeConfig } from "../chat/config.ts";
@@ -220,6 +221,114 @@ export async function joinRoom(
   return { client, welcome };
 }
 
+/** A message as stored by the server (`/history`, `POST /rooms/:room/messages`). */
+export interface StoredMessage {
+  id: number;
+  room: string;
+  userName: string;
+  body: string;
+  timestamp: string;
+}
+
+/** Anything with a server's base URL: a {@link TestServer} or a {@link ParleyProcess}. */
+export interface HasUrl {
+  url: URL;
+}
+
+/** Posts a message the way curl would, and returns what the server stored; throws unless 201. */
+export async function postMessage(
+  server: HasUrl,
+  room: string,
+  userName: string,
+  body: string,
+): Promise<StoredMessage> {
+  const response = await fetch(new URL(`/rooms/${room}/messages`, server.url), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ userName, body }),
+  });
+  const stored = await response.json();
+  if (response.status !== 201) {
+    throw new Error(`POST to ${room} answered ${response.status}: ${JSON.stringify(stored)}`);
+  }
+  return stored;
+}
+
+/**
+ * Every stored message of a room, oldest first, read over HTTP a page of 1000 at a time with
+ * `after`; each request fails after `ms`.
+ */
+export async function historyOf(
+  server: HasUrl,
+  room: string,
+  ms = TIMEOUT_MS,
+): Promise<StoredMessage[]> {
+  const all: StoredMessage[] = [];
+  for (;;) {
+    const after = all.at(-1)?.id ?? 0;
+    const url = new URL("/history", server.url);
+    url.searchParams.set("room", room);
+    url.searchParams.set("limit", "1000");
+    url.searchParams.set("after", String(after));
+    const response = await within(fetch(url), `GET ${url}`, ms);
+    const page = await response.json();
+    if (response.status !== 200) {
+      throw new Error(`GET ${url} answered ${response.status}: ${JSON.stringify(page)}`);
+    }
+    all.push(...page.messages);
+    if (!page.hasMore) return all;
+    if ((all.at(-1)?.id ?? 0) <= after) throw new Error(`GET ${url}: hasMore, but no newer ids`);
+  }
+}
+
+/** The value of one sample in `/metrics`, by its name with any labels; fails if it is absent. */
+export async function metric(server: HasUrl, name: string): Promise<number> {
+  const response = await fetch(new URL("/metrics", server.url));
+  const text = await response.text();
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const match = new RegExp(`^${escaped} (\\S+)$`, "m").exec(text);
+  if (response.status !== 200 || match === null) {
+    throw new Error(`/metrics (${response.status}) has no ${name}:\n${text}`);
+  }
+  return Number(match[1]);
+}
+
+/**
+ * Waiting for state that a callback changes (a bus listener, a subscription's reader) without
+ * polling: the callback calls `wake`, and `until` re-checks its condition after every wake.
+ */
+export class Wakeup {
+  #waiters = new Set<() => void>();
+
+  /** Call it whenever the watched state may have changed. */
+  readonly wake = (): void => {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const waiter of waiters) waiter();
+  };
+
+  /** Resolves once `found()` is true, checked now and after each wake; fails after `ms`. */
+  async until(found: () => boolean, what: string, ms = TIMEOUT_MS): Promise<void> {
+    let waiter = () => {};
+    try {
+      await within(
+        (async () => {
+          while (!found()) {
+            await new Promise<void>((resolve) => {
+              waiter = resolve;
+              this.#waiters.add(resolve);
+            });
+          }
+        })(),
+        what,
+        ms,
+      );
+    } finally {
+      this.#waiters.delete(waiter);
+    }
+  }
+}
+
 /**
  * `main.ts` as `deno task start` runs it, with reading and writing allowed anywhere (tests keep
  * their files in temp dirs), a config file of the test's own, and piped output.
@@ -244,4 +353,201 @@ export function parleyCommand(configPath: string, cwd: string, args: string[] = 
     stdout: "piped",
     stderr: "piped",
   });
+}
+
+/** A temporary directory, removed with everything in it when disposed. */
+export interface TempDir {
+  path: string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Makes a temporary directory; `await using` removes it however the test ends. */
+export async function tempDir(prefix = "parley-test-"): Promise<TempDir> {
+  const path = await Deno.makeTempDir({ prefix });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
+  };
+}
+
+/**
+ * A temporary directory holding `config.json` for a parley subprocess: port 0 and the log in the
+ * directory, then `config`. Relative paths in it (a history file) are relative to the directory,
+ * where {@link ParleyProcess.start} runs parley.
+ */
+export async function parleyDir(
+  config: Record<string, unknown> = {},
+  prefix = "parley-test-",
+): Promise<TempDir> {
+  const dir = await tempDir(prefix);
+  await Deno.writeTextFile(
+    `${dir.path}/config.json`,
+    JSON.stringify({ port: 0, logfilePath: `${dir.path}/parley.log`, ...config }),
+  );
+  return dir;
+}
+
+/** Thrown by {@link ParleyProcess.start} when parley exits before printing its URL. */
+export class ParleyExited extends Error {
+  constructor(
+    readonly status: Deno.CommandStatus,
+    readonly stdout: string,
+    readonly stderr: string,
+  ) {
+    super(
+      `parley exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""} ` +
+        `before printing its URL:\n${stdout}${stderr}`,
+    );
+    this.name = "ParleyExited";
+  }
+}
+
+/** How much of each output stream a {@link ParleyProcess} keeps, from the end. */
+const OUTPUT_TAIL = 8192;
+
+/**
+ * parley as a subprocess that has printed its URL. `await using` stops it (SIGTERM, then SIGKILL
+ * if it lingers) and waits for it however the test ends.
+ */
+export class ParleyProcess {
+  /** `http://127.0.0.1:PORT/` as it printed it. */
+  readonly url: URL;
+  /** The whole stdout line that carried the URL. */
+  readonly banner: string;
+  readonly exited: Promise<Deno.CommandStatus>;
+  readonly #child: Deno.ChildProcess;
+  readonly #pumps: Promise<unknown>;
+  readonly #output: () => string;
+
+  private constructor(
+    url: URL,
+    banner: string,
+    child: Deno.ChildProcess,
+    pumps: Promise<unknown>,
+    output: () => string,
+  ) {
+    this.url = url;
+    this.banner = banner;
+    this.#child = child;
+    this.#pumps = pumps;
+    this.#output = output;
+    this.exited = child.status;
+  }
+
+  /**
+   * Starts parley in `dir` with `dir/config.json` (see {@link parleyDir}) and `args`, or runs
+   * `command` instead (a compiled binary; its stdout and stderr must be piped), and waits up to
+   * `ms` for the URL line on its stdout. Throws {@link ParleyExited} if it exits first; on any
+   * failure the process is killed and waited for.
+   */
+  static async start(
+    dir: string,
+    { args = [], command, ms = 20_000 }: { args?: string[]; command?: Deno.Command; ms?: number } =
+      {},
+  ): Promise<ParleyProcess> {
+    const child = (command ?? parleyCommand(`${dir}/config.json`, dir, args)).spawn();
+    const streams = { stdout: "", stderr: "" };
+    let announce: (line: string) => void = () => {};
+    const announced = new Promise<string>((resolve) => announce = resolve);
+    let banner: string | undefined;
+    const pump = async (name: "stdout" | "stderr"): Promise<void> => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child[name]) {
+        const text = streams[name] + decoder.decode(chunk, { stream: true });
+        if (name === "stdout" && banner === undefined) {
+          // Keep all of stdout until the URL line is complete; it is the first line.
+          streams.stdout = text;
+          banner = text.split("\n").slice(0, -1).find((line) => /http:\/\/\S+\//.test(line));
+          if (banner !== undefined) announce(banner);
+        } else {
+          streams[name] = text.slice(-OUTPUT_TAIL);
+        }
+      }
+    };
+    const pumps = Promise.all([pump("stdout"), pump("stderr")]);
+    const output = () => `stdout:\n${streams.stdout}\nstderr:\n${streams.stderr}`;
+    const exitedFirst = child.status.then(async (status) => {
+      await pumps.catch(() => {});
+      return status;
+    });
+    try {
+      const first = await within(
+        Promise.race([announced, exitedFirst]),
+        "parley's URL on its stdout",
+        ms,
+      );
+      if (typeof first !== "string") {
+        throw new ParleyExited(first, streams.stdout, streams.stderr);
+      }
+      const url = new URL(/http:\/\/\S+\//.exec(first)![0]);
+      return new ParleyProcess(url, first, child, pumps, output);
+    } catch (error) {
+      await killAndWait(child, "SIGKILL");
+      await pumps.catch(() => {});
+      if (error instanceof ParleyExited) throw error;
+      throw new Error(`${(error as Error).message}\n${output()}`, { cause: error });
+    }
+  }
+
+  /** `ws://…/chat?` plus the query. */
+  wsUrl(query: Record<string, string> = {}): string {
+    const url = new URL("/chat", this.url);
+    url.protocol = "ws:";
+    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+    return url.href;
+  }
+
+  /** Sends a signal and returns at once (nothing happens if it has exited). */
+  kill(signal: Deno.Signal): void {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  }
+
+  /** SIGKILL: no shutdown, no flush. Waits for the process to be gone. */
+  async crash(): Promise<Deno.CommandStatus> {
+    const status = await killAndWait(this.#child, "SIGKILL");
+    await this.#pumps.catch(() => {});
+    return status;
+  }
+
+  /** SIGTERM (SIGKILL if it lingers); waits for the exit. Safe to call after it exited. */
+  async stop(): Promise<Deno.CommandStatus> {
+    const status = await killAndWait(this.#child, "SIGTERM");
+    await this.#pumps.catch(() => {});
+    return status;
+  }
+
+  /** The last few KB of its stdout and stderr. */
+  output(): string {
+    return this.#output();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Signals `child` and waits for its exit; SIGKILL after 10 s if it is still there. */
+async function killAndWait(
+  child: Deno.ChildProcess,
+  signal: "SIGKILL" | "SIGTERM",
+): Promise<Deno.CommandStatus> {
+  try {
+    child.kill(signal);
+  } catch {
+    // Already exited.
+  }
+  try {
+    return await within(child.status, `parley to exit after ${signal}`, 10_000);
+  } catch {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    return await child.status;
+  }
 }
