@@ -79,8 +79,12 @@ export function parleyConfig(
   };
 }
 
-/** `deno` arguments that run parley from the repository root with a config file and a port. */
-function parleyRunArgs(config: string, port: number): string[] {
+/**
+ * `deno` arguments that run parley's `main.ts` (from any directory) with a config file, as
+ * `deno task start` does but reading and writing anywhere: benchmarks and tests keep their files in
+ * temp dirs.
+ */
+export function parleyRunArgs(config: string, extra: string[] = []): string[] {
   return [
     "run",
     "--unstable-net",
@@ -88,11 +92,10 @@ function parleyRunArgs(config: string, port: number): string[] {
     "--allow-env=PORT",
     "--allow-read",
     "--allow-write",
-    "main.ts",
+    new URL("../main.ts", import.meta.url).pathname,
     "--config",
     config,
-    "--port",
-    String(port),
+    ...extra,
   ];
 }
 
@@ -160,7 +163,7 @@ export async function startServer(
     if (kind === "parley") {
       const config = `${dir}/config.json`;
       await Deno.writeTextFile(config, JSON.stringify(parleyConfig(dir, options.config), null, 2));
-      args = parleyRunArgs(config, port);
+      args = parleyRunArgs(config, ["--port", String(port)]);
     } else {
       args = ["run", "--allow-net", "bench/baseline.ts", "--port", String(port)];
     }

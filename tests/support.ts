@@ -6,6 +6,7 @@
 
 import { type Config, defaultConfig, mergeConfig } from "../chat/config.ts";
 import { type RunningServer, startServer } from "../chat/server.ts";
+import { parleyRunArgs } from "../bench/server_process.ts";
 
 /** How long a test waits for an event before it fails. */
 export const TIMEOUT_MS = 5000;
@@ -329,24 +330,10 @@ export class Wakeup {
   }
 }
 
-/**
- * `main.ts` as `deno task start` runs it, with reading and writing allowed anywhere (tests keep
- * their files in temp dirs), a config file of the test's own, and piped output.
- */
+/** parley as the benchmarks run it (see `parleyRunArgs`), in `cwd`, with piped output. */
 export function parleyCommand(configPath: string, cwd: string, args: string[] = []): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-env=PORT",
-      "--allow-read",
-      "--allow-write",
-      new URL("../main.ts", import.meta.url).pathname,
-      "--config",
-      configPath,
-      ...args,
-    ],
+    args: parleyRunArgs(configPath, args),
     cwd,
     env: { NO_COLOR: "1" },
     stdin: "null",
