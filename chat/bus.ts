@@ -327,6 +327,9 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
     await this.#chain;
-    await Promise.allSettled([this.subscriber.quit(), this.client.quit()]);
+    // A client that is reconnecting would wait for Redis to come back before quitting.
+    await Promise.allSettled(
+      [this.subscriber, this.client].map(async (c) => c.isReady ? await c.quit() : c.destroy()),
+    );
   }
 }
