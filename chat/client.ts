@@ -19,6 +19,7 @@ import {
   type ServerEvent,
 } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
+import { TokenBucket } from "./admission.ts";
 import { type Batch, type Room, SubscriberOverflowError, type Subscription } from "./room.ts";
 
 /** WebSocket close codes parley uses, named for why. */
@@ -29,26 +30,6 @@ export const CloseCode = {
   serverError: 1011,
   tryAgainLater: 1013,
 } as const;
-
-/** Allows `rate` events per second on average and `burst` at once. */
-export class TokenBucket {
-  #tokens: number;
-  #last = performance.now();
-
-  constructor(private readonly rate: number, private readonly burst: number) {
-    this.#tokens = burst;
-  }
-
-  /** Takes a token if there is one. */
-  take(): boolean {
-    const now = performance.now();
-    this.#tokens = Math.min(this.burst, this.#tokens + (now - this.#last) * this.rate / 1000);
-    this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
 
 /** Everything a connection needs, chosen at upgrade time. */
 export interface ClientOptions {

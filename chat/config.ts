@@ -33,7 +33,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** The defaults of `../shared/design.md`; a key left out of `config.json` takes its value here. */
+/** The defaults (README, "Configuration"); a key left out of `config.json` takes its value here. */
 export const defaultConfig: Readonly<Config> = Object.freeze({
   hostName: "127.0.0.1",
   port: 8080,

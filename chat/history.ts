@@ -1,7 +1,7 @@
 /**
  * The durable history store: every room's messages in one SQLite file (Deno's built-in
  * `node:sqlite`), with per-room ids, retention, dedupe by `clientId` and group commit.
- * See `../shared/design.md`, "Reliability rules" and "Configuration" (`history.*`).
+ * See `docs/protocol.md` for what clients see of it, and the README for `history.*`.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * The wire protocol of `GET /chat`: the stored message, the events the server sends, and the
- * commands a client may send. See `../shared/design.md`, "WebSocket protocol".
+ * commands a client may send. See `docs/protocol.md`.
  */
 
 /** A chat message as stored and as delivered: `id` increases by one per room. */

@@ -1,10 +1,11 @@
 /**
  * The HTTP server: wires the config, the history store, the rooms and the clients together behind
- * `Deno.serve`, and answers the routes of `../shared/design.md`.
+ * `Deno.serve`, and answers the routes of `docs/protocol.md`.
  */
 
 import { resolve } from "node:path";
-import { Client, CloseCode, TokenBucket } from "./client.ts";
+import { Client, CloseCode } from "./client.ts";
+import { TokenBucket } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { type Bus, LocalBus, RedisBus } from "./bus.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
@@ -49,6 +50,8 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** Prefixes this server's log lines, e.g. "worker 2". */
   name?: string;
+  /** Called with the history store once it is open: tests use it to make the store fail. */
+  onHistoryOpened?: (store: HistoryStore) => void;
 }
 
 /** A user's mistake in an HTTP request: answered with its status and `{"error": message}`. */
@@ -77,6 +80,7 @@ export async function startServer(
   let history: HistoryStore;
   try {
     history = HistoryStore.open(config.history);
+    options.onHistoryOpened?.(history);
   } catch (error) {
     log.close();
     if (error instanceof HistoryError) throw new StartupError(error.message);

@@ -1,5 +1,5 @@
 /**
- * Durable history, and nothing lost across crashes and reconnects (design.md, "Reliability
+ * Durable history, and nothing lost across crashes and reconnects (docs/protocol.md, "Reliability
  * rules"). parley runs as a subprocess; four clients publish with `clientId`s, each keeping a few
  * messages in flight, and record every ack; the server is killed with SIGKILL once a given number
  * of acks has arrived, and restarted on the same history file. Then:

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { type BusEvent, RedisBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
 import {
+  hasProgram,
   historyOf,
   joinRoom,
   postMessage,
@@ -16,8 +17,7 @@ import {
   within,
 } from "./support.ts";
 
-const installed = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
-  .output().then((o) => o.success, () => false);
+const installed = await hasProgram("redis-server");
 const skip = !installed && Deno.env.get("CI") !== "true";
 if (skip) {
   console.log("redis_test skipped: redis-server is not installed (apt-get install redis-server)");

@@ -538,3 +538,17 @@ async function killAndWait(
     return await child.status;
   }
 }
+
+/** Whether `program` can be run: a missing one makes `Deno.Command` throw, at once or later. */
+export async function hasProgram(program: string): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(program, {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
