@@ -3,6 +3,8 @@
  * pins it and this process to separate CPUs.
  */
 
+import denoConfig from "../deno.json" with { type: "json" };
+
 /** Which server a run measures. */
 export type ServerKind = "parley" | "baseline";
 
@@ -41,7 +43,7 @@ export interface StartOptions {
 }
 
 /** The repository root: the parent of this file's directory. */
-const REPO_ROOT: string = decodeURIComponent(new URL("../", import.meta.url).pathname);
+export const REPO_ROOT: string = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
 /** The values of {@link parleyConfig} a run may change. */
 export interface ParleyConfigOverrides {
@@ -80,23 +82,34 @@ export function parleyConfig(
 }
 
 /**
- * `deno` arguments that run parley's `main.ts` (from any directory) with a config file, as
- * `deno task start` does but reading and writing anywhere: benchmarks and tests keep their files in
- * temp dirs.
+ * The flags of `deno task start` in deno.json: the one list of what parley may do, which the
+ * benchmarks and the tests' subprocesses use too (tests/tasks_test.ts checks the compile task's).
+ */
+export const PARLEY_FLAGS: readonly string[] = startFlags(denoConfig.tasks.start);
+
+function startFlags(task: string): string[] {
+  const words = task.trim().split(/\s+/);
+  const main = words.indexOf("main.ts");
+  if (words[0] !== "deno" || words[1] !== "run" || main === -1) {
+    throw new Error(`the start task in deno.json is not "deno run <flags> main.ts": ${task}`);
+  }
+  return words.slice(2, main);
+}
+
+/**
+ * `deno` arguments that run parley as `deno task start` does, with a config file. Run them from
+ * {@link REPO_ROOT}: the flags let parley read and write there only, so the files of a run go in
+ * {@link repoTempDir}.
  */
 export function parleyRunArgs(config: string, extra: string[] = []): string[] {
-  return [
-    "run",
-    "--unstable-net",
-    "--allow-net",
-    "--allow-env=PORT",
-    "--allow-read",
-    "--allow-write",
-    new URL("../main.ts", import.meta.url).pathname,
-    "--config",
-    config,
-    ...extra,
-  ];
+  return ["run", ...PARLEY_FLAGS, "main.ts", "--config", config, ...extra];
+}
+
+/** A new directory under the repository's `data/` (git-ignored), where parley may write. */
+export async function repoTempDir(prefix: string): Promise<string> {
+  const parent = `${REPO_ROOT}data/tmp`;
+  await Deno.mkdir(parent, { recursive: true });
+  return await Deno.makeTempDir({ dir: parent, prefix });
 }
 
 /** True if `taskset` runs here. */
@@ -154,7 +167,7 @@ export async function startServer(
   kind: ServerKind,
   options: StartOptions = {},
 ): Promise<ServerProcess> {
-  const dir = await Deno.makeTempDir({ prefix: `parley-bench-${kind}-` });
+  const dir = await repoTempDir(`parley-bench-${kind}-`);
   const removeDir = () => Deno.remove(dir, { recursive: true }).catch(() => {});
   let server: ServerProcess;
   try {

@@ -6,7 +6,7 @@
 
 import { type Config, defaultConfig, mergeConfig } from "../chat/config.ts";
 import { type RunningServer, startServer } from "../chat/server.ts";
-import { parleyRunArgs } from "../bench/server_process.ts";
+import { parleyRunArgs, REPO_ROOT, repoTempDir } from "../bench/server_process.ts";
 
 /** How long a test waits for an event before it fails. */
 export const TIMEOUT_MS = 5000;
@@ -330,11 +330,11 @@ export class Wakeup {
   }
 }
 
-/** parley as the benchmarks run it (see `parleyRunArgs`), in `cwd`, with piped output. */
-export function parleyCommand(configPath: string, cwd: string, args: string[] = []): Deno.Command {
+/** parley as `deno task start` runs it (see `parleyRunArgs`), with piped output. */
+export function parleyCommand(configPath: string, args: string[] = []): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: parleyRunArgs(configPath, args),
-    cwd,
+    cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
@@ -348,9 +348,12 @@ export interface TempDir {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Makes a temporary directory; `await using` removes it however the test ends. */
+/**
+ * Makes a temporary directory where a parley subprocess may write (under the repository's data/);
+ * `await using` removes it however the test ends.
+ */
 export async function tempDir(prefix = "parley-test-"): Promise<TempDir> {
-  const path = await Deno.makeTempDir({ prefix });
+  const path = await repoTempDir(prefix);
   return {
     path,
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
@@ -359,17 +362,23 @@ export async function tempDir(prefix = "parley-test-"): Promise<TempDir> {
 
 /**
  * A temporary directory holding `config.json` for a parley subprocess: port 0 and the log in the
- * directory, then `config`. Relative paths in it (a history file) are relative to the directory,
- * where {@link ParleyProcess.start} runs parley.
+ * directory, then `config`. parley runs from the repository's root, so a relative `history.path`
+ * in `config` is made a path inside the directory.
  */
 export async function parleyDir(
   config: Record<string, unknown> = {},
   prefix = "parley-test-",
 ): Promise<TempDir> {
   const dir = await tempDir(prefix);
+  const history = config.history as { path?: string } | undefined;
+  const inDir = (path: string) =>
+    path.startsWith("/") || path === ":memory:" ? path : `${dir.path}/${path}`;
+  const resolved = history?.path === undefined
+    ? config
+    : { ...config, history: { ...history, path: inDir(history.path) } };
   await Deno.writeTextFile(
     `${dir.path}/config.json`,
-    JSON.stringify({ port: 0, logfilePath: `${dir.path}/parley.log`, ...config }),
+    JSON.stringify({ port: 0, logfilePath: `${dir.path}/parley.log`, ...resolved }),
   );
   return dir;
 }
@@ -432,7 +441,7 @@ export class ParleyProcess {
     { args = [], command, ms = 20_000 }: { args?: string[]; command?: Deno.Command; ms?: number } =
       {},
   ): Promise<ParleyProcess> {
-    const child = (command ?? parleyCommand(`${dir}/config.json`, dir, args)).spawn();
+    const child = (command ?? parleyCommand(`${dir}/config.json`, args)).spawn();
     const streams = { stdout: "", stderr: "" };
     let announce: (line: string) => void = () => {};
     const announced = new Promise<string>((resolve) => announce = resolve);
