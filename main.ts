@@ -1,60 +1,38 @@
 /**
  * parley: start the chat server with `config.json`, `PORT` and flags (in one process, or in
  * `workers` threads sharing the port), and stop it cleanly on SIGINT or SIGTERM. Any start-up
- * problem is one sentence on stderr and exit code 1.
+ * problem is one sentence on stderr and exit code 1; so is a worker that dies, for a supervisor
+ * to restart parley. Shutdown is bounded: it exits within {@link SHUTDOWN_MS} whatever hangs.
  */
 
-import { type Config, ConfigError, loadConfig } from "./chat/config.ts";
+import { loadConfig } from "./chat/config.ts";
 import { startServer } from "./chat/server.ts";
-import type { FromWorker, ToWorker } from "./chat/worker.ts";
+import { startWorkers, type WorkerFailure } from "./chat/workers.ts";
 
 /** What main needs of a started server, in one process or in workers. */
 interface Started {
   url: URL;
+  /** Settles if the server can no longer serve (a worker died). */
+  failed?: Promise<WorkerFailure>;
   shutdown(): Promise<void>;
 }
 
-/** Starts `count` workers on one port: the first binds (port 0 picks one), the rest join it. */
-async function startWorkers(config: Config, count: number): Promise<Started> {
-  if (config.history.path === ":memory:") {
-    throw new ConfigError(
-      'workers share the history file, so "history.path" cannot be ":memory:" with "workers" above 1',
-    );
+/** The longest a shutdown may take before parley exits anyway (systemd waits 90 s by default). */
+const SHUTDOWN_MS = 9000;
+
+/** Shuts down, then exits with `code`, or with 1 if the shutdown did not finish in time. */
+async function exit(server: Started, code: number): Promise<never> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) =>
+    timer = setTimeout(() => resolve("late"), SHUTDOWN_MS)
+  );
+  const outcome = await Promise.race([server.shutdown().then(() => "done" as const), late]);
+  clearTimeout(timer);
+  if (outcome === "late") {
+    console.error(`parley: shutdown did not finish within ${SHUTDOWN_MS / 1000} s; exiting anyway`);
+    Deno.exit(1);
   }
-  const workers: Worker[] = [];
-  /** The worker's next message; an error in it (a module that fails to load, too) rejects. */
-  const next = (worker: Worker) =>
-    new Promise<FromWorker>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<FromWorker>) => resolve(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        reject(new Error(`a worker failed: ${event.message}`));
-      };
-    });
-  const ask = (worker: Worker, message: ToWorker) => {
-    const answer = next(worker);
-    worker.postMessage(message);
-    return answer;
-  };
-  const stop = async () => {
-    await Promise.all(workers.map((worker) => ask(worker, { type: "stop" })));
-    for (const worker of workers) worker.terminate();
-  };
-  let port = config.port;
-  let url = "";
-  for (let index = 1; index <= count; index++) {
-    const worker = new Worker(new URL("./chat/worker.ts", import.meta.url), { type: "module" });
-    await next(worker); // "ready"
-    const answer = await ask(worker, { type: "start", config: { ...config, port }, index });
-    if (answer.type !== "listening") {
-      worker.terminate();
-      await stop();
-      throw new Error(answer.type === "failed" ? answer.message : "a worker did not start");
-    }
-    workers.push(worker);
-    ({ port, url } = answer);
-  }
-  return { url: new URL(url), shutdown: stop };
+  Deno.exit(code);
 }
 
 if (import.meta.main) {
@@ -66,12 +44,13 @@ if (import.meta.main) {
       : await startServer(config);
     const workers = count > 1 ? ` in ${count} workers` : "";
     console.log(`parley: chat at ${server.url}${workers} (log: ${config.logfilePath})`);
-    const stop = async () => {
-      await server.shutdown();
-      Deno.exit(0);
-    };
+    const stop = () => exit(server, 0);
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
+    server.failed?.then((failure) => {
+      console.error(`parley: ${failure.message}; stopping so that a supervisor restarts parley`);
+      return exit(server, 1);
+    });
   } catch (error) {
     console.error(`parley: ${(error as Error).message}`);
     Deno.exit(1);

@@ -1,20 +1,25 @@
 /**
  * The entry of one worker thread when `workers` is more than 1: it runs a whole server on the
  * shared port (`reusePort`), and the rooms of all workers meet on their `BroadcastChannel`.
+ * chat/workers.ts starts and watches these threads.
  */
 
 import type { Config } from "./config.ts";
 import { type RunningServer, startServer } from "./server.ts";
 
-/** What the main thread tells a worker. */
-export type ToWorker = { type: "start"; config: Config; index: number } | { type: "stop" };
+/** What the main thread asks a worker; the answer carries the same `id`. */
+export type ToWorker =
+  | { type: "start"; id: number; config: Config; index: number }
+  | { type: "stop"; id: number }
+  | { type: "ping"; id: number };
 
-/** What a worker tells the main thread. */
+/** What a worker tells the main thread: `ready` once it can be asked, then answers. */
 export type FromWorker =
   | { type: "ready" }
-  | { type: "listening"; url: string; port: number }
-  | { type: "failed"; message: string }
-  | { type: "stopped" };
+  | { type: "listening"; id: number; url: string; port: number }
+  | { type: "failed"; id: number; message: string }
+  | { type: "stopped"; id: number }
+  | { type: "pong"; id: number };
 
 declare const self: {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
@@ -24,16 +29,30 @@ declare const self: {
 let server: RunningServer | null = null;
 
 self.onmessage = async ({ data }) => {
-  if (data.type === "start") {
-    try {
-      server = await startServer(data.config, { reusePort: true, name: `worker ${data.index}` });
-      self.postMessage({ type: "listening", url: server.url.href, port: server.port });
-    } catch (error) {
-      self.postMessage({ type: "failed", message: (error as Error).message });
-    }
-  } else {
-    await server?.shutdown();
-    self.postMessage({ type: "stopped" });
+  switch (data.type) {
+    case "start":
+      try {
+        server = await startServer(data.config, { reusePort: true, name: `worker ${data.index}` });
+        self.postMessage({
+          type: "listening",
+          id: data.id,
+          url: server.url.href,
+          port: server.port,
+        });
+      } catch (error) {
+        self.postMessage({ type: "failed", id: data.id, message: (error as Error).message });
+      }
+      return;
+    case "stop":
+      await server?.shutdown();
+      self.postMessage({ type: "stopped", id: data.id });
+      return;
+    case "ping":
+      self.postMessage({ type: "pong", id: data.id });
+      return;
+    default:
+      // The main thread sends nothing else: anything else is a bug, and this worker dies of it.
+      throw new Error(`unknown message from the main thread: ${JSON.stringify(data)}`);
   }
 };
 

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { parleyDir, ParleyProcess, TestClient, within } from "./support.ts";
+import { defaultConfig, mergeConfig } from "../chat/config.ts";
+import { startWorkers } from "../chat/workers.ts";
+import { parleyDir, ParleyProcess, tempDir, TestClient, within } from "./support.ts";
 
 Deno.test("workers share one port and their rooms: everyone sees every message and everyone online", async () => {
   await using dir = await parleyDir({
@@ -42,5 +44,24 @@ Deno.test("workers share one port and their rooms: everyone sees every message a
     assert.equal((await within(parley.exited, "parley to exit")).code, 0);
   } finally {
     for (const client of clients) await client.close().catch(() => {});
+  }
+});
+
+Deno.test("a worker that dies is reported, and the pool still shuts down at once", async () => {
+  await using dir = await tempDir("parley-pool-");
+  const config = mergeConfig(defaultConfig, {
+    port: 0,
+    logfilePath: `${dir.path}/parley.log`,
+    history: { path: `${dir.path}/parley.db` },
+  }, "test config");
+  const pool = await startWorkers(config, 1, { pingMs: 100, stopMs: 2000 });
+  try {
+    assert.equal((await fetch(new URL("/healthz", pool.url))).status, 200);
+    // A worker understands only what the pool sends it: anything else kills it, like a bug would.
+    pool.workers[0].postMessage({ type: "no such message" });
+    const failure = await within(pool.failed, "the pool to see its worker die");
+    assert.match(failure.message, /^worker 1 failed: .*unknown message from the main thread/);
+  } finally {
+    await within(pool.shutdown(), "the shutdown", 3000);
   }
 });
