@@ -13,6 +13,8 @@ export interface Config {
     maxMessagesPerRoom: number;
     onJoin: number;
     legacyLimit: number;
+    /** The most events a resume (`since`) replays; further back, `recovered: false`. */
+    maxReplay: number;
   };
   limits: {
     maxMessageBytes: number;
@@ -24,6 +26,11 @@ export interface Config {
     idleTimeoutSeconds: number;
   };
   allowedOrigins: string[];
+  /**
+   * Host names the server answers to besides loopback ones (behind a proxy: the public name).
+   * With a loopback `hostName`, a request for any other `Host` is refused (DNS rebinding).
+   */
+  allowedHosts: string[];
   workers: number | "auto";
   redis: string | null;
 }
@@ -43,6 +50,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze({
     maxMessagesPerRoom: 10000,
     onJoin: 100,
     legacyLimit: 1000,
+    maxReplay: 1000,
   },
   limits: {
     maxMessageBytes: 4096,
@@ -54,6 +62,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze({
     idleTimeoutSeconds: 60,
   },
   allowedOrigins: [],
+  allowedHosts: [],
   workers: 1,
   redis: null,
 });
@@ -81,6 +90,7 @@ const checks: Record<string, Check | Record<string, Check>> = {
     maxMessagesPerRoom: integer(1),
     onJoin: integer(0, 10000),
     legacyLimit: integer(0, 100000),
+    maxReplay: integer(0, 100000),
   },
   limits: {
     maxMessageBytes: integer(1, 1 << 20),
@@ -103,6 +113,12 @@ const checks: Record<string, Check | Record<string, Check>> = {
           origin,
         );
       }
+    }
+  },
+  allowedHosts: (v, key) => {
+    const name = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+    if (!Array.isArray(v) || !v.every((host) => typeof host === "string" && name.test(host))) {
+      fail(key, 'a list of host names such as ["chat.example"]', v);
     }
   },
   workers: (v, key) => {

@@ -42,6 +42,8 @@ const badConfigs: [string, unknown, RegExp][] = [
   ["a negative limit", { limits: { maxMessageBytes: -1 } }, /"limits\.maxMessageBytes"/],
   ["workers that are not a number", { workers: "many" }, /"workers"/],
   ["a bad origin", { allowedOrigins: ["example.com"] }, /"allowedOrigins"/],
+  ["a host with a scheme", { allowedHosts: ["https://chat.example"] }, /"allowedHosts"/],
+  ["a replay limit too large", { history: { maxReplay: 1e9 } }, /"history\.maxReplay"/],
   ["a redis URL without scheme", { redis: "localhost:6379" }, /"redis"/],
   ["a JSON array", [], /must hold a JSON object/],
 ];
