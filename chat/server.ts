@@ -14,7 +14,14 @@ import { getAllMessages, history } from "./routes/history.ts";
 import { healthz, metrics } from "./routes/ops.ts";
 import { assetRoutes } from "./routes/page.ts";
 import { listRooms, postMessage } from "./routes/rooms.ts";
-import { type Handler, HttpError, type Route, route, type RouteParams } from "./routes/route.ts";
+import {
+  type Handler,
+  HttpError,
+  matches,
+  type Route,
+  route,
+  type RouteParams,
+} from "./routes/route.ts";
 import { openServices, type ServerOptions, type Services, StartupError } from "./services.ts";
 
 export { type ServerOptions, StartupError };
@@ -123,9 +130,10 @@ function find(
 ): { handler: Handler; path: RouteParams["path"] } {
   const allowed = new Set<string>();
   for (const route of routes) {
-    if (!route.pattern.test({ pathname })) continue;
+    if (!matches(route, pathname)) continue;
     if (route.methods.includes(method)) {
-      return { handler: route.handler, path: route.pattern.exec({ pathname })!.pathname.groups };
+      const path = route.exact ? {} : route.pattern.exec({ pathname })!.pathname.groups;
+      return { handler: route.handler, path };
     }
     for (const each of route.methods) allowed.add(each);
   }
