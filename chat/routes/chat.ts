@@ -51,13 +51,21 @@ export function chat(context: Services, request: Request, { url, address }: Rout
   try {
     query = chatQuery(url);
   } catch (error) {
-    if (!(error instanceof ProtocolError)) throw error;
+    if (!(error instanceof ProtocolError)) {
+      lease.release();
+      throw error;
+    }
     const event: ServerEvent = { type: "error", code: error.code, message: error.message };
     refuse(context, socket, address, error.message, dialect === PROTOCOL_V1 ? event : undefined);
     socket.addEventListener("close", lease.release);
     return response;
   }
-  start(context, socket, dialect, query, address, lease);
+  try {
+    start(context, socket, dialect, query, address, lease);
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
   return response;
 }
 
@@ -68,7 +76,11 @@ function offeredDialect(request: Request): Dialect {
 }
 
 /** Upgrades, or answers 400: a handshake `Deno.upgradeWebSocket` refuses is the client's fault. */
-function upgrade({ config, metrics }: Services, request: Request, dialect: Dialect) {
+function upgrade(
+  { config, metrics }: Services,
+  request: Request,
+  dialect: Dialect,
+): Deno.WebSocketUpgrade {
   try {
     return Deno.upgradeWebSocket(request, {
       protocol: dialect === PROTOCOL_V1 ? PROTOCOL_V1 : undefined,
@@ -84,6 +96,7 @@ function upgrade({ config, metrics }: Services, request: Request, dialect: Diale
   }
 }
 
+/** Hands the socket to a new {@link Client}, which gives the lease back when it closes. */
 function start(
   { config, rooms, log, metrics, clients }: Services,
   socket: WebSocket,
