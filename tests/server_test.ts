@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CONTENT_SECURITY_POLICY } from "../chat/static.ts";
+import { HistoryError, type HistoryStore } from "../chat/history.ts";
+import { assets, CONTENT_SECURITY_POLICY } from "../chat/static.ts";
 import { historyOf, joinRoom, startTestServer } from "./support.ts";
 
 /** `from..to`, both included. */
@@ -251,4 +252,104 @@ Deno.test("posts from one address are rate limited with 429; a bad percent-encod
   });
   assert.equal(bad.status, 400);
   assert.match((await bad.json()).error, /percent-encoding/);
+});
+
+Deno.test("every asset answers GET and HEAD, and another method 405 with Allow", async () => {
+  await using server = await startTestServer();
+  for (const [path, asset] of assets) {
+    const get = await fetch(new URL(path, server.url));
+    assert.equal(get.status, 200, path);
+    assert.equal(get.headers.get("content-type"), asset.type, path);
+    assert.equal((await get.bytes()).byteLength, asset.body.byteLength, path);
+    const head = await fetch(new URL(path, server.url), { method: "HEAD" });
+    assert.equal(head.status, 200, path);
+    await head.body?.cancel();
+    const put = await fetch(new URL(path, server.url), { method: "PUT", body: "x" });
+    assert.equal(put.status, 405, path);
+    assert.equal(put.headers.get("allow"), "GET, HEAD", path);
+    assert.match((await put.json()).error, /use GET or HEAD/);
+  }
+  const postChat = await fetch(new URL("/chat", server.url), { method: "POST" });
+  assert.equal(postChat.status, 405);
+  assert.equal(postChat.headers.get("allow"), "GET");
+  await postChat.body?.cancel();
+});
+
+/** A store whose `method` throws `error` the first time it is called, then works again. */
+function failOnce(method: "rooms" | "page", error: Error): (store: HistoryStore) => void {
+  return (store) => {
+    const original: (...args: never[]) => unknown = store[method].bind(store);
+    let failed = false;
+    Object.assign(store, {
+      [method]: (...args: never[]) => {
+        if (failed) return original(...args);
+        failed = true;
+        throw error;
+      },
+    });
+  };
+}
+
+Deno.test("a bug in a handler is a 500 with a sentence, logged once with its stack; the server goes on", async () => {
+  await using server = await startTestServer({}, {
+    onHistoryOpened: failOnce("rooms", new Error("the rooms query broke")),
+  });
+  const failed = await fetch(new URL("/rooms", server.url));
+  assert.equal(failed.status, 500);
+  assert.match((await failed.json()).error, /internal error; see the server log/);
+  const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+  assert.equal(log.match(/the rooms query broke/g)?.length, 1, log);
+  assert.match(log, /error GET \/rooms: Error: the rooms query broke\n\s+at /);
+  const again = await fetch(new URL("/rooms", server.url));
+  assert.equal(again.status, 200);
+  assert.deepEqual(await again.json(), []);
+});
+
+Deno.test("a failing history store is a 503 naming it, logged without a stack", async () => {
+  await using server = await startTestServer({}, {
+    onHistoryOpened: failOnce("page", new HistoryError("the disk is full")),
+  });
+  const failed = await fetch(new URL("/history?room=lobby", server.url));
+  assert.equal(failed.status, 503);
+  assert.equal((await failed.json()).error, "the history store failed: the disk is full");
+  const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+  assert.match(log, /error GET \/history: the disk is full\n/);
+  assert.doesNotMatch(log, /\n\s+at /);
+  const again = await fetch(new URL("/history?room=lobby", server.url));
+  assert.equal(again.status, 200);
+  assert.equal((await again.json()).hasMore, false);
+});
+
+/** Sends `head` on a new TCP connection and returns what the server answers, until it closes. */
+async function rawRequest(server: { port: number }, head: string): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.write(new TextEncoder().encode(head));
+  let text = "";
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(4096);
+  for (let n; (n = await conn.read(buffer)) !== null;) {
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    // The whole answer is in once the body is as long as its content-length says.
+    const [headers, body] = text.split("\r\n\r\n", 2);
+    const length = /content-length: (\d+)/i.exec(headers ?? "")?.[1];
+    if (body !== undefined && length !== undefined && body.length >= Number(length)) break;
+  }
+  return text;
+}
+
+Deno.test("an upgrade without Sec-WebSocket-Key is a 400 with a sentence, and no stack in the log", async () => {
+  await using server = await startTestServer();
+  const answer = await rawRequest(
+    server,
+    "GET /chat?room=r HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  assert.match(answer, /^HTTP\/1.1 400 /);
+  const error = JSON.parse(answer.split("\r\n\r\n")[1]).error;
+  assert.match(error, /the WebSocket handshake is malformed .*sec-websocket-key/i);
+  const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+  assert.doesNotMatch(log, /\n\s+at /);
+  assert.doesNotMatch(log, /error/);
+  const { client } = await joinRoom(server, { room: "r", userName: "after" });
+  await client.close();
 });

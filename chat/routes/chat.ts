@@ -1,0 +1,162 @@
+/**
+ * `GET /chat`: the WebSocket endpoint. It checks who may connect, upgrades, and hands the socket
+ * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why.
+ */
+
+import type { Lease } from "../admission.ts";
+import { Client, CloseCode } from "../client.ts";
+import {
+  type Dialect,
+  encodeEvent,
+  PROTOCOL_V1,
+  ProtocolError,
+  type ServerEvent,
+  validateUserName,
+} from "../message.ts";
+import type { Services } from "../services.ts";
+import { checkOrigin, HttpError, roomParam, type RouteParams } from "./route.ts";
+
+/** The query of `GET /chat`, validated. */
+interface ChatQuery {
+  room: string;
+  userName: string | null;
+  since: number | null;
+}
+
+/** `GET /chat`: upgrades to a WebSocket and starts a {@link Client} in the asked room. */
+export function chat(context: Services, request: Request, { url, address }: RouteParams): Response {
+  const { config, admission, metrics } = context;
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    throw new HttpError(
+      426,
+      "this is the WebSocket endpoint; connect with a WebSocket client, or open / in a browser",
+      { upgrade: "websocket" },
+    );
+  }
+  checkOrigin(context, request, url);
+  if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
+  if (admission.full) {
+    metrics.refused++;
+    throw new HttpError(503, "the server is full; try again later");
+  }
+  const dialect = offeredDialect(request);
+  const { socket, response } = upgrade(context, request, dialect);
+  const lease = admission.lease(address);
+  if (lease === null) {
+    const limit = config.limits.maxConnectionsPerIp;
+    refuse(context, socket, address, `too many connections from ${address}; the limit is ${limit}`);
+    return response;
+  }
+  let query: ChatQuery;
+  try {
+    query = chatQuery(url);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) {
+      lease.release();
+      throw error;
+    }
+    const event: ServerEvent = { type: "error", code: error.code, message: error.message };
+    refuse(context, socket, address, error.message, dialect === PROTOCOL_V1 ? event : undefined);
+    socket.addEventListener("close", lease.release);
+    return response;
+  }
+  try {
+    start(context, socket, dialect, query, address, lease);
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+  return response;
+}
+
+/** `parley.v1` if the client offers it, else the Go server's dialect. */
+function offeredDialect(request: Request): Dialect {
+  const offered = request.headers.get("sec-websocket-protocol")?.split(",").map((p) => p.trim());
+  return offered?.includes(PROTOCOL_V1) ? PROTOCOL_V1 : "legacy";
+}
+
+/** Upgrades, or answers 400: a handshake `Deno.upgradeWebSocket` refuses is the client's fault. */
+function upgrade(
+  { config, metrics }: Services,
+  request: Request,
+  dialect: Dialect,
+): Deno.WebSocketUpgrade {
+  try {
+    return Deno.upgradeWebSocket(request, {
+      protocol: dialect === PROTOCOL_V1 ? PROTOCOL_V1 : undefined,
+      idleTimeout: config.limits.idleTimeoutSeconds,
+    });
+  } catch (error) {
+    metrics.refused++;
+    throw new HttpError(
+      400,
+      `the WebSocket handshake is malformed (${(error as Error).message}); ` +
+        "connect with a WebSocket client",
+    );
+  }
+}
+
+/** Hands the socket to a new {@link Client}, which gives the lease back when it closes. */
+function start(
+  { config, rooms, log, metrics, clients }: Services,
+  socket: WebSocket,
+  dialect: Dialect,
+  query: ChatQuery,
+  address: string,
+  lease: Lease,
+): void {
+  const client = new Client({
+    socket,
+    dialect,
+    room: rooms.get(query.room),
+    userName: query.userName,
+    since: query.since,
+    limits: config.limits,
+    onJoin: config.history.onJoin,
+    address,
+    log,
+    metrics,
+    onClose: () => {
+      clients.delete(client);
+      lease.release();
+    },
+  });
+  clients.add(client);
+}
+
+/** Closes an upgraded socket with 1008 and `message`, sending `event` first if given. */
+function refuse(
+  { metrics, log }: Services,
+  socket: WebSocket,
+  address: string,
+  message: string,
+  event?: ServerEvent,
+): void {
+  metrics.refused++;
+  log.error(`refused ${address}: ${message}`);
+  socket.onopen = () => {
+    if (event !== undefined) socket.send(encodeEvent(event));
+    // A close reason is at most 123 bytes.
+    socket.close(CloseCode.policy, message.slice(0, 120));
+  };
+  socket.onerror = () => {};
+}
+
+/** The query of `GET /chat`; a bad value is a {@link ProtocolError}. */
+function chatQuery(url: URL): ChatQuery {
+  const room = roomParam(url);
+  const name = url.searchParams.get("userName");
+  const userName = name === null || name === "" ? null : validateUserName(name);
+  const rawSince = url.searchParams.get("since");
+  let since: number | null = null;
+  if (rawSince !== null && rawSince !== "") {
+    since = /^\d{1,16}$/.test(rawSince) ? Number(rawSince) : NaN;
+    if (Number.isNaN(since)) {
+      throw new ProtocolError(
+        "bad_frame",
+        `since must be a message id, not ${JSON.stringify(rawSince)}`,
+      );
+    }
+  }
+  return { room, userName, since };
+}

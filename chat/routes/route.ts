@@ -1,0 +1,108 @@
+/**
+ * What a route is (methods, a `URLPattern`, a handler), what a handler is given, and the errors it
+ * throws for a request the client can fix. Shared by the handlers in this directory.
+ */
+
+import { DEFAULT_ROOM, validateRoom } from "../message.ts";
+import type { Services } from "../services.ts";
+
+/** What a handler is told about its request beside the request itself. */
+export interface RouteParams {
+  /** The request's URL, parsed once. */
+  url: URL;
+  /** The peer's IP address. */
+  address: string;
+  /** The pattern's named groups as they are in the path: `URLPattern` decodes nothing. */
+  path: Record<string, string | undefined>;
+}
+
+/** Answers one route's requests with the server's services. */
+export type Handler = (
+  context: Services,
+  request: Request,
+  params: RouteParams,
+) => Response | Promise<Response>;
+
+/** One entry of the route table. */
+export interface Route {
+  /** The methods it answers; any other on a matching path is a 405 naming these. */
+  methods: readonly string[];
+  pattern: URLPattern;
+  handler: Handler;
+  /** The pattern's text before its first group, wildcard or escape; it is all of it if `exact`. */
+  prefix: string;
+  exact: boolean;
+}
+
+/** Characters with a meaning in a `URLPattern` pathname. */
+const PATTERN_SYNTAX = /[\\:*?+(){}]/;
+
+/** A route for `methods` on the `URLPattern` pathname `pathname`. */
+export function route(methods: readonly string[], pathname: string, handler: Handler): Route {
+  const syntax = pathname.search(PATTERN_SYNTAX);
+  return {
+    methods,
+    pattern: new URLPattern({ pathname }),
+    handler,
+    prefix: syntax === -1 ? pathname : pathname.slice(0, syntax),
+    exact: syntax === -1,
+  };
+}
+
+/**
+ * Whether `route` matches `pathname`. `URLPattern` decides, but a test costs microseconds, so a
+ * plain path is compared as a string and a path without the pattern's prefix is not tested.
+ */
+export function matches(route: Route, pathname: string): boolean {
+  if (route.exact) return pathname === route.prefix;
+  return pathname.startsWith(route.prefix) && route.pattern.test({ pathname });
+}
+
+/** `path` as a `URLPattern` pathname that matches exactly it. */
+export function literalPath(path: string): string {
+  return path.replace(new RegExp(PATTERN_SYNTAX, "g"), "\\$&");
+}
+
+/** A user's mistake in an HTTP request: answered with its status and `{"error": message}`. */
+export class HttpError extends Error {
+  override name = "HttpError";
+
+  constructor(readonly status: number, message: string, readonly headers: HeadersInit = {}) {
+    super(message);
+  }
+}
+
+/** The `room` of a query; a bad one is a `ProtocolError`, which is a 400. */
+export function roomParam(url: URL): string {
+  return validateRoom(url.searchParams.get("room") ?? DEFAULT_ROOM);
+}
+
+/** The whole number `name` of a query, from `min` to `max`; absent is undefined. */
+export function intParam(
+  url: URL,
+  name: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return undefined;
+  const value = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new HttpError(
+      400,
+      `${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+/** Refuses with 403 a request from a page of another origin (see `Admission.originAllowed`). */
+export function checkOrigin(context: Services, request: Request, url: URL): void {
+  const origin = request.headers.get("origin");
+  if (context.admission.originAllowed(origin, url.origin)) return;
+  context.metrics.refused++;
+  throw new HttpError(
+    403,
+    `origin ${origin} is not allowed; add it to "allowedOrigins" in config.json to allow it`,
+  );
+}

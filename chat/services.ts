@@ -1,0 +1,126 @@
+/**
+ * What the server runs on (the log, the history store, the bus, the rooms, the metrics, the
+ * clients and the admission rules), built in one place and closed in reverse order, once, however
+ * far the building got.
+ */
+
+import { resolve } from "node:path";
+import { Admission } from "./admission.ts";
+import { type Bus, LocalBus, RedisBus } from "./bus.ts";
+import type { Client } from "./client.ts";
+import type { Config } from "./config.ts";
+import { HistoryError, HistoryStore } from "./history.ts";
+import { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { Rooms } from "./room.ts";
+
+/** The server could not start; the message says why and what to change. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/** How the server runs beside its config. */
+export interface ServerOptions {
+  /** Log to the log file only, not stderr (tests). */
+  quiet?: boolean;
+  /** Share the port and the rooms with other workers (`workers` > 1). */
+  reusePort?: boolean;
+  /** Prefixes this server's log lines, e.g. "worker 2". */
+  name?: string;
+  /** Called with the history store once it is open: tests use it to make the store fail. */
+  onHistoryOpened?: (store: HistoryStore) => void;
+}
+
+/**
+ * The services of one server: what its routes are given. Disposing it closes the bus, the history
+ * and the log, in that order; the log says "stopped" if {@link Services.stopping} was set.
+ */
+export interface Services extends AsyncDisposable {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly history: HistoryStore;
+  readonly bus: Bus;
+  readonly rooms: Rooms;
+  readonly metrics: Metrics;
+  /** The connected clients; each removes itself when its socket closes. */
+  readonly clients: Set<Client>;
+  readonly admission: Admission;
+  /** Set when shutdown begins: upgrades are refused and `/healthz` answers 503. */
+  stopping: boolean;
+}
+
+/**
+ * Opens the log, the history store and the bus, and makes the rest. A failure is a
+ * {@link StartupError} (an unexpected one is rethrown as it is), after closing what was opened.
+ */
+export async function openServices(config: Config, options: ServerOptions): Promise<Services> {
+  await using stack = new AsyncDisposableStack();
+  const log = openLog(config, options);
+  let shutDown = false;
+  stack.defer(() => {
+    // A server that failed to start says why on stderr; only one that was shut down "stopped".
+    if (shutDown) log.info("stopped");
+    log.close();
+  });
+  const history = stack.adopt(openHistory(config), (store) => store.close());
+  options.onHistoryOpened?.(history);
+  const bus = stack.adopt(await connectBus(config, options, history, log), (bus) => bus.close());
+  const owned = stack.move();
+  const services: Services = {
+    config,
+    log,
+    history,
+    bus,
+    rooms: new Rooms(history, bus),
+    metrics: new Metrics(),
+    clients: new Set(),
+    admission: new Admission(config.limits, config.allowedOrigins),
+    stopping: false,
+    [Symbol.asyncDispose]() {
+      shutDown = this.stopping;
+      return owned.disposeAsync();
+    },
+  };
+  return services;
+}
+
+function openLog(config: Config, options: ServerOptions): Logger {
+  try {
+    return new Logger(config.logfilePath, !options.quiet, options.name);
+  } catch (error) {
+    throw new StartupError(
+      `cannot open the log file ${config.logfilePath}: ${(error as Error).message}; ` +
+        'set "logfilePath" to a writable file',
+    );
+  }
+}
+
+function openHistory(config: Config): HistoryStore {
+  try {
+    return HistoryStore.open(config.history);
+  } catch (error) {
+    if (error instanceof HistoryError) throw new StartupError(error.message);
+    throw error;
+  }
+}
+
+async function connectBus(
+  config: Config,
+  options: ServerOptions,
+  history: HistoryStore,
+  log: Logger,
+): Promise<Bus> {
+  // Workers share the history file, and so the channel named after it.
+  const busName = options.reusePort ? `parley:${resolve(config.history.path)}` : null;
+  try {
+    if (config.redis === null) return new LocalBus(history, busName);
+    return await RedisBus.connect(
+      config.redis,
+      history,
+      config.history.maxMessagesPerRoom,
+      (message) => log.error(message),
+    );
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+}
