@@ -33,10 +33,10 @@ const OPEN = 1; // WebSocket.OPEN
  */
 
 /**
- * Timers, as `globalThis` has them.
+ * Timers, as `globalThis` has them; an id is whatever `setTimeout` returned.
  * @typedef {{
- *   setTimeout(fn: () => void, ms: number): number,
- *   clearTimeout(id: number | undefined): void
+ *   setTimeout(fn: () => void, ms: number): unknown,
+ *   clearTimeout(id: unknown): void
  * }} Timers
  */
 
@@ -102,7 +102,7 @@ export class Connection {
   #online = false;
   #welcomed = false;
   #attempt = 0;
-  /** @type {number | undefined} */ #retryTimer = undefined;
+  /** @type {unknown} */ #retryTimer = undefined;
 
   /** @param {ConnectionOptions} options */
   constructor(options) {

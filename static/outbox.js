@@ -54,11 +54,11 @@ export class Outbox {
   /** @type {() => number} */ #now;
   /** @type {Map<string, Map<string, Entry>>} */ #rooms = new Map();
   /** @type {Map<string, Entry>} */ #box = new Map();
-  /** @type {Map<Entry, number>} */ #retryTimers = new Map();
+  /** @type {Map<Entry, unknown>} */ #retryTimers = new Map();
   /** @type {import("./protocol.js").Limits} */ #limits = DEFAULT_LIMITS;
   #tokens = this.#burst();
   #tokensAt = 0;
-  /** @type {number | undefined} */ #pumpTimer = undefined;
+  /** @type {unknown} */ #pumpTimer = undefined;
 
   /** @param {OutboxOptions} options */
   constructor(options) {
