@@ -99,8 +99,9 @@ const DEDUPE_SECONDS = 86400;
  * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
  * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
  * KEYS: sequence, stream, clientId key ("" for none). ARGV: room, userName, body, max length,
- * and the last id this instance has: a Redis that lost its data must not hand out used ids.
- * Returns {1, original} for a known clientId, else {0, message}; messages are JSON.
+ * the last id this instance has (a Redis that lost its data must not hand out used ids), and the
+ * clientId ("" for none). Returns {1, original} for a known clientId, else {0, message}; messages
+ * are JSON.
  */
 const APPEND_SCRIPT = `
 if KEYS[3] ~= '' then
@@ -114,7 +115,9 @@ if id <= tonumber(ARGV[5]) then
 end
 local now = redis.call('TIME')
 local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-local message = cjson.encode({id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms})
+local fields = {id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms}
+if ARGV[6] ~= '' then fields.clientId = ARGV[6] end
+local message = cjson.encode(fields)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'm', message)
 if KEYS[3] ~= '' then redis.call('SET', KEYS[3], message, 'EX', ${DEDUPE_SECONDS}) end
 redis.call('PUBLISH', '${CHANNEL}', message)
@@ -128,13 +131,22 @@ interface RedisMessage {
   userName: string;
   body: string;
   ms: string;
+  clientId?: string;
 }
 
 function fromRedis(message: string | RedisMessage): ChatMessage {
-  const { id, room, userName, body, ms } = typeof message === "string"
+  const { id, room, userName, body, ms, clientId } = typeof message === "string"
     ? JSON.parse(message) as RedisMessage
     : message;
-  return { id, room, userName, body, timestamp: new Date(Number(ms)).toISOString() };
+  const chat: ChatMessage = {
+    id,
+    room,
+    userName,
+    body,
+    timestamp: new Date(Number(ms)).toISOString(),
+  };
+  if (clientId !== undefined) chat.clientId = clientId;
+  return chat;
 }
 
 type RedisClient = import("@redis/client").RedisClientType;
@@ -223,7 +235,14 @@ export class RedisBus implements Bus {
         `${tag}:log`,
         clientId === undefined ? "" : `${tag}:client:${userName}\n${clientId}`,
       ],
-      arguments: [room, userName, body, String(this.maxPerRoom), String(this.history.lastId(room))],
+      arguments: [
+        room,
+        userName,
+        body,
+        String(this.maxPerRoom),
+        String(this.history.lastId(room)),
+        clientId ?? "",
+      ],
     }) as [number, string];
     // The message reaches this instance's rooms through the subscription, like everyone else's.
     return { message: fromRedis(reply[1]), duplicate: reply[0] === 1 };

@@ -157,6 +157,11 @@ export class Client {
         users: room.users,
         userCount: room.userCount,
         lastId,
+        limits: {
+          maxMessageBytes: this.#o.limits.maxMessageBytes,
+          messagesPerSecond: this.#o.limits.messagesPerSecond,
+          burst: this.#o.limits.burst,
+        },
       };
       if (!recovered) welcome.recovered = false;
       this.#send(encodeEvent(welcome));
@@ -269,7 +274,14 @@ export class Client {
       `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
     );
     if (this.#o.dialect === PROTOCOL_V1) {
-      this.#send(encodeEvent({ type: "error", code: error.code, message: error.message }));
+      this.#send(
+        encodeEvent({
+          type: "error",
+          code: error.code,
+          message: error.message,
+          clientId: error.clientId,
+        }),
+      );
     }
   }
 
@@ -285,6 +297,7 @@ export class Client {
             "rate_limited",
             `slow down: at most ${this.#o.limits.messagesPerSecond} messages per second; ` +
               "this one was not sent",
+            this.#clientIdOf(data),
           ),
         );
       }
@@ -322,10 +335,23 @@ export class Client {
         new ProtocolError(
           "bad_name",
           'say who you are first: {"type":"hello","userName":"…"} or ?userName= in the URL',
+          command.clientId,
         ),
       );
     }
     this.#publish(this.#wanted, command.body, command.clientId);
+  }
+
+  /** The clientId of a frame that is not otherwise read, for the error it gets. */
+  #clientIdOf(data: unknown): string | undefined {
+    const max = this.#o.limits.maxMessageBytes;
+    if (frameSize(data) > maxFrameBytes(max)) return undefined;
+    try {
+      const command = parseClientFrame(data, this.#o.dialect, max);
+      return command.type === "message" ? command.clientId : undefined;
+    } catch (error) {
+      return error instanceof ProtocolError ? error.clientId : undefined;
+    }
   }
 
   async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
@@ -338,6 +364,7 @@ export class Client {
           "unavailable",
           `the message was not stored (${(error as Error).message}); send it again` +
             (clientId ? " with the same clientId" : ""),
+          clientId,
         ),
       );
     }

@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 `;
 
-const COLUMNS = "id, user_name, body, timestamp";
+const COLUMNS = "id, user_name, body, timestamp, client_id";
 
 interface Pending {
   message: NewMessage;
@@ -115,6 +115,7 @@ interface Statements {
   byClient: StatementSync;
   insert: StatementSync;
   insertKnown: StatementSync;
+  insertKnownBare: StatementSync;
   setLastId: StatementSync;
   trim: StatementSync;
 }
@@ -290,8 +291,20 @@ export class HistoryStore {
   record(messages: readonly ChatMessage[]): void {
     if (messages.length === 0) return;
     this.#transaction(messages.length, (lastIds) => {
-      for (const { room, id, userName, body, timestamp } of messages) {
-        this.#sql.insertKnown.run(room, id, userName, body, timestamp);
+      for (const { room, id, userName, body, timestamp, clientId } of messages) {
+        const { changes } = this.#sql.insertKnown.run(
+          room,
+          id,
+          userName,
+          body,
+          timestamp,
+          clientId ?? null,
+        );
+        // Whoever assigned the id forgets a clientId sooner than this store (Redis after a day):
+        // a reused one must not cost the message, only its clientId.
+        if (changes === 0 && clientId !== undefined) {
+          this.#sql.insertKnownBare.run(room, id, userName, body, timestamp);
+        }
         lastIds.set(room, Math.max(lastIds.get(room) ?? this.lastId(room), id));
       }
     });
@@ -372,7 +385,9 @@ export class HistoryStore {
         continue;
       }
       lastIds.set(room, id);
-      results.push({ message: { id, room, userName, body, timestamp }, duplicate: false });
+      const stored: ChatMessage = { id, room, userName, body, timestamp };
+      if (clientId !== undefined) stored.clientId = clientId;
+      results.push({ message: stored, duplicate: false });
     }
     return results;
   }
@@ -407,6 +422,10 @@ function prepare(db: DatabaseSync): Statements {
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     ),
     insertKnown: db.prepare(
+      "INSERT OR IGNORE INTO messages (room, id, user_name, body, timestamp, client_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    insertKnownBare: db.prepare(
       "INSERT OR IGNORE INTO messages (room, id, user_name, body, timestamp) VALUES (?, ?, ?, ?, ?)",
     ),
     setLastId: db.prepare(
@@ -418,13 +437,15 @@ function prepare(db: DatabaseSync): Statements {
 }
 
 function toMessage(room: string, row: Record<string, SQLOutputValue>): ChatMessage {
-  return {
+  const message: ChatMessage = {
     id: row.id as number,
     room,
     userName: row.user_name as string,
     body: row.body as string,
     timestamp: row.timestamp as string,
   };
+  if (row.client_id !== null) message.clientId = row.client_id as string;
+  return message;
 }
 
 /** SQLite reads a negative LIMIT as "no limit"; a page never means that. */

@@ -11,6 +11,8 @@ export interface ChatMessage {
   body: string;
   /** The server's clock when the message was stored, ISO 8601. */
   timestamp: string;
+  /** The sender's id for the message, when it gave one: it lets the sender match its own. */
+  clientId?: string;
 }
 
 /** How a client speaks: chosen by the `Sec-WebSocket-Protocol` header at upgrade. */
@@ -28,6 +30,16 @@ export type ErrorCode =
   | "bad_room"
   | "unavailable";
 
+/** The limits a `parley.v1` client is told in its welcome, so it can keep within them. */
+export interface ProtocolLimits {
+  /** The largest message body, in bytes of UTF-8. */
+  maxMessageBytes: number;
+  /** Messages a connection may send per second, on average. */
+  messagesPerSecond: number;
+  /** Messages a connection may send at once, after a pause. */
+  burst: number;
+}
+
 /** Events the server sends to `parley.v1` clients. */
 export type ServerEvent =
   | {
@@ -39,21 +51,26 @@ export type ServerEvent =
     userCount: number;
     lastId: number;
     recovered?: boolean;
+    limits: ProtocolLimits;
   }
   | ({ type: "message" } & ChatMessage)
   | { type: "ack"; clientId?: string; id: number }
   | { type: "join" | "leave"; userName: string; users: string[] }
-  | { type: "error"; code: ErrorCode; message: string };
+  /** `clientId` is the one of the command that caused the error, when it had one. */
+  | { type: "error"; code: ErrorCode; message: string; clientId?: string };
 
 /** What a client asks for, once its frame has been validated. */
 export type ClientCommand =
   | { type: "message"; body: string; clientId?: string; userName?: string }
   | { type: "hello"; userName: string };
 
-/** A frame or parameter the protocol refuses; `code` is the `error` event's code. */
+/**
+ * A frame or parameter the protocol refuses; `code` is the `error` event's code, `clientId` the one
+ * of the refused command when it had a valid one.
+ */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
-  constructor(readonly code: ErrorCode, message: string) {
+  constructor(readonly code: ErrorCode, message: string, readonly clientId?: string) {
     super(message);
   }
 }
@@ -155,18 +172,8 @@ export function parseClientFrame(
     };
   }
   switch (frame.type) {
-    case "message": {
-      const body = validateBody(frame.body, maxBytes);
-      const clientId = frame.clientId;
-      if (clientId === undefined || clientId === null) return { type: "message", body };
-      if (typeof clientId !== "string" || !CLIENT_ID.test(clientId)) {
-        throw new ProtocolError(
-          "bad_frame",
-          '"clientId" must be 1-128 printable ASCII characters without spaces',
-        );
-      }
-      return { type: "message", body, clientId };
-    }
+    case "message":
+      return parseMessage(frame, maxBytes);
     case "hello":
       return { type: "hello", userName: validateUserName(frame.userName) };
     default:
@@ -177,14 +184,38 @@ export function parseClientFrame(
   }
 }
 
+/** A `message` command; a refused body is reported with the command's clientId. */
+function parseMessage(
+  frame: Record<string, unknown>,
+  maxBytes: number,
+): Extract<ClientCommand, { type: "message" }> {
+  const clientId = frame.clientId ?? undefined;
+  const valid = clientId === undefined ||
+    (typeof clientId === "string" && CLIENT_ID.test(clientId));
+  let body: string;
+  try {
+    body = validateBody(frame.body, maxBytes);
+  } catch (error) {
+    if (!valid || clientId === undefined || !(error instanceof ProtocolError)) throw error;
+    throw new ProtocolError(error.code, error.message, clientId as string);
+  }
+  if (!valid) {
+    throw new ProtocolError(
+      "bad_frame",
+      '"clientId" must be 1-128 printable ASCII characters without spaces',
+    );
+  }
+  return clientId === undefined ? { type: "message", body } : { type: "message", body, clientId };
+}
+
 /** The JSON text of one `parley.v1` event. */
 export function encodeEvent(event: ServerEvent): string {
   return JSON.stringify(event);
 }
 
-/** A `message` event for a stored message. */
-export function messageEvent(message: ChatMessage): ServerEvent {
-  return {
+/** A `message` event for a stored message: with the sender's `clientId`, when it gave one. */
+export function messageEvent(message: ChatMessage): Extract<ServerEvent, { type: "message" }> {
+  const event: Extract<ServerEvent, { type: "message" }> = {
     type: "message",
     id: message.id,
     room: message.room,
@@ -192,6 +223,8 @@ export function messageEvent(message: ChatMessage): ServerEvent {
     body: message.body,
     timestamp: message.timestamp,
   };
+  if (message.clientId !== undefined) event.clientId = message.clientId;
+  return event;
 }
 
 // Go's encoding/json escapes these so the output is safe inside HTML; the legacy clients and the

@@ -6,7 +6,14 @@
 import { createHash } from "node:crypto";
 import html from "../static/chat.html" with { type: "text" };
 import css from "../static/chat.css" with { type: "text" };
-import js from "../static/chat.js" with { type: "text" };
+import app from "../static/app.js" with { type: "text" };
+import avatar from "../static/avatar.js" with { type: "text" };
+import connection from "../static/connection.js" with { type: "text" };
+import history from "../static/history.js" with { type: "text" };
+import messageList from "../static/message_list.js" with { type: "text" };
+import outbox from "../static/outbox.js" with { type: "text" };
+import protocol from "../static/protocol.js" with { type: "text" };
+import users from "../static/users.js" with { type: "text" };
 
 /** The page forbids inline script and anything from another origin. */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; " +
@@ -28,12 +35,24 @@ function asset(text: string, type: string): Asset {
 
 const page = asset(html, "text/html; charset=utf-8");
 
+/** One of the page's ES modules; the browser fetches each as another imports it. */
+function script(text: string): Asset {
+  return asset(text, "text/javascript; charset=utf-8");
+}
+
 /** The assets by path. */
 export const assets: ReadonlyMap<string, Asset> = new Map([
   ["/", page],
   ["/messages", page],
   ["/chat.css", asset(css, "text/css; charset=utf-8")],
-  ["/chat.js", asset(js, "text/javascript; charset=utf-8")],
+  ["/app.js", script(app)],
+  ["/avatar.js", script(avatar)],
+  ["/connection.js", script(connection)],
+  ["/history.js", script(history)],
+  ["/message_list.js", script(messageList)],
+  ["/outbox.js", script(outbox)],
+  ["/protocol.js", script(protocol)],
+  ["/users.js", script(users)],
 ]);
 
 /** Answers GET or HEAD for an asset, with 304 when the client's copy is current. */

@@ -289,6 +289,113 @@ Deno.test({
         }
       });
 
+      await step("own messages and refusals are matched by clientId, not guessed", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            const room = "matching";
+            const bodies = ["one, settled by its echo", "two, refused", "three, settled too"];
+            let refusing: string | null = bodies[1];
+            const refusedIds: string[] = [];
+            // Between the page and the server: no ack reaches the page, so only a message event's
+            // clientId can settle a pending copy; and the middle message is refused with an error
+            // naming its clientId, as the server answers a message it will not take.
+            await page.routeWebSocket(/\/chat\?/, (ws) => {
+              const upstream = ws.connectToServer();
+              ws.onMessage((frame) => {
+                const command = JSON.parse(String(frame));
+                if (command.body !== refusing) return upstream.send(frame);
+                refusedIds.push(command.clientId);
+                ws.send(JSON.stringify({
+                  type: "error",
+                  code: "rate_limited",
+                  message: "slow down: this one was not sent",
+                  clientId: command.clientId,
+                }));
+              });
+              upstream.onMessage((frame) => {
+                const lines = String(frame).split("\n");
+                const kept = lines.filter((line) => JSON.parse(line).type !== "ack");
+                if (kept.length > 0) ws.send(kept.join("\n"));
+              });
+            });
+            await page.goto(new URL(`/?room=${room}&userName=alice`, server.url).href);
+            await waitForStatus(page, "online");
+            for (const body of bodies) await send(page, body);
+
+            const failed = page.locator("#messages .message.failed", { hasText: bodies[1] });
+            await failed.locator(".state", { hasText: "not sent — sending too fast" }).waitFor();
+            for (const body of [bodies[0], bodies[2]]) {
+              await page.locator("#messages .message[data-id]", { hasText: body }).waitFor();
+            }
+            await page.locator("#notice.visible", { hasText: "slow down" }).waitFor();
+            const shown = await shownMessages(page);
+            assert.deepEqual(shown.map((m) => [m.body, m.outgoing]), [
+              [bodies[0], false],
+              [bodies[2], false],
+              [bodies[1], true],
+            ]);
+            assert.equal(refusedIds.length, 1);
+            assert.equal(shown[2].clientId, refusedIds[0], "the failed copy is the refused one");
+            const stored = await historyOf(server, room);
+            assert.deepEqual(stored.map((m) => m.body), [bodies[0], bodies[2]]);
+            // Settled by the message event: the server's time at once, nothing provisional.
+            for (const [i, message] of stored.entries()) {
+              assert.equal(shown[i].id, String(message.id));
+              assert.equal(Date.parse(shown[i].datetime), Date.parse(message.timestamp));
+            }
+
+            refusing = null;
+            await failed.getByRole("button", { name: "Retry" }).click();
+            const all = [bodies[0], bodies[2], bodies[1]];
+            await waitForSettled(page, all);
+            await assertShownOnce(page, all, "alice");
+            assert.deepEqual((await historyOf(server, room)).map((m) => m.body), all);
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("the size limit comes from the welcome; too long is never sent", async () => {
+        await withServer({ limits: { maxMessageBytes: 40 } }, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            const framesSent: string[] = [];
+            page.on("websocket", (socket) => {
+              socket.on("framesent", (frame) => framesSent.push(String(frame.payload)));
+            });
+            await page.goto(new URL("/?room=sizes&userName=alice", server.url).href);
+            await waitForStatus(page, "online");
+            const tooLong = "é".repeat(21); // 21 characters, 42 bytes: under 4096, over 40
+            await send(page, tooLong);
+            const failed = page.locator("#messages .message.failed", { hasText: tooLong });
+            await failed.locator(".state", { hasText: "not sent — too long" }).waitFor();
+            await page.locator("#notice.visible", { hasText: "42 bytes; the limit is 40" })
+              .waitFor();
+            await send(page, "short enough");
+            await page.locator("#messages .message[data-id]", { hasText: "short enough" })
+              .waitFor();
+            assert.ok(!framesSent.some((f) => f.includes(tooLong)), "the long body was sent");
+
+            await failed.getByRole("button", { name: "Edit" }).click();
+            const box = page.locator("#message");
+            assert.equal(await box.inputValue(), tooLong);
+            await box.fill("é".repeat(20));
+            await box.press("Enter");
+            await waitForSettled(page, ["short enough", "é".repeat(20)]);
+            assert.deepEqual((await historyOf(server, "sizes")).map((m) => m.body), [
+              "short enough",
+              "é".repeat(20),
+            ]);
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
       await step("HTML in a message is shown as text and runs nothing", async () => {
         await withServer({}, async (server) => {
           const contexts: BrowserContext[] = [];

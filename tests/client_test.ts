@@ -19,6 +19,7 @@ Deno.test("a parley.v1 client is welcomed with the room, its name and who is onl
     users: ["ann"],
     userCount: 1,
     lastId: 0,
+    limits: { maxMessageBytes: 4096, messagesPerSecond: 10, burst: 20 },
   });
   const { client: bob, welcome: second } = await joinRoom(server, { room: "ops", userName: "bob" });
   assert.deepEqual(second.users, ["ann", "bob"]);
@@ -363,13 +364,14 @@ Deno.test("a client that answers no ping for limits.idleTimeoutSeconds is closed
       // Frames after the HTTP head: opcode 0x8 is close, its payload starts with the code.
       const head = new TextDecoder().decode(new Uint8Array(received)).indexOf("\r\n\r\n");
       if (head === -1) continue;
-      for (let i = head + 4; i + 1 < received.length;) {
+      for (let i = head + 4; i + 3 < received.length;) {
         const opcode = received[i] & 0x0f;
-        const length = received[i + 1] & 0x7f;
-        if (opcode === 0x8 && i + 3 < received.length) {
-          return (received[i + 2] << 8) | received[i + 3];
-        }
-        i += 2 + length;
+        let length = received[i + 1] & 0x7f;
+        let header = 2;
+        // A longer frame (the welcome, for one) gives its length in the next 2 bytes.
+        if (length === 126) [length, header] = [(received[i + 2] << 8) | received[i + 3], 4];
+        if (opcode === 0x8) return (received[i + 2] << 8) | received[i + 3];
+        i += header + length;
       }
     }
   };
@@ -448,4 +450,57 @@ Deno.test("clients that joined a room with history get every live message", asyn
     assert.deepEqual(messages.map((m) => m.body), ["earlier", "a", "b"]);
   }
   await Promise.all([bob.close(), alice.close()]);
+});
+
+Deno.test("a message event carries its sender's clientId, live and replayed; legacy frames and /getAllMessages never do", async () => {
+  await using server = await startTestServer();
+  const { client: ann } = await joinRoom(server, { room: "lobby", userName: "ann" });
+  const { client: bob } = await joinRoom(server, { room: "lobby", userName: "bob" });
+  const legacy = new TestClient(server.wsUrl(), null);
+  await legacy.opened;
+  ann.send({ type: "message", body: "tagged", clientId: "ann-1" });
+  ann.send({ type: "message", body: "plain" });
+  for (const client of [ann, bob]) {
+    const messages = await client.waitFor("message", 2);
+    assert.deepEqual(messages.map((m) => [m.body, m.clientId]), [
+      ["tagged", "ann-1"],
+      ["plain", undefined],
+    ]);
+  }
+  const { client: late } = await joinRoom(server, { room: "lobby", userName: "cat" });
+  assert.deepEqual((await late.waitFor("message", 2)).map((m) => m.clientId), ["ann-1", undefined]);
+  const frames = [await legacy.nextFrame(), await legacy.nextFrame()];
+  assert.deepEqual(frames.map((f) => Object.keys(JSON.parse(f))), [
+    ["userName", "body", "timestamp", "id"],
+    ["userName", "body", "timestamp", "id"],
+  ]);
+  const all = await (await fetch(new URL("/getAllMessages", server.url))).text();
+  assert.ok(!all.includes("clientId") && !all.includes("ann-1"), all);
+  await Promise.all([ann.close(), bob.close(), late.close(), legacy.close()]);
+});
+
+Deno.test("an error caused by a command carries the command's clientId", async () => {
+  await using server = await startTestServer({
+    limits: { maxMessageBytes: 64, messagesPerSecond: 1, burst: 2 },
+  });
+  const stranger = new TestClient(server.wsUrl({ room: "r" }));
+  await stranger.opened;
+  stranger.send({ type: "message", body: "who am I" });
+  stranger.send({ type: "message", body: "who am I", clientId: "s-1" });
+  const unnamed = await stranger.waitFor("error", 2);
+  assert.deepEqual(unnamed.map((e) => [e.code, e.clientId]), [
+    ["bad_name", undefined],
+    ["bad_name", "s-1"],
+  ]);
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  ann.send({ type: "message", body: "x".repeat(65), clientId: "big" });
+  ann.send({ type: "message", body: "fits", clientId: "ok" });
+  ann.send({ type: "message", body: "one too many", clientId: "fast" });
+  const errors = await ann.waitFor("error", 2);
+  assert.deepEqual(errors.map((e) => [e.code, e.clientId]), [
+    ["too_large", "big"],
+    ["rate_limited", "fast"],
+  ]);
+  assert.equal((await ann.next("ack")).clientId, "ok");
+  await Promise.all([stranger.close(), ann.close()]);
 });

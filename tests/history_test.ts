@@ -278,6 +278,31 @@ Deno.test("a clientId resent after a restart returns the original message", asyn
   });
 });
 
+Deno.test("a message's clientId is kept: appends, reads and recorded messages carry it", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    const tagged = await store.append(msg("lobby", "tagged", { clientId: "c-1" }));
+    const plain = await store.append(msg("lobby", "plain"));
+    assert.equal(tagged.message.clientId, "c-1");
+    assert.equal("clientId" in plain.message, false);
+    const timestamp = new Date().toISOString();
+    store.record([
+      { id: 3, room: "lobby", userName: "bob", body: "relayed", timestamp, clientId: "b-1" },
+      // The id's owner (Redis) forgot a clientId this store still has: the message is kept.
+      { id: 4, room: "lobby", userName: "alice", body: "reused", timestamp, clientId: "c-1" },
+    ]);
+    const read = store.recent("lobby", 10);
+    assert.deepEqual(read.map((m) => [m.body, m.clientId]), [
+      ["tagged", "c-1"],
+      ["plain", undefined],
+      ["relayed", "b-1"],
+      ["reused", undefined],
+    ]);
+    assert.deepEqual(read.slice(0, 2), [tagged.message, plain.message]);
+    assert.deepEqual(store.after("lobby", 2, 1)[0].clientId, "b-1");
+    assert.deepEqual(store.page("lobby", { limit: 1, before: 2 }).messages, [tagged.message]);
+  });
+});
+
 Deno.test("500 appends issued in one tick resolve in issue order with ids 1..500", async () => {
   await withTempDir(async (dir) => {
     await withStore({ path: join(dir, "parley.db"), maxMessagesPerRoom: 1000 }, async (store) => {

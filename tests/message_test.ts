@@ -3,6 +3,7 @@ import {
   type ChatMessage,
   encodeLegacy,
   goJson,
+  messageEvent,
   parseClientFrame,
   ProtocolError,
   validateRoom,
@@ -112,4 +113,48 @@ Deno.test("a legacy frame is the Go server's message object and a newline", () =
     encodeLegacy(message),
     '{"userName":"al","body":"hi","timestamp":"2026-11-27T13:00:00.000Z","id":3}\n',
   );
+});
+
+Deno.test("a refused body is reported with the command's clientId; a bad clientId with none", () => {
+  const refusal = (frame: string) => {
+    try {
+      parseClientFrame(frame, "parley.v1", LIMIT);
+    } catch (error) {
+      if (error instanceof ProtocolError) return { code: error.code, clientId: error.clientId };
+    }
+    assert.fail(`${frame} was accepted`);
+  };
+  assert.deepEqual(refusal(`{"type":"message","body":"${"x".repeat(LIMIT + 1)}","clientId":"c"}`), {
+    code: "too_large",
+    clientId: "c",
+  });
+  assert.deepEqual(refusal('{"type":"message","body":"","clientId":"c"}'), {
+    code: "bad_frame",
+    clientId: "c",
+  });
+  assert.deepEqual(refusal('{"type":"message","body":"","clientId":"a b"}'), {
+    code: "bad_frame",
+    clientId: undefined,
+  });
+  assert.deepEqual(refusal('{"type":"message","body":"ok","clientId":7}'), {
+    code: "bad_frame",
+    clientId: undefined,
+  });
+});
+
+Deno.test("a message event carries the sender's clientId; a legacy frame never does", () => {
+  const message: ChatMessage = {
+    id: 3,
+    room: "lobby",
+    userName: "al",
+    body: "hi",
+    timestamp: "2026-11-27T13:00:00.000Z",
+  };
+  assert.deepEqual(messageEvent({ ...message, clientId: "c-9" }), {
+    type: "message",
+    ...message,
+    clientId: "c-9",
+  });
+  assert.equal("clientId" in messageEvent(message), false);
+  assert.equal(encodeLegacy({ ...message, clientId: "c-9" }), encodeLegacy(message));
 });

@@ -99,7 +99,16 @@ test("two instances share a room: messages in one order, presence, and dedupe by
       const messages = await client.waitFor("message", 2);
       assert.deepEqual(messages.map((m) => m.id), [1, 2]);
       assert.deepEqual(messages.map((m) => m.body).sort(), ["from a", "from b"]);
+      // Through Redis, and from the history each instance records, the clientId comes along.
+      assert.deepEqual(messages.map((m) => m.clientId).sort(), ["a1", "b1"]);
     }
+    // Replayed from the history instance b recorded, the clientId comes along too.
+    const { client: cat } = await joinRoom(b, { room: "shared", userName: "cat", since: "0" });
+    assert.deepEqual(
+      (await cat.waitFor("message", 2)).map((m) => [m.id, m.clientId]),
+      (await ann.waitFor("message", 2)).map((m) => [m.id, m.clientId]),
+    );
+    await cat.close();
     // The same clientId through the other instance is the same message.
     const { client: annOnB } = await joinRoom(b, { room: "shared", userName: "ann", since: "2" });
     annOnB.send({ type: "message", body: "from a", clientId: "a1" });
@@ -187,6 +196,7 @@ test("while Redis is down a message is refused with unavailable, and is stored o
     client.send({ type: "message", body: "during", clientId: "2" });
     const error = await client.next("error");
     assert.equal(error.code, "unavailable");
+    assert.equal(error.clientId, "2");
     assert.match(error.message, /same clientId/);
     const again = await startRedis(dir, redis.port);
     try {

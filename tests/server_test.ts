@@ -26,7 +26,7 @@ Deno.test("the page is served at / and /messages with ETag, 304, HEAD and a stri
   assert.ok(Number(head.headers.get("content-length")) > 100);
   assert.equal(await head.text(), "");
   assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe-inline/);
-  for (const asset of ["/chat.js", "/chat.css"]) {
+  for (const asset of ["/app.js", "/chat.css"]) {
     const response = await fetch(new URL(asset, server.url));
     assert.equal(response.status, 200, asset);
     await response.body?.cancel();
