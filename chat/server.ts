@@ -4,7 +4,8 @@
  */
 
 import { resolve } from "node:path";
-import { Client, CloseCode } from "./client.ts";
+import { Client } from "./client.ts";
+import { CloseCode, WebSocketTransport } from "./transport.ts";
 import { TokenBucket } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { type Bus, LocalBus, RedisBus } from "./bus.ts";
@@ -194,7 +195,7 @@ export async function startServer(
       return refused(error.message, { type: "error", code: error.code, message: error.message });
     }
     const client = new Client({
-      socket,
+      transport: new WebSocketTransport(socket),
       dialect,
       room: rooms.get(params.room),
       userName: params.userName,
