@@ -5,7 +5,7 @@
  */
 
 import { type Config, defaultConfig, mergeConfig } from "../chat/config.ts";
-import { type RunningServer, startServer } from "../chat/server.ts";
+import { type RunningServer, type ServerOptions, startServer } from "../chat/server.ts";
 import { parleyRunArgs } from "../bench/server_process.ts";
 
 /** How long a test waits for an event before it fails. */
@@ -22,9 +22,13 @@ export interface TestServer extends RunningServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Starts parley on 127.0.0.1:0 with the defaults, these overrides, and history in memory. */
+/**
+ * Starts parley on 127.0.0.1:0 with the defaults, these overrides, and history in memory; quiet,
+ * with `options` besides (a hook on the history store, say).
+ */
 export async function startTestServer(
   overrides: Record<string, unknown> = {},
+  options: ServerOptions = {},
 ): Promise<TestServer> {
   const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
   const sections = ["history", "limits"] as const;
@@ -40,7 +44,7 @@ export async function startTestServer(
     };
   }
   const config = mergeConfig(defaultConfig, raw, "test config");
-  const server = await startServer(config, { quiet: true });
+  const server = await startServer(config, { quiet: true, ...options });
   const close = async () => {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
