@@ -6,6 +6,7 @@
 import type { Frame, Transport, TransportListener, TransportState } from "../chat/transport.ts";
 import { type Event, Wakeup } from "./support.ts";
 
+/** A transport whose peer is the test; nothing is sent anywhere, everything sent is kept. */
 export class MemoryTransport implements Transport {
   state: TransportState = "connecting";
   bufferedAmount = 0;
