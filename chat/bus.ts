@@ -10,15 +10,26 @@
  * Delivery is best effort on both (a `BroadcastChannel` drops for a receiver that falls behind, a
  * Redis subscription misses what is published while it reconnects), which is why rooms order
  * messages by id and fill gaps from stored history instead of trusting the bus.
+ *
+ * Presence travels as snapshots: who is present in a room through one worker or instance. A bus
+ * that has peers beats every announce interval, and its receiver then announces its snapshots
+ * again, so a peer that stops being heard (it crashed) can be forgotten; see `presence.ts`.
  */
 
 import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
 import type { ChatMessage } from "./message.ts";
 
-/** What a room hears from the bus: a stored message, or who is present through another worker. */
+/**
+ * What the rooms hear from the bus: a stored message, who is present through another worker or
+ * instance, or the heartbeat: time to announce again, and to forget peers silent for too long.
+ */
 export type BusEvent =
   | { kind: "message"; message: ChatMessage }
-  | { kind: "presence"; room: string; users: string[]; from: string };
+  | { kind: "presence"; room: string; users: string[]; from: string }
+  | { kind: "heartbeat"; intervalMs: number };
+
+/** How often a bus with peers beats, by default. */
+export const ANNOUNCE_SECONDS = 20;
 
 /** Carries a room's messages and presence between workers and instances. */
 export interface Bus {
@@ -28,7 +39,10 @@ export interface Bus {
    * original and delivers nothing.
    */
   append(message: NewMessage): Promise<AppendResult>;
-  /** Tells the other workers and instances who is present in a room through this one. */
+  /**
+   * Tells the other workers and instances who is present in a room through this one (nobody:
+   * an empty list). Say it again at every heartbeat, or they forget.
+   */
   announce(room: string, users: string[]): void;
   /** Registers the receiver of every event. */
   onEvent(handler: (event: BusEvent) => void): void;
@@ -46,12 +60,25 @@ export class LocalBus implements Bus {
   readonly #id = crypto.randomUUID();
   #handler: (event: BusEvent) => void = () => {};
   #closed = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
 
-  /** Workers that share a history store share `channelName`; a lone process needs none. */
-  constructor(private readonly history: HistoryStore, channelName: string | null) {
+  /**
+   * Workers that share a history store share `channelName`; a lone process needs none, and has
+   * no heartbeat.
+   */
+  constructor(
+    private readonly history: HistoryStore,
+    channelName: string | null,
+    announceSeconds = ANNOUNCE_SECONDS,
+  ) {
     this.#channel = channelName === null ? null : new BroadcastChannel(channelName);
     if (this.#channel !== null) {
       this.#channel.onmessage = (event: MessageEvent<BusEvent>) => this.#handler(event.data);
+      const intervalMs = announceSeconds * 1000;
+      this.#heartbeat = setInterval(
+        () => this.#handler({ kind: "heartbeat", intervalMs }),
+        intervalMs,
+      );
     }
   }
 
@@ -84,6 +111,7 @@ export class LocalBus implements Bus {
 
   close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#heartbeat);
     this.#channel?.close();
     return Promise.resolve();
   }
@@ -162,10 +190,6 @@ export class RedisBus implements Bus {
   #inbound: ChatMessage[] = [];
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<void> = Promise.resolve();
-  /** Who is present through this instance, by room: announced again now and then. */
-  readonly #present = new Map<string, string[]>();
-  /** When each other instance was last heard of, and the rooms it has people in. */
-  readonly #others = new Map<string, { heard: number; rooms: Set<string> }>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
@@ -177,16 +201,15 @@ export class RedisBus implements Bus {
   ) {}
 
   /**
-   * Connects to Redis; a server that cannot be reached at start-up is an error. Presence is
-   * announced again every `presenceSeconds`, and an instance not heard of for three times that
-   * (it crashed) no longer counts anyone as present.
+   * Connects to Redis; a server that cannot be reached at start-up is an error. The bus beats
+   * every `announceSeconds`.
    */
   static async connect(
     url: string,
     history: HistoryStore,
     maxPerRoom: number,
     onError: (message: string) => void,
-    presenceSeconds = 20,
+    announceSeconds = ANNOUNCE_SECONDS,
   ): Promise<RedisBus> {
     const { createClient } = await import("@redis/client");
     let started = false;
@@ -218,7 +241,8 @@ export class RedisBus implements Bus {
       );
     }
     started = true;
-    bus.#heartbeat = setInterval(() => bus.#beat(presenceSeconds * 3000), presenceSeconds * 1000);
+    const intervalMs = announceSeconds * 1000;
+    bus.#heartbeat = setInterval(() => bus.#handler({ kind: "heartbeat", intervalMs }), intervalMs);
     // Whatever was published while this instance was away or its subscription down is in the
     // streams, in rooms it knows and rooms made meanwhile.
     bus.#catchUpAll();
@@ -249,21 +273,8 @@ export class RedisBus implements Bus {
   }
 
   announce(room: string, users: string[]): void {
-    if (users.length > 0) this.#present.set(room, users);
-    else this.#present.delete(room);
     const event: BusEvent = { kind: "presence", room, users, from: this.#id };
     this.client.publish(CHANNEL, JSON.stringify(event)).catch(() => {});
-  }
-
-  /** Announces this instance's presence again, and forgets instances gone silent. */
-  #beat(silenceMs: number): void {
-    for (const [room, users] of this.#present) this.announce(room, users);
-    const now = Date.now();
-    for (const [from, other] of this.#others) {
-      if (now - other.heard < silenceMs) continue;
-      this.#others.delete(from);
-      for (const room of other.rooms) this.#handler({ kind: "presence", room, users: [], from });
-    }
   }
 
   onEvent(handler: (event: BusEvent) => void): void {
@@ -293,14 +304,7 @@ export class RedisBus implements Bus {
   #receive(text: string): void {
     const event = JSON.parse(text) as BusEvent | RedisMessage;
     if ("kind" in event) {
-      if (event.kind === "presence" && event.from !== this.#id) {
-        const other = this.#others.get(event.from) ?? { heard: 0, rooms: new Set<string>() };
-        this.#others.set(event.from, other);
-        other.heard = Date.now();
-        if (event.users.length > 0) other.rooms.add(event.room);
-        else other.rooms.delete(event.room);
-        this.#handler(event);
-      }
+      if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
       return;
     }
     this.#inbound.push(fromRedis(event));

@@ -1,39 +1,38 @@
 /**
- * One WebSocket connection: its read loop (validate, rate limit, publish), its write path
- * (history, then the room's batches, with backpressure) and its close codes.
+ * One connection's session: it joins its room under the name from the query or `hello`, turns
+ * what the client sends into commands (validated, rate limited, published), sends the room's
+ * history and events through its dialect's {@link Writer} with backpressure, and leaves.
+ *
+ * A session sees neither sockets (a {@link Transport} carries its frames) nor storage (its
+ * {@link Room} has the history). An exception in a session's own code ends that connection, with
+ * 1011, and nothing else.
  */
 
-import { setImmediate } from "node:timers";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import {
   type ClientCommand,
   type Dialect,
-  encodeEvent,
-  encodeLegacy,
   maxFrameBytes,
-  messageEvent,
   parseClientFrame,
-  PROTOCOL_V1,
   ProtocolError,
-  type ServerEvent,
+  type WelcomeEvent,
 } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
 import { TokenBucket } from "./admission.ts";
-import { type Batch, type Room, SubscriberOverflowError, type Subscription } from "./room.ts";
-
-/** WebSocket close codes parley uses, named for why. */
-export const CloseCode = {
-  goingAway: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  serverError: 1011,
-  tryAgainLater: 1013,
-} as const;
+import {
+  type Batch,
+  type Room,
+  RoomFailedError,
+  SubscriberOverflowError,
+  type Subscription,
+} from "./room.ts";
+import { CloseCode, type Frame, frameSize, type Transport } from "./transport.ts";
+import { type Writer, writerFor } from "./writers.ts";
 
 /** Everything a connection needs, chosen at upgrade time. */
 export interface ClientOptions {
-  socket: WebSocket;
+  transport: Transport;
   dialect: Dialect;
   room: Room;
   /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
@@ -47,58 +46,59 @@ export interface ClientOptions {
   address: string;
   log: Logger;
   metrics: Metrics;
-  /** Called once, when the socket has closed. */
+  /** Called exactly once, when the connection has closed. */
   onClose: () => void;
 }
 
-/** Messages sent in one frame while replaying history, so no frame grows without bound. */
-const REPLAY_CHUNK = 500;
+/**
+ * Where a session is: waiting for the transport to open and the room to be ready, in the room
+ * (joined once it has a name), or gone (it left the room; nothing it sends counts any more).
+ */
+type Phase = "opening" | "ready" | "gone";
 
 /** A connected client of a room. */
 export class Client {
   readonly #o: ClientOptions;
-  readonly #socket: WebSocket;
+  readonly #transport: Transport;
+  readonly #writer: Writer;
   readonly #bucket: TokenBucket;
+  #phase: Phase = "opening";
   /** The name the client is present under, once it has joined. */
   #userName: string | null = null;
   /** The name it asked for, from the query or `hello`: it joins under it once the room is ready. */
   #wanted: string | null;
-  #started = false;
   #subscription: Subscription | null = null;
   /** Message ids up to this one were sent as history; live copies of them are skipped. */
   #seam = 0;
   /** Bytes of history replay the send buffer may hold on top of `limits.sendBufferBytes`. */
   #replayAllowance = 0;
   #throttled = false;
-  /** Acks waiting for the end of this turn: see {@link #ack}. */
-  #acks: string[] = [];
-  /** Set once the client is leaving: nothing it sends counts any more. */
-  #left = false;
   /** The code the server closed with: the peer's echo of it may carry none. */
   #closeCode: number | null = null;
+  #closeHandled = false;
+  #failed = false;
 
   constructor(options: ClientOptions) {
     this.#o = options;
-    this.#socket = options.socket;
+    this.#transport = options.transport;
+    this.#writer = writerFor(options.dialect, options.transport);
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
     this.#wanted = options.userName;
-    this.#socket.onopen = () => this.#opened();
-    this.#socket.onmessage = (event) => this.#receive(event.data);
-    this.#socket.onerror = () => {};
-    this.#socket.onclose = (event) => this.#closed(event.code, event.reason);
+    options.room.hold();
+    options.transport.listen({
+      opened: () => this.#guard(() => this.#opened()),
+      received: (frame) => this.#guard(() => this.#receive(frame)),
+      closed: (code, reason) => this.#closed(code, reason),
+    });
   }
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
   close(code: number, reason: string): void {
     // A peer that stopped reading may never answer the close: it leaves the room now.
-    this.#leaveRoom();
-    if (this.#socket.readyState > WebSocket.OPEN) return;
+    this.#guard(() => this.#leave());
+    if (this.#transport.state === "closed") return;
     this.#closeCode = code;
-    try {
-      this.#socket.close(code, reason);
-    } catch {
-      // Already closing.
-    }
+    this.#transport.close(code, reason);
   }
 
   #opened(): void {
@@ -106,13 +106,14 @@ export class Client {
       `open ${this.#o.address} room=${this.#o.room.name} dialect=${this.#o.dialect}`,
     );
     const ready = this.#o.room.ready;
-    if (ready === null) this.#start();
-    else ready.then(() => this.#start());
+    if (ready === null) return this.#start();
+    ready.then(() => this.#guard(() => this.#start()), (error) => this.#fail(error));
   }
 
+  /** The room is ready: a client with a name joins it. */
   #start(): void {
-    if (this.#left) return;
-    this.#started = true;
+    if (this.#phase === "gone") return;
+    this.#phase = "ready";
     if (this.#o.dialect === "legacy") {
       // The Go server's clients get the history and every message from the start, named or not.
       this.#subscribe();
@@ -131,7 +132,7 @@ export class Client {
   #setName(userName: string): void {
     this.#wanted = userName;
     // Before the room is ready the name waits for #start.
-    if (!this.#started || this.#userName === userName) return;
+    if (this.#phase !== "ready" || this.#userName === userName) return;
     if (this.#userName !== null) this.#o.room.leave(this.#userName);
     this.#userName = userName;
     this.#o.room.join(userName);
@@ -143,195 +144,145 @@ export class Client {
    */
   #subscribe(): void {
     const room = this.#o.room;
-    this.#subscription = room.subscribe();
+    const subscription = this.#subscription = room.subscribe();
     const lastId = room.lastId;
     const { messages, recovered } = room.missed(this.#o.since, lastId, this.#o.onJoin);
     this.#seam = lastId;
-    if (this.#o.dialect === "legacy") {
-      this.#sendReplay(messages.map(encodeLegacy));
-    } else {
-      const welcome: ServerEvent = {
-        type: "welcome",
-        room: room.name,
-        userName: this.#userName ?? "",
-        users: room.users,
-        userCount: room.userCount,
-        lastId,
-        limits: {
-          maxMessageBytes: this.#o.limits.maxMessageBytes,
-          messagesPerSecond: this.#o.limits.messagesPerSecond,
-          burst: this.#o.limits.burst,
-        },
-      };
-      if (!recovered) welcome.recovered = false;
-      this.#send(encodeEvent(welcome));
-      const events: string[] = [];
-      for (let i = 0; i < messages.length; i += REPLAY_CHUNK) {
-        events.push(
-          messages.slice(i, i + REPLAY_CHUNK).map((m) => encodeEvent(messageEvent(m))).join("\n"),
-        );
-      }
-      this.#sendReplay(events);
-    }
-    this.#pump(this.#subscription);
+    this.#writer.welcome(this.#welcome(lastId, recovered));
+    this.#replayAllowance += this.#writer.replay(messages);
+    this.#pump(subscription);
   }
 
-  #sendReplay(frames: string[]): void {
-    for (const frame of frames) {
-      this.#replayAllowance += frame.length;
-      this.#send(frame);
-    }
+  #welcome(lastId: number, recovered: boolean): WelcomeEvent {
+    const { room, limits } = this.#o;
+    const welcome: WelcomeEvent = {
+      type: "welcome",
+      room: room.name,
+      userName: this.#userName ?? "",
+      users: room.users,
+      userCount: room.userCount,
+      lastId,
+      limits: {
+        maxMessageBytes: limits.maxMessageBytes,
+        messagesPerSecond: limits.messagesPerSecond,
+        burst: limits.burst,
+      },
+    };
+    if (!recovered) welcome.recovered = false;
+    return welcome;
   }
 
   async #pump(subscription: Subscription): Promise<void> {
-    const legacy = this.#o.dialect === "legacy";
     try {
       for await (const batches of subscription) {
-        if (this.#socket.readyState !== WebSocket.OPEN) break;
-        const buffered = this.#socket.bufferedAmount;
-        const limit = this.#o.limits.sendBufferBytes;
-        if (buffered > limit + this.#replayAllowance) {
+        if (this.#transport.state !== "open") break;
+        if (this.#overflowing()) {
           this.#o.metrics.drops++;
           this.close(CloseCode.tryAgainLater, "too slow: the send buffer is full; reconnect");
           break;
         }
-        // Once the replay has drained, the plain limit applies.
-        if (buffered <= limit) this.#replayAllowance = 0;
-        if (!legacy) this.#sendV1(batches);
-        else for (const batch of batches) this.#sendLegacy(batch);
+        this.#deliver(batches);
       }
     } catch (error) {
-      if (!(error instanceof SubscriberOverflowError)) throw error;
-      this.#o.metrics.drops++;
-      this.close(CloseCode.tryAgainLater, "too slow: fell behind the room; reconnect");
+      if (error instanceof SubscriberOverflowError) {
+        this.#o.metrics.drops++;
+        this.close(CloseCode.tryAgainLater, "too slow: fell behind the room; reconnect");
+      } else if (error instanceof RoomFailedError) {
+        // Its room reported the cause.
+        this.close(CloseCode.serverError, "the room failed; reconnect");
+      } else {
+        this.#fail(error);
+      }
     }
   }
 
-  /** Sends the batches as one frame. */
-  #sendV1(batches: readonly Batch[]): void {
-    if (this.#seam === 0) {
-      for (const batch of batches) this.#o.metrics.messagesOut += batch.messageCount;
-      const frame = batches.length === 1
-        ? batches[0].frame()
-        : batches.map((batch) => batch.frame()).join("\n");
-      this.#send(this.#withAcks(frame));
-      return;
-    }
+  /** Whether the send buffer holds more than the limit, with what is left of the replay's. */
+  #overflowing(): boolean {
+    const buffered = this.#transport.bufferedAmount;
+    const limit = this.#o.limits.sendBufferBytes;
+    if (buffered > limit + this.#replayAllowance) return true;
+    // Once the replay has drained, the plain limit applies.
+    if (buffered <= limit) this.#replayAllowance = 0;
+    return false;
+  }
+
+  #deliver(batches: readonly Batch[]): void {
+    const live = this.#pastSeam(batches);
+    if (live.length === 0) return;
+    for (const batch of live) this.#o.metrics.messagesOut += batch.messageCount;
+    this.#writer.deliver(live);
+  }
+
+  /** The batches without the messages already sent as history; only the first ones have any. */
+  #pastSeam(batches: readonly Batch[]): readonly Batch[] {
     const seam = this.#seam;
+    if (seam === 0) return batches;
     if (batches.some((batch) => batch.lastId > seam)) this.#seam = 0;
-    const events = batches.flatMap((batch) => batch.events).filter((e) =>
-      e.type !== "message" || e.id > seam
-    );
-    if (events.length === 0) return;
-    this.#o.metrics.messagesOut += events.filter((e) => e.type === "message").length;
-    this.#send(this.#withAcks(events.map(encodeEvent).join("\n")));
+    return batches.map((batch) => batch.after(seam)).filter((batch) => batch.size > 0);
   }
 
-  /**
-   * Queues an ack. Acks of one commit go out in one frame: one per ack made a sender's next
-   * messages trickle in one at a time, and each then went out to the room in a frame of its own.
-   */
-  #ack(clientId: string | undefined, id: number): void {
-    if (this.#acks.push(encodeEvent({ type: "ack", clientId, id })) === 1) {
-      setImmediate(() => this.#send(this.#withAcks("")));
+  #receive(frame: Frame): void {
+    if (this.#phase === "gone") return;
+    this.#o.metrics.messagesIn++;
+    if (!this.#bucket.take()) return this.#throttle(frame);
+    this.#throttled = false;
+    const max = this.#o.limits.maxMessageBytes;
+    if (frameSize(frame) > maxFrameBytes(max)) {
+      this.#o.log.error(`${this.#o.address} frame too big`);
+      return this.close(CloseCode.tooBig, `frame too big; the limit is ${max}`);
     }
-  }
-
-  /** A frame with the queued acks added, which leaves none queued. */
-  #withAcks(frame: string): string {
-    if (this.#acks.length === 0) return frame;
-    const acks = this.#acks.join("\n");
-    this.#acks = [];
-    return frame === "" ? acks : `${frame}\n${acks}`;
-  }
-
-  /** Legacy clients parse one message object per frame. */
-  #sendLegacy(batch: Batch): void {
-    const frames = batch.legacyFrames();
-    // Past the seam every frame goes out; only the first batches after joining need the ids.
-    const ids = this.#seam === 0 ? null : batch.messageIds;
-    const seam = this.#seam;
-    if (seam !== 0 && batch.lastId > seam) this.#seam = 0;
-    for (let i = 0; i < frames.length; i++) {
-      if (ids !== null && ids[i] <= seam) continue;
-      this.#o.metrics.messagesOut++;
-      this.#send(frames[i]);
-    }
-  }
-
-  #send(text: string): void {
-    if (text === "") return;
+    let command: ClientCommand;
     try {
-      this.#socket.send(text);
-    } catch {
-      // The socket closed under us; its close event does the rest.
+      command = parseClientFrame(frame, this.#o.dialect, max);
+    } catch (error) {
+      if (error instanceof ProtocolError) return this.#refuse(error);
+      throw error;
+    }
+    if (command.type === "hello") this.#hello(command.userName);
+    else this.#message(command);
+  }
+
+  /** One error per episode of flooding: answering every frame of a flood would double it. */
+  #throttle(frame: Frame): void {
+    if (this.#throttled) return;
+    this.#throttled = true;
+    this.#refuse(
+      new ProtocolError(
+        "rate_limited",
+        `slow down: at most ${this.#o.limits.messagesPerSecond} messages per second; ` +
+          "this one was not sent",
+        this.#clientIdOf(frame),
+      ),
+    );
+  }
+
+  /** The clientId of a frame that is not otherwise read, for the error it gets. */
+  #clientIdOf(frame: Frame): string | undefined {
+    const max = this.#o.limits.maxMessageBytes;
+    if (frameSize(frame) > maxFrameBytes(max)) return undefined;
+    try {
+      const command = parseClientFrame(frame, this.#o.dialect, max);
+      return command.type === "message" ? command.clientId : undefined;
+    } catch (error) {
+      return error instanceof ProtocolError ? error.clientId : undefined;
     }
   }
 
-  #error(error: ProtocolError): void {
-    this.#o.metrics.errors++;
-    this.#o.log.error(
-      `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
-    );
-    if (this.#o.dialect === PROTOCOL_V1) {
-      this.#send(
-        encodeEvent({
-          type: "error",
-          code: error.code,
-          message: error.message,
-          clientId: error.clientId,
-        }),
+  #hello(userName: string): void {
+    if (this.#wanted === null) {
+      this.#wanted = userName;
+      if (this.#phase === "ready") this.#enter(userName);
+    } else if (userName !== this.#wanted) {
+      this.#refuse(
+        new ProtocolError("bad_name", "the name is already set; reconnect to change it"),
       );
     }
   }
 
-  #receive(data: unknown): void {
-    if (this.#left) return;
-    this.#o.metrics.messagesIn++;
-    if (!this.#bucket.take()) {
-      // One error per episode: answering every frame of a flood would double it.
-      if (!this.#throttled) {
-        this.#throttled = true;
-        this.#error(
-          new ProtocolError(
-            "rate_limited",
-            `slow down: at most ${this.#o.limits.messagesPerSecond} messages per second; ` +
-              "this one was not sent",
-            this.#clientIdOf(data),
-          ),
-        );
-      }
-      return;
-    }
-    this.#throttled = false;
-    if (frameSize(data) > maxFrameBytes(this.#o.limits.maxMessageBytes)) {
-      this.#o.log.error(`${this.#o.address} frame too big`);
-      this.close(CloseCode.tooBig, `frame too big; the limit is ${this.#o.limits.maxMessageBytes}`);
-      return;
-    }
-    let command: ClientCommand;
-    try {
-      command = parseClientFrame(data, this.#o.dialect, this.#o.limits.maxMessageBytes);
-    } catch (error) {
-      if (error instanceof ProtocolError) return this.#error(error);
-      throw error;
-    }
-    if (command.type === "hello") {
-      if (this.#wanted === null) {
-        this.#wanted = command.userName;
-        if (this.#started) this.#enter(command.userName);
-        return;
-      }
-      if (command.userName !== this.#wanted) {
-        return this.#error(
-          new ProtocolError("bad_name", "the name is already set; reconnect to change it"),
-        );
-      }
-      return;
-    }
+  #message(command: Extract<ClientCommand, { type: "message" }>): void {
     if (command.userName !== undefined) this.#setName(command.userName);
     if (this.#wanted === null) {
-      return this.#error(
+      return this.#refuse(
         new ProtocolError(
           "bad_name",
           'say who you are first: {"type":"hello","userName":"…"} or ?userName= in the URL',
@@ -339,27 +290,15 @@ export class Client {
         ),
       );
     }
-    this.#publish(this.#wanted, command.body, command.clientId);
-  }
-
-  /** The clientId of a frame that is not otherwise read, for the error it gets. */
-  #clientIdOf(data: unknown): string | undefined {
-    const max = this.#o.limits.maxMessageBytes;
-    if (frameSize(data) > maxFrameBytes(max)) return undefined;
-    try {
-      const command = parseClientFrame(data, this.#o.dialect, max);
-      return command.type === "message" ? command.clientId : undefined;
-    } catch (error) {
-      return error instanceof ProtocolError ? error.clientId : undefined;
-    }
+    this.#publish(this.#wanted, command.body, command.clientId).catch((error) => this.#fail(error));
   }
 
   async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
+    let id: number;
     try {
-      const { message } = await this.#o.room.publish({ userName, body, clientId });
-      if (this.#o.dialect === PROTOCOL_V1) this.#ack(clientId, message.id);
+      id = (await this.#o.room.publish({ userName, body, clientId })).message.id;
     } catch (error) {
-      this.#error(
+      return this.#refuse(
         new ProtocolError(
           "unavailable",
           `the message was not stored (${(error as Error).message}); send it again` +
@@ -368,31 +307,63 @@ export class Client {
         ),
       );
     }
+    this.#writer.ack(clientId, id);
   }
 
-  #leaveRoom(): void {
-    this.#left = true;
-    this.#subscription?.close();
-    if (this.#userName !== null) this.#o.room.leave(this.#userName);
-    this.#userName = null;
+  #refuse(error: ProtocolError): void {
+    this.#o.metrics.errors++;
+    this.#o.log.error(
+      `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
+    );
+    this.#writer.error(error);
+  }
+
+  /** Runs one step of the session: an exception in it ends this connection alone. */
+  #guard(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  /** Logs an exception of this connection's code, once, and closes the connection with 1011. */
+  #fail(error: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#o.log.error(
+      `${this.#o.address} room=${this.#o.room.name}: internal error, closing with 1011: ${
+        (error as Error)?.stack ?? error
+      }`,
+    );
+    this.close(CloseCode.serverError, "internal error; reconnect");
+  }
+
+  /** Leaves the room, once: the subscription ends, the name is no longer present here. */
+  #leave(): void {
+    if (this.#phase === "gone") return;
+    this.#phase = "gone";
+    try {
+      this.#subscription?.close();
+      if (this.#userName !== null) this.#o.room.leave(this.#userName);
+      this.#userName = null;
+    } finally {
+      this.#o.room.release();
+    }
   }
 
   #closed(peerCode: number, reason: string): void {
+    // Deno reports an idle timeout's close twice (1001, then 1005): the first one counts.
+    if (this.#closeHandled) return;
+    this.#closeHandled = true;
     const code = this.#closeCode ?? peerCode;
-    this.#leaveRoom();
+    this.#guard(() => this.#leave());
     this.#o.metrics.closed(code);
     this.#o.log.info(
       `close ${this.#o.address} room=${this.#o.room.name} code=${code}${
-        reason ? ` ${reason}` : ""
+        reason ? ` ${JSON.stringify(reason)}` : ""
       }`,
     );
     this.#o.onClose();
   }
-}
-
-function frameSize(data: unknown): number {
-  if (typeof data === "string") return data.length;
-  if (data instanceof ArrayBuffer) return data.byteLength;
-  if (data instanceof Blob) return data.size;
-  return 0;
 }

@@ -59,6 +59,9 @@ export type ServerEvent =
   /** `clientId` is the one of the command that caused the error, when it had one. */
   | { type: "error"; code: ErrorCode; message: string; clientId?: string };
 
+/** The first event a joined `parley.v1` client gets. */
+export type WelcomeEvent = Extract<ServerEvent, { type: "welcome" }>;
+
 /** What a client asks for, once its frame has been validated. */
 export type ClientCommand =
   | { type: "message"; body: string; clientId?: string; userName?: string }

@@ -1,5 +1,6 @@
 /**
- * A chat room: who is present, the room's history, and fan-out of its events to subscribers.
+ * A chat room: its members (kept in {@link Presence}), its history, and fan-out of its events to
+ * subscribers. It knows nothing of HTTP or sockets: connections subscribe to it.
  *
  * Events are grouped into batches: everything a room emits before its subscribers next run goes into
  * one {@link Batch}, encoded once and shared by every subscriber. A subscriber takes every batch
@@ -9,7 +10,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import type { Bus } from "./bus.ts";
+import type { Bus, BusEvent } from "./bus.ts";
 import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
 import {
   type ChatMessage,
@@ -18,6 +19,7 @@ import {
   messageEvent,
   type ServerEvent,
 } from "./message.ts";
+import { MAX_LISTED_USERS, Presence, type PresenceChange } from "./presence.ts";
 
 /** What a room emits to its subscribers: messages and presence changes. */
 export type RoomEvent = Extract<ServerEvent, { type: "message" | "join" | "leave" }>;
@@ -30,6 +32,8 @@ export class Batch {
   messageCount = 0;
   /** The highest message id in the batch, 0 if it holds none. */
   lastId = 0;
+  /** The lowest message id in the batch, 0 if it holds none. */
+  #firstId = 0;
   #frame?: string;
   #legacy?: string[];
   #ids?: number[];
@@ -37,6 +41,11 @@ export class Batch {
   /** True once a subscriber has read the batch: later events go to a new one. */
   get sealed(): boolean {
     return this.#sealed;
+  }
+
+  /** How many events the batch holds. */
+  get size(): number {
+    return this.#events.length;
   }
 
   /** The events, oldest first. Reading them seals the batch. */
@@ -60,12 +69,28 @@ export class Batch {
     return this.#ids ??= this.events.filter(isMessage).map((m) => m.id);
   }
 
+  /**
+   * The batch without its messages up to id `seam` (its other events stay): itself if it has none
+   * of them, which keeps its encodings shared. Seals the batch.
+   */
+  after(seam: number): Batch {
+    this.#sealed = true;
+    if (this.#firstId === 0 || this.#firstId > seam) return this;
+    const rest = new Batch();
+    for (const event of this.#events) {
+      if (event.type !== "message" || event.id > seam) rest.add(event);
+    }
+    rest.#sealed = true;
+    return rest;
+  }
+
   /** @internal Called by the room while the batch is open. */
   add(event: RoomEvent): void {
     this.#events.push(event);
     if (event.type === "message") {
       this.messageCount++;
       this.lastId = event.id;
+      if (this.#firstId === 0) this.#firstId = event.id;
     }
   }
 }
@@ -80,10 +105,13 @@ export class SubscriberOverflowError extends Error {
 }
 
 /**
- * Presence lists name at most this many people, and a room with more present does not announce
- * each join and leave: both would cost the size of the room for every change, for everyone.
+ * Thrown by a subscription's iterator when its room failed to deliver an event (its history could
+ * not be read, say): the subscriber may have missed it, and should start over. The failure itself
+ * was reported where it happened.
  */
-export const MAX_LISTED_USERS = 100;
+export class RoomFailedError extends Error {
+  override name = "RoomFailedError";
+}
 
 /** Batches a subscription may hold unread before it is ended as too slow. */
 const MAX_QUEUED_BATCHES = 4096;
@@ -104,7 +132,7 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
   #waiting: PromiseWithResolvers<IteratorResult<readonly Batch[]>> | null = null;
   #done = false;
   /** Why the subscription ended, if it was not closed by its owner. */
-  #failure: SubscriberOverflowError | null = null;
+  #failure: SubscriberOverflowError | RoomFailedError | null = null;
   /** @internal In the room's queue of subscribers to wake. */
   due = false;
 
@@ -113,12 +141,15 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
   /** @internal Queues a batch; the room hands it over with {@link wake}. */
   push(batch: Batch): void {
     if (this.#done) return;
-    if (this.#queue.length < MAX_QUEUED_BATCHES) {
-      this.#queue.push(batch);
-    } else {
-      this.#failure = new SubscriberOverflowError("the subscriber fell too far behind");
-      this.close();
-    }
+    if (this.#queue.length < MAX_QUEUED_BATCHES) this.#queue.push(batch);
+    else this.fail(new SubscriberOverflowError("the subscriber fell too far behind"));
+  }
+
+  /** @internal Ends the subscription: its iterator throws `error`. */
+  fail(error: SubscriberOverflowError | RoomFailedError): void {
+    if (this.#done) return;
+    this.#failure = error;
+    this.close();
   }
 
   /** @internal Hands what is queued to a waiting consumer. */
@@ -154,7 +185,7 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
 
   /**
    * Ends the subscription: the iterator finishes after nothing more, or throws the
-   * {@link SubscriberOverflowError} if the subscriber fell too far behind.
+   * {@link SubscriberOverflowError} or {@link RoomFailedError} that ended it.
    */
   close(): void {
     if (this.#done) return;
@@ -171,8 +202,8 @@ export class Subscription implements AsyncIterableIterator<readonly Batch[]> {
 /** A room's members, history and subscribers. Rooms are made by {@link Rooms}. */
 export class Room {
   readonly #subscribers = new Set<Subscription>();
-  /** Names present through this process, in order of arrival, with their connection counts. */
-  readonly #present = new Map<string, number>();
+  /** Connections in the room, named or not: they keep it open until they leave. */
+  #holders = 0;
   #open: Batch | null = null;
   /** Subscribers with batches to hand over, in the order they are to be woken. */
   #due: Subscription[] = [];
@@ -187,8 +218,8 @@ export class Room {
     readonly name: string,
     private readonly history: HistoryStore,
     private readonly bus: Bus,
-    /** Names present through other workers, by worker; kept by {@link Rooms} across reopening. */
-    private readonly remote: Map<string, string[]>,
+    /** Who is present, shared by every room of {@link Rooms}. */
+    private readonly presence: Presence,
     private readonly onEmpty: (room: Room) => void,
   ) {
     this.#delivered = history.lastId(name);
@@ -198,30 +229,14 @@ export class Room {
   /** Settles once the room's history is up to date, if it may not be yet; see {@link Bus.catchUp}. */
   readonly ready: Promise<void> | null;
 
-  /** How many names are present here and in other workers. */
+  /** How many names are present here and in other workers and instances. */
   get userCount(): number {
-    return this.remote.size === 0 ? this.#present.size : this.#allNames().size;
+    return this.presence.count(this.name);
   }
 
   /** Names present, in order of arrival: at most {@link MAX_LISTED_USERS} of them. */
   get users(): string[] {
-    const names: string[] = [];
-    const all = this.remote.size === 0 ? this.#present.keys() : this.#allNames().values();
-    for (const name of all) {
-      if (names.push(name) === MAX_LISTED_USERS) break;
-    }
-    return names;
-  }
-
-  #allNames(): Set<string> {
-    const names = new Set(this.#present.keys());
-    for (const list of this.remote.values()) for (const name of list) names.add(name);
-    return names;
-  }
-
-  #presentElsewhere(userName: string): boolean {
-    for (const list of this.remote.values()) if (list.includes(userName)) return true;
-    return false;
+    return this.presence.users(this.name);
   }
 
   /** The newest message id in the room, 0 if it has none. */
@@ -248,6 +263,17 @@ export class Room {
     return { messages: this.history.after(this.name, since, lastId - since), recovered: true };
   }
 
+  /** A connection arrived: the room stays open, named or not, until it {@link release}s it. */
+  hold(): void {
+    this.#holders++;
+  }
+
+  /** Undoes one {@link hold}. */
+  release(): void {
+    this.#holders--;
+    this.#maybeEmpty();
+  }
+
   /** Starts receiving the room's events from now on. */
   subscribe(): Subscription {
     const sub = new Subscription((s) => {
@@ -262,35 +288,35 @@ export class Room {
 
   /** Marks a name present; the first connection under a name tells the room it joined. */
   join(userName: string): void {
-    const count = this.#present.get(userName) ?? 0;
-    this.#present.set(userName, count + 1);
-    if (count > 0) return;
+    const change = this.presence.join(this.name, userName);
+    if (change === "none") return;
     this.#announce();
-    if (!this.#presentElsewhere(userName)) this.#presenceEvent("join", userName);
+    if (change === "room") this.#presenceEvent("join", userName);
   }
 
   /** Undoes one {@link join}; the last connection under a name tells the room it left. */
   leave(userName: string): void {
-    const count = this.#present.get(userName);
-    if (count === undefined) return;
-    if (count > 1) {
-      this.#present.set(userName, count - 1);
-      return;
-    }
-    this.#present.delete(userName);
+    const change = this.presence.leave(this.name, userName);
+    if (change === "none") return;
     this.#announce();
-    if (!this.#presentElsewhere(userName)) this.#presenceEvent("leave", userName);
+    if (change === "room") this.#presenceEvent("leave", userName);
     this.#maybeEmpty();
   }
 
-  /** Takes another worker's list of who is present through it. */
-  setRemote(worker: string, users: string[]): void {
-    const before = this.#allNames();
-    if (users.length === 0) this.remote.delete(worker);
-    else this.remote.set(worker, users);
-    const after = this.#allNames();
-    for (const userName of after) if (!before.has(userName)) this.#presenceEvent("join", userName);
-    for (const userName of before) if (!after.has(userName)) this.#presenceEvent("leave", userName);
+  /** Tells the subscribers who came and went through other workers and instances. */
+  changed(change: PresenceChange): void {
+    for (const userName of change.joined) this.#presenceEvent("join", userName);
+    for (const userName of change.left) this.#presenceEvent("leave", userName);
+  }
+
+  /**
+   * Ends every subscription with a {@link RoomFailedError}: an event could not be delivered, so
+   * its subscribers may have missed it and should start over.
+   */
+  fail(cause: unknown): void {
+    for (const sub of [...this.#subscribers]) {
+      sub.fail(new RoomFailedError(`room ${this.name} could not deliver an event`, { cause }));
+    }
   }
 
   /**
@@ -308,7 +334,7 @@ export class Room {
     this.#announcing = true;
     setImmediate(() => {
       this.#announcing = false;
-      this.bus.announce(this.name, [...this.#present.keys()]);
+      this.bus.announce(this.name, this.presence.local(this.name));
     });
   }
 
@@ -343,7 +369,7 @@ export class Room {
 
   #deliver(message: ChatMessage): void {
     this.#delivered = message.id;
-    this.#emit(messageEvent(message) as RoomEvent);
+    this.#emit(messageEvent(message));
   }
 
   #emit(event: RoomEvent): void {
@@ -380,43 +406,65 @@ export class Room {
   }
 
   #maybeEmpty(): void {
-    if (this.#subscribers.size + this.#present.size + this.#publishing === 0) this.onEmpty(this);
+    if (this.#holders > 0 || this.#subscribers.size > 0 || this.#publishing > 0) return;
+    if (this.presence.localCount(this.name) === 0) this.onEmpty(this);
   }
 }
 
-/** The rooms this process has open: made on first use, dropped when nobody is in them. */
+/** Where {@link Rooms} reports a failure it contained: the message carries the stack. */
+export type ErrorSink = (message: string) => void;
+
+/**
+ * The rooms this process has open: made on first use, dropped when nobody is in them. It hears
+ * the bus for all of them: one room's failure ends that room's subscriptions, not the others'.
+ */
 export class Rooms {
   readonly #rooms = new Map<string, Room>();
-  /** Who is present through other workers, by room, then by worker. */
-  readonly #remote = new Map<string, Map<string, string[]>>();
+  readonly #presence = new Presence();
 
-  constructor(private readonly history: HistoryStore, private readonly bus: Bus) {
-    bus.onEvent((event) => {
-      if (event.kind === "message") {
-        this.#rooms.get(event.message.room)?.accept(event.message);
-        return;
-      }
-      const room = this.#rooms.get(event.room);
-      if (room !== undefined) return room.setRemote(event.from, event.users);
-      const remote = this.#remoteFor(event.room);
-      if (event.users.length > 0) remote.set(event.from, event.users);
-      else if (remote.delete(event.from) && remote.size === 0) this.#remote.delete(event.room);
-    });
+  constructor(
+    private readonly history: HistoryStore,
+    private readonly bus: Bus,
+    private readonly onError: ErrorSink = (message) => console.error(message),
+  ) {
+    bus.onEvent((event) => this.#hear(event));
   }
 
-  #remoteFor(name: string): Map<string, string[]> {
-    let remote = this.#remote.get(name);
-    if (remote === undefined) this.#remote.set(name, remote = new Map());
-    return remote;
+  #hear(event: BusEvent): void {
+    switch (event.kind) {
+      case "message":
+        return this.#inRoom(event.message.room, (room) => room.accept(event.message));
+      case "presence":
+        return this.#changed(this.#presence.announced(event.room, event.from, event.users));
+      case "heartbeat":
+        for (const [room, users] of this.#presence.locals()) this.bus.announce(room, users);
+        for (const change of this.#presence.expire(event.intervalMs)) this.#changed(change);
+    }
+  }
+
+  #changed(change: PresenceChange): void {
+    if (change.joined.length + change.left.length === 0) return;
+    this.#inRoom(change.room, (room) => room.changed(change));
+  }
+
+  /** Runs `step` on the room if it is open; if it throws, says so and fails that room alone. */
+  #inRoom(name: string, step: (room: Room) => void): void {
+    const room = this.#rooms.get(name);
+    if (room === undefined) return;
+    try {
+      step(room);
+    } catch (error) {
+      this.onError(`room ${name} failed to deliver an event: ${(error as Error)?.stack ?? error}`);
+      room.fail(error);
+    }
   }
 
   /** The room of that (validated) name, opened if needed. */
   get(name: string): Room {
     let room = this.#rooms.get(name);
     if (room === undefined) {
-      room = new Room(name, this.history, this.bus, this.#remoteFor(name), (r) => {
+      room = new Room(name, this.history, this.bus, this.#presence, (r) => {
         if (this.#rooms.get(r.name) === r) this.#rooms.delete(r.name);
-        if (this.#remote.get(r.name)?.size === 0) this.#remote.delete(r.name);
       });
       this.#rooms.set(name, room);
     }
@@ -428,13 +476,10 @@ export class Rooms {
     return this.#rooms.size;
   }
 
-  /** Rooms with someone present here or in another worker, and how many names each has. */
+  /** Open rooms, and rooms with someone present here or elsewhere, with how many names each has. */
   presence(): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const [name, remote] of this.#remote) {
-      counts.set(name, new Set([...remote.values()].flat()).size);
-    }
-    for (const room of this.#rooms.values()) counts.set(room.name, room.userCount);
+    const counts = this.#presence.counts();
+    for (const room of this.#rooms.keys()) if (!counts.has(room)) counts.set(room, 0);
     return counts;
   }
 }

@@ -4,7 +4,7 @@
  * only the {@link Services} they are given.
  */
 
-import { CloseCode } from "./client.ts";
+import { CloseCode } from "./transport.ts";
 import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
 import type { Logger } from "./log.ts";

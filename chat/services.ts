@@ -71,7 +71,7 @@ export async function openServices(config: Config, options: ServerOptions): Prom
     log,
     history,
     bus,
-    rooms: new Rooms(history, bus),
+    rooms: new Rooms(history, bus, (message) => log.error(message)),
     metrics: new Metrics(),
     clients: new Set(),
     admission: new Admission(config.limits, config.allowedOrigins),

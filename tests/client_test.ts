@@ -1,4 +1,13 @@
 import assert from "node:assert/strict";
+import { LocalBus } from "../chat/bus.ts";
+import { Client } from "../chat/client.ts";
+import { defaultConfig } from "../chat/config.ts";
+import { HistoryStore } from "../chat/history.ts";
+import { Logger } from "../chat/log.ts";
+import type { Dialect } from "../chat/message.ts";
+import { Metrics } from "../chat/metrics.ts";
+import { Rooms } from "../chat/room.ts";
+import { MemoryTransport } from "./memory_transport.ts";
 import {
   historyOf,
   joinRoom,
@@ -503,4 +512,205 @@ Deno.test("an error caused by a command carries the command's clientId", async (
   ]);
   assert.equal((await ann.next("ack")).clientId, "ok");
   await Promise.all([stranger.close(), ann.close()]);
+});
+
+// Sessions over the in-memory transport: the real rooms, store and bus of one process, no sockets.
+
+/** A process's rooms and what a session needs, with a way to connect sessions over memory. */
+async function sessions() {
+  const dir = await Deno.makeTempDir({ prefix: "parley-session-" });
+  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+  const rooms = new Rooms(history, new LocalBus(history, null));
+  const log = new Logger(`${dir}/parley.log`, false);
+  const metrics = new Metrics();
+  return {
+    history,
+    rooms,
+    metrics,
+    /** The log so far. */
+    log: () => (log.flush(), Deno.readTextFileSync(`${dir}/parley.log`)),
+    connect(
+      { room = "r", userName = null, since = null, dialect = "parley.v1" }: {
+        room?: string;
+        userName?: string | null;
+        since?: number | null;
+        dialect?: Dialect;
+      } = {},
+    ) {
+      const transport = new MemoryTransport();
+      const closes: number[] = [];
+      const client = new Client({
+        transport,
+        dialect,
+        room: rooms.get(room),
+        userName,
+        since,
+        limits: defaultConfig.limits,
+        onJoin: defaultConfig.history.onJoin,
+        address: "peer",
+        log,
+        metrics,
+        onClose: () => closes.push(1),
+      });
+      return { transport, client, closes };
+    },
+    async [Symbol.asyncDispose]() {
+      log.close();
+      await history.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+const disconnects = (metrics: Metrics) =>
+  metrics.render({ connections: 0, rooms: 0, historyMessages: 0 }).split("\n")
+    .filter((line) => line.startsWith("parley_disconnects_total"));
+
+Deno.test("a close the runtime reports twice is handled once: one disconnect, one onClose", async () => {
+  await using world = await sessions();
+  const { transport, closes } = world.connect({ userName: "ann" });
+  transport.open();
+  assert.equal(transport.events()[0].type, "welcome");
+  // What Deno does when limits.idleTimeoutSeconds passes: 1001, and then 1005.
+  transport.reportClose(1001);
+  transport.reportClose(1005);
+  assert.deepEqual(closes, [1]);
+  assert.deepEqual(disconnects(world.metrics), ['parley_disconnects_total{code="1001"} 1']);
+  assert.equal(world.rooms.size, 0);
+});
+
+Deno.test("an unnamed parley.v1 connection holds its room open until it leaves, and no longer", async () => {
+  await using world = await sessions();
+  const unnamed = world.connect();
+  unnamed.transport.open();
+  // Someone else comes and goes meanwhile: the room must stay the one the unnamed client is in.
+  const other = world.connect({ userName: "bob" });
+  other.transport.open();
+  other.transport.reportClose(1000);
+  assert.equal(world.rooms.size, 1);
+  unnamed.transport.receive({ type: "hello", userName: "ann" });
+  await world.rooms.get("r").publish({ userName: "bot", body: "for ann" });
+  await unnamed.transport.until(
+    () => unnamed.transport.events().some((e) => e.type === "message" && e.body === "for ann"),
+    "the message in ann's room",
+  );
+  unnamed.transport.reportClose(1000);
+  assert.equal(world.rooms.size, 0);
+  const silent = world.connect({ room: "quiet" });
+  silent.transport.open();
+  silent.transport.reportClose(1000);
+  assert.equal(world.rooms.size, 0);
+});
+
+for (const dialect of ["parley.v1", "legacy"] as const) {
+  Deno.test(`a ${dialect} client gets a message once where history and live copies meet`, async () => {
+    await using world = await sessions();
+    const reader = world.connect({ userName: "ann", dialect });
+    const room = world.rooms.get("r");
+    // Stored without the room hearing of it, as the bus of several instances may lag the store.
+    const stored = [];
+    for (const body of ["one", "two"]) {
+      stored.push((await world.history.append({ room: "r", userName: "bot", body })).message);
+    }
+    reader.transport.open();
+    const late = (await world.history.append({ room: "r", userName: "bot", body: "three" }))
+      .message;
+    // One batch: the live copies of the replayed messages, a join, and a new message.
+    room.accept(stored[0]);
+    world.connect({ userName: "bob" }).transport.open();
+    room.accept(stored[1]);
+    room.accept(late);
+    const bodies = () =>
+      dialect === "legacy"
+        ? reader.transport.sent.map((frame) => JSON.parse(frame).body)
+        : reader.transport.events().filter((e) => e.type === "message").map((e) => e.body);
+    await reader.transport.until(() => bodies().length >= 3, "three messages");
+    assert.deepEqual(bodies(), ["one", "two", "three"]);
+    if (dialect === "parley.v1") {
+      // Welcome, the replay, then what was live: the join stays where its batch lost messages.
+      const live = reader.transport.events().slice(3);
+      assert.deepEqual(live.map((e) => [e.type, e.body]), [["join", undefined], [
+        "message",
+        "three",
+      ]]);
+    }
+    // Counted once per recipient, live: bob joined after "three" and has it as history.
+    assert.equal(world.metrics.messagesOut, 1);
+  });
+}
+
+Deno.test("an exception in a connection's own code closes it with 1011, logged once; the room goes on", async () => {
+  await using world = await sessions();
+  const room = world.rooms.get("r");
+  const join = room.join.bind(room);
+  room.join = (userName) => {
+    if (userName === "boom") throw new Error("kaboom in join");
+    join(userName);
+  };
+  const calm = world.connect({ userName: "calm" });
+  calm.transport.open();
+  const boom = world.connect();
+  boom.transport.open();
+  boom.transport.receive({ type: "hello", userName: "boom" });
+  assert.equal(boom.transport.closedWith?.code, 1011);
+  boom.transport.receive({ type: "hello", userName: "boom" });
+  boom.transport.reportClose(1011);
+  assert.deepEqual(boom.closes, [1]);
+  // The pump of another connection: its transport fails while it sends a live event.
+  const cut = world.connect({ userName: "cut" });
+  cut.transport.open();
+  cut.transport.send = () => {
+    throw new Error("the wire is cut");
+  };
+  calm.transport.receive({ type: "message", body: "still here", clientId: "1" });
+  await calm.transport.until(
+    () => calm.transport.events().some((e) => e.type === "ack"),
+    "calm's ack",
+  );
+  await cut.transport.until(() => cut.transport.closedWith !== null, "cut to be closed");
+  assert.equal(cut.transport.closedWith?.code, 1011);
+  assert.equal(calm.transport.state, "open");
+  const failures = world.log().split("\n").filter((line) => line.includes("internal error"));
+  assert.equal(failures.length, 2, world.log());
+  assert.match(world.log(), /kaboom in join\n\s+at /);
+  assert.match(world.log(), /the wire is cut\n\s+at /);
+});
+
+Deno.test("a connection whose join fails in the store is closed with 1011, logged once; other rooms chat on", async () => {
+  await using server = await startTestServer({}, {
+    onHistoryOpened: (store) => {
+      const recent = store.recent.bind(store);
+      store.recent = (room, limit) => {
+        if (room === "broken") throw new Error("the history of broken cannot be read");
+        return recent(room, limit);
+      };
+    },
+  });
+  await postMessage(server, "broken", "bot", "there is history to read");
+  const { client: ann } = await joinRoom(server, { room: "fine", userName: "ann" });
+  const { client: bob } = await joinRoom(server, { room: "fine", userName: "bob" });
+  const victim = new TestClient(server.wsUrl({ room: "broken", userName: "eve" }));
+  const closed = await within(victim.closed, "the close of the broken room's client");
+  assert.equal(closed.code, 1011);
+  assert.equal(victim.events.length, 0);
+  ann.send({ type: "message", body: "still chatting", clientId: "1" });
+  assert.equal((await bob.waitFor("message", 1))[0].body, "still chatting");
+  bob.send({ type: "message", body: "so it seems", clientId: "2" });
+  assert.equal((await ann.waitFor("message", 2))[1].body, "so it seems");
+  const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+  const failures = log.split("\n").filter((line) => line.includes("cannot be read"));
+  assert.equal(failures.length, 1, log);
+  assert.match(log, /cannot be read\n\s+at /);
+  await Promise.all([ann.close(), bob.close()]);
+});
+
+Deno.test("an unnamed client that leaves without hello leaves no room open behind", async () => {
+  await using server = await startTestServer();
+  for (let i = 0; i < 3; i++) {
+    const unnamed = new TestClient(server.wsUrl({ room: `ghost${i}` }));
+    await unnamed.opened;
+    await unnamed.close();
+  }
+  assert.equal(await metric(server, "parley_rooms"), 0);
+  assert.deepEqual(await (await fetch(new URL("/rooms", server.url))).json(), []);
 });

@@ -3,8 +3,9 @@
  * it is not installed the tests are skipped with the reason, except in CI, where they fail.
  */
 import assert from "node:assert/strict";
-import { type BusEvent, RedisBus } from "../chat/bus.ts";
+import { RedisBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
+import { type RoomEvent, Rooms } from "../chat/room.ts";
 import {
   hasProgram,
   historyOf,
@@ -239,27 +240,32 @@ test("an instance shuts down at once while Redis is away", async () => {
 test("an instance that goes silent stops counting anyone as present", async () => {
   await withRedis(async (redis) => {
     const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
-    const events: BusEvent[] = [];
     const errors: string[] = [];
     const fail = (message: string) => errors.push(message);
     const listener = await RedisBus.connect(redis.url, history, 100, fail, 0.1);
+    const rooms = new Rooms(history, listener, fail);
+    const events: RoomEvent[] = [];
     const heard = new Wakeup();
-    listener.onEvent((event) => {
-      events.push(event);
-      heard.wake();
-    });
+    const subscription = rooms.get("r").subscribe();
+    const reading = (async () => {
+      for await (const batches of subscription) {
+        events.push(...batches.flatMap((batch) => batch.events));
+        heard.wake();
+      }
+    })();
     const crashing = await RedisBus.connect(redis.url, history, 100, fail, 60);
     crashing.announce("r", ["zoe"]);
-    await heard.until(
-      () => events.some((e) => e.kind === "presence" && e.users[0] === "zoe"),
-      "zoe",
-    );
+    await heard.until(() => events.some((e) => e.type === "join" && e.userName === "zoe"), "zoe");
+    assert.equal(rooms.presence().get("r"), 1);
     // Gone without a word: its heartbeat stops, and so does its presence, after 3 x 0.1 s.
     await crashing.close();
     await heard.until(
-      () => events.some((e) => e.kind === "presence" && e.room === "r" && e.users.length === 0),
+      () => events.some((e) => e.type === "leave" && e.userName === "zoe"),
       "zoe to be forgotten",
     );
+    assert.equal(rooms.presence().get("r"), 0);
+    subscription.close();
+    await reading;
     await listener.close();
     await history.close();
     assert.deepEqual(errors, []);

@@ -9,6 +9,7 @@ import type { ChatMessage } from "../chat/message.ts";
 import {
   Batch,
   HANDOVER_CHUNK,
+  RoomFailedError,
   Rooms,
   SubscriberOverflowError,
   Subscription,
@@ -87,4 +88,42 @@ Deno.test("a subscriber that falls too far behind is told so, even while it wait
   // Batches the room queued for it without waking it, past what a subscription may hold.
   for (let i = 0; i < 5000; i++) subscription.push(new Batch());
   await assert.rejects(waiting, SubscriberOverflowError);
+});
+
+Deno.test("a room that fails to deliver a message ends its own subscriptions only, and says why once", async () => {
+  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+  const after = history.after.bind(history);
+  history.after = (room, afterId, limit) => {
+    if (room === "broken") throw new Error("the history of broken cannot be read");
+    return after(room, afterId, limit);
+  };
+  const errors: string[] = [];
+  const rooms = new Rooms(history, new LocalBus(history, null), (message) => errors.push(message));
+  const broken = rooms.get("broken");
+  const victim = broken.subscribe();
+  const subscription = rooms.get("fine").subscribe();
+  const fine = reader(subscription);
+  // Stored behind the room's back: the next message leaves a gap it must fill from the history.
+  await history.append({ room: "broken", userName: "ann", body: "unseen" });
+  const published = await broken.publish({ userName: "ann", body: "after the gap" });
+  assert.equal(published.message.id, 2, "the message was stored, and its sender is told so");
+  await assert.rejects(victim.next(), RoomFailedError);
+  await rooms.get("fine").publish({ userName: "bob", body: "unaffected" });
+  await fine.until(1);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0], /broken cannot be read\n\s+at /);
+  subscription.close();
+  await history.close();
+});
+
+Deno.test("a batch without the messages up to a seam keeps its other events, and is itself when it has none of them", () => {
+  const batch = new Batch();
+  batch.add({ type: "message", ...message(4) });
+  batch.add({ type: "join", userName: "bob", users: ["ann", "bob"] });
+  batch.add({ type: "message", ...message(5) });
+  assert.equal(batch.after(3), batch);
+  const rest = batch.after(4);
+  assert.deepEqual(rest.events.map((e) => e.type), ["join", "message"]);
+  assert.deepEqual([rest.messageCount, rest.lastId, rest.messageIds], [1, 5, [5]]);
+  assert.deepEqual(batch.after(5).events.map((e) => e.type), ["join"]);
 });

@@ -23,12 +23,12 @@ export interface TestServer extends RunningServer {
 }
 
 /**
- * Starts parley on 127.0.0.1:0 with the defaults, these overrides, and history in memory;
- * `options.onHistoryOpened` lets a test make the store fail.
+ * Starts parley on 127.0.0.1:0 with the defaults, these overrides, and history in memory; quiet,
+ * with `options` besides (a hook on the history store, say).
  */
 export async function startTestServer(
   overrides: Record<string, unknown> = {},
-  options: Pick<ServerOptions, "onHistoryOpened"> = {},
+  options: ServerOptions = {},
 ): Promise<TestServer> {
   const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
   const sections = ["history", "limits"] as const;

@@ -4,7 +4,8 @@
  */
 
 import type { Lease } from "../admission.ts";
-import { Client, CloseCode } from "../client.ts";
+import { Client } from "../client.ts";
+import { CloseCode, WebSocketTransport } from "../transport.ts";
 import {
   type Dialect,
   encodeEvent,
@@ -106,7 +107,7 @@ function start(
   lease: Lease,
 ): void {
   const client = new Client({
-    socket,
+    transport: new WebSocketTransport(socket),
     dialect,
     room: rooms.get(query.room),
     userName: query.userName,

@@ -1,0 +1,96 @@
+/**
+ * What carries a connection's frames: the {@link Transport} interface a session talks to, and its
+ * WebSocket implementation. A session never sees the socket, so tests can drive one without it.
+ */
+
+/** WebSocket close codes parley uses, named for why. */
+export const CloseCode = {
+  goingAway: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  serverError: 1011,
+  tryAgainLater: 1013,
+} as const;
+
+/** One frame from the peer: text, or binary data (which the protocol refuses). */
+export type Frame = string | ArrayBuffer | Blob;
+
+/** Where a transport is: frames go out only while it is `open`; `closed` includes closing. */
+export type TransportState = "connecting" | "open" | "closed";
+
+/** What a connection hears from its transport. */
+export interface TransportListener {
+  /** The transport is open: frames may be sent. */
+  opened(): void;
+  /** A frame arrived from the peer. */
+  received(frame: Frame): void;
+  /**
+   * The transport closed with the peer's code (1005 if it gave none). A runtime may report one
+   * close twice: the listener must take the first.
+   */
+  closed(code: number, reason: string): void;
+}
+
+/** A connection's frames in and out, whatever carries them. */
+export interface Transport {
+  readonly state: TransportState;
+  /** Bytes sent but not yet written to the network: how far behind the peer is. */
+  readonly bufferedAmount: number;
+  /** Sends one text frame; nothing happens once the transport is closed. */
+  send(text: string): void;
+  /** Starts closing with a code from {@link CloseCode} and a reason for the user. */
+  close(code: number, reason: string): void;
+  /** Tells `listener` what happens from now on. */
+  listen(listener: TransportListener): void;
+}
+
+/** The size of a frame in bytes (in UTF-16 units for text, which bounds its bytes well enough). */
+export function frameSize(frame: Frame): number {
+  if (typeof frame === "string") return frame.length;
+  if (frame instanceof ArrayBuffer) return frame.byteLength;
+  return frame.size;
+}
+
+/** A close reason is at most 123 bytes of UTF-8. */
+const MAX_REASON = 120;
+
+/** The {@link Transport} of an upgraded WebSocket. */
+export class WebSocketTransport implements Transport {
+  constructor(private readonly socket: WebSocket) {}
+
+  get state(): TransportState {
+    const state = this.socket.readyState;
+    return state === WebSocket.OPEN
+      ? "open"
+      : state === WebSocket.CONNECTING
+      ? "connecting"
+      : "closed";
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  send(text: string): void {
+    try {
+      this.socket.send(text);
+    } catch {
+      // The socket closed under us; its close event does the rest.
+    }
+  }
+
+  close(code: number, reason: string): void {
+    try {
+      this.socket.close(code, reason.slice(0, MAX_REASON));
+    } catch {
+      // Already closing.
+    }
+  }
+
+  listen(listener: TransportListener): void {
+    this.socket.onopen = () => listener.opened();
+    this.socket.onmessage = (event: MessageEvent<Frame>) => listener.received(event.data);
+    this.socket.onerror = () => {};
+    this.socket.onclose = (event) => listener.closed(event.code, event.reason);
+  }
+}

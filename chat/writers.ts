@@ -1,0 +1,126 @@
+/**
+ * How a connection's outgoing events become frames, one {@link Writer} per dialect:
+ *
+ * - `parley.v1`: events as JSON joined by `\n`, as few frames as possible: a room's batches in one
+ *   frame (their shared encoding, when nothing was filtered out), history in chunks, and the acks
+ *   of one turn together.
+ * - legacy: the Go server's message object, one per frame, and nothing else.
+ */
+
+import { setImmediate } from "node:timers";
+import {
+  type ChatMessage,
+  type Dialect,
+  encodeEvent,
+  encodeLegacy,
+  messageEvent,
+  type ProtocolError,
+  type WelcomeEvent,
+} from "./message.ts";
+import type { Batch } from "./room.ts";
+import type { Transport } from "./transport.ts";
+
+/** Encodes and frames what a connection sends, for its dialect. */
+export interface Writer {
+  /** The first event of a client that joined. */
+  welcome(event: WelcomeEvent): void;
+  /** History before live events; returns the bytes it queued, which the send buffer may hold. */
+  replay(messages: readonly ChatMessage[]): number;
+  /** A room's batches, oldest first. */
+  deliver(batches: readonly Batch[]): void;
+  /** Says a message was stored; acks of one turn go out in one frame. */
+  ack(clientId: string | undefined, id: number): void;
+  /** Says what was wrong with what the client sent. */
+  error(error: ProtocolError): void;
+}
+
+/** The writer of a dialect, sending on `transport`. */
+export function writerFor(dialect: Dialect, transport: Transport): Writer {
+  return dialect === "legacy" ? new LegacyWriter(transport) : new V1Writer(transport);
+}
+
+/** Messages sent in one frame while replaying history, so no frame grows without bound. */
+const REPLAY_CHUNK = 500;
+
+class V1Writer implements Writer {
+  /** Acks waiting for the end of this turn: see {@link ack}. */
+  #acks: string[] = [];
+
+  constructor(private readonly transport: Transport) {}
+
+  welcome(event: WelcomeEvent): void {
+    this.#send(encodeEvent(event));
+  }
+
+  replay(messages: readonly ChatMessage[]): number {
+    let bytes = 0;
+    for (let i = 0; i < messages.length; i += REPLAY_CHUNK) {
+      const chunk = messages.slice(i, i + REPLAY_CHUNK);
+      const frame = chunk.map((m) => encodeEvent(messageEvent(m))).join("\n");
+      bytes += frame.length;
+      this.#send(frame);
+    }
+    return bytes;
+  }
+
+  deliver(batches: readonly Batch[]): void {
+    const frame = batches.length === 1
+      ? batches[0].frame()
+      : batches.map((batch) => batch.frame()).join("\n");
+    this.#send(this.#withAcks(frame));
+  }
+
+  /**
+   * Queues an ack. Acks of one commit go out in one frame: one per ack made a sender's next
+   * messages trickle in one at a time, and each then went out to the room in a frame of its own.
+   */
+  ack(clientId: string | undefined, id: number): void {
+    if (this.#acks.push(encodeEvent({ type: "ack", clientId, id })) === 1) {
+      setImmediate(() => this.#send(this.#withAcks("")));
+    }
+  }
+
+  error(error: ProtocolError): void {
+    const { code, message, clientId } = error;
+    this.#send(encodeEvent({ type: "error", code, message, clientId }));
+  }
+
+  /** A frame with the queued acks added, which leaves none queued. */
+  #withAcks(frame: string): string {
+    if (this.#acks.length === 0) return frame;
+    const acks = this.#acks.join("\n");
+    this.#acks = [];
+    return frame === "" ? acks : `${frame}\n${acks}`;
+  }
+
+  #send(text: string): void {
+    if (text !== "") this.transport.send(text);
+  }
+}
+
+/** The Go server's clients parse one message object per frame and know no other event. */
+class LegacyWriter implements Writer {
+  constructor(private readonly transport: Transport) {}
+
+  welcome(): void {}
+
+  replay(messages: readonly ChatMessage[]): number {
+    let bytes = 0;
+    for (const message of messages) {
+      const frame = encodeLegacy(message);
+      bytes += frame.length;
+      this.transport.send(frame);
+    }
+    return bytes;
+  }
+
+  deliver(batches: readonly Batch[]): void {
+    for (const batch of batches) {
+      for (const frame of batch.legacyFrames()) this.transport.send(frame);
+    }
+  }
+
+  ack(): void {}
+
+  error(): void {}
+}
