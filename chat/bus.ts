@@ -51,11 +51,14 @@ export interface Bus {
    * null when it always is.
    */
   catchUp(room: string): Promise<void> | null;
+  /** Whether the shared store is reachable: `null` for a bus that has none (one instance). */
+  readonly redis: "ok" | "down" | null;
   close(): Promise<void>;
 }
 
 /** The {@link Bus} of one instance: ids from the history store, workers on a `BroadcastChannel`. */
 export class LocalBus implements Bus {
+  readonly redis = null;
   readonly #channel: BroadcastChannel | null;
   readonly #id = crypto.randomUUID();
   #handler: (event: BusEvent) => void = () => {};
@@ -248,6 +251,10 @@ export class RedisBus implements Bus {
     bus.#catchUpAll();
     subscriber.on("ready", () => bus.#catchUpAll());
     return bus;
+  }
+
+  get redis(): "ok" | "down" {
+    return this.client.isReady ? "ok" : "down";
   }
 
   async append(message: NewMessage): Promise<AppendResult> {

@@ -280,6 +280,14 @@ export class HistoryStore {
   }
 
   /** Total messages stored (for /metrics). */
+  /**
+   * True once a read or a write has failed: the store may be damaged, and `/healthz` says so.
+   * Nothing sets it yet.
+   */
+  get failing(): boolean {
+    return false;
+  }
+
   count(): number {
     return (this.#sql.count.get()?.total as number | undefined) ?? 0;
   }

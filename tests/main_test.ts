@@ -73,7 +73,7 @@ Deno.test("parley prints its URL, serves, and on SIGTERM closes sockets with 100
   await using parley = await ParleyProcess.start(dir.path);
   assert.match(parley.url.href, /^http:\/\/127\.0\.0\.1:\d+\/$/);
   const health = await fetch(new URL("/healthz", parley.url));
-  assert.deepEqual(await health.json(), { status: "ok" });
+  assert.deepEqual(await health.json(), { status: "ok", store: "ok", redis: null, workers: 1 });
   await using client = new TestClient(parley.wsUrl({ userName: "ann" }));
   await client.next("welcome");
   client.send({ type: "message", body: "keep me", clientId: "k" });

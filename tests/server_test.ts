@@ -40,7 +40,7 @@ Deno.test("a plain GET to /chat is 426 with a sentence, and the server keeps ser
   assert.equal(response.headers.get("upgrade"), "websocket");
   assert.match((await response.json()).error, /WebSocket/);
   const health = await fetch(new URL("/healthz", server.url));
-  assert.deepEqual(await health.json(), { status: "ok" });
+  assert.deepEqual(await health.json(), { status: "ok", store: "ok", redis: null, workers: 1 });
 });
 
 Deno.test("unknown paths are 404 and wrong methods 405 with Allow, as JSON errors", async () => {
