@@ -82,8 +82,17 @@ export class ProtocolError extends Error {
 export const DEFAULT_ROOM = "lobby";
 
 const ROOM = /^[A-Za-z0-9_.-]{1,64}$/;
-// Printable: no control characters (C0, DEL, C1) and no line or paragraph separators.
-const NAME = /^[^\p{Cc}\u2028\u2029]{1,32}$/u;
+const NAME_LENGTH = /^.{1,32}$/su;
+// Controls (C0, DEL, C1), format characters (bidi overrides, zero-width joiners and spaces, BOM)
+// and line separators: a name with one can look like another's, or reorder the text around it.
+const NAME_HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+// Nothing a reader can see: spaces, characters meant to be ignored (Hangul fillers) and the blank
+// Braille cell.
+const NAME_BLANK = /^[\p{White_Space}\p{Default_Ignorable_Code_Point}\u2800]*$/u;
+// What SQLite would not store as sent (it cuts at NUL) and what no client needs in a message:
+// the C0 controls but tab and newline. DEL is stored as sent, and allowed.
+// deno-lint-ignore no-control-regex
+const BODY_CONTROL = /[\0-\x08\x0b-\x1f]/;
 const CLIENT_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** Returns the room name if it is 1–64 characters of `[A-Za-z0-9_.-]`, else throws `bad_room`. */
@@ -99,13 +108,39 @@ export function validateRoom(room: string): string {
   return room;
 }
 
-/** Returns the trimmed name if it is 1–32 printable characters, else throws `bad_name`. */
+/**
+ * Returns the name, NFC-normalised and trimmed, if it is 1–32 printable characters with something
+ * visible among them; else throws `bad_name`. Controls and format characters are refused: a
+ * right-to-left override or a zero-width space makes a name look like another one.
+ */
 export function validateUserName(name: unknown): string {
-  const trimmed = typeof name === "string" ? name.trim() : "";
-  if (!NAME.test(trimmed)) {
+  const trimmed = typeof name === "string" ? name.normalize("NFC").trim() : "";
+  if (!NAME_LENGTH.test(trimmed)) {
     throw new ProtocolError("bad_name", "userName must be 1-32 printable characters");
   }
+  if (!trimmed.isWellFormed()) {
+    throw new ProtocolError(
+      "bad_name",
+      "userName is not valid Unicode: it has half a surrogate pair",
+    );
+  }
+  const hidden = NAME_HIDDEN.exec(trimmed)?.[0];
+  if (hidden !== undefined) {
+    throw new ProtocolError(
+      "bad_name",
+      `userName must be 1-32 printable characters; ${unicodeName(hidden)} is a control or ` +
+        "invisible formatting character",
+    );
+  }
+  if (NAME_BLANK.test(trimmed)) {
+    throw new ProtocolError("bad_name", "userName must have a visible character in it");
+  }
   return trimmed;
+}
+
+/** `U+202E` for a character, for a message that names one a person cannot see. */
+function unicodeName(char: string): string {
+  return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
 const encoder = new TextEncoder();
@@ -124,7 +159,10 @@ export function maxFrameBytes(maxMessageBytes: number): number {
   return 8 * maxMessageBytes + 1024;
 }
 
-/** Validates a message body: not blank, at most `maxBytes` of UTF-8. */
+/**
+ * Validates a message body: not blank, at most `maxBytes` of UTF-8, no control characters but tab
+ * and newline, well-formed UTF-16. What is stored is then exactly what was sent.
+ */
 export function validateBody(body: unknown, maxBytes: number): string {
   if (typeof body !== "string") {
     throw new ProtocolError("bad_frame", '"body" must be a string');
@@ -136,6 +174,21 @@ export function validateBody(body: unknown, maxBytes: number): string {
     if (size > maxBytes) {
       throw new ProtocolError("too_large", `message is ${size} bytes; the limit is ${maxBytes}`);
     }
+  }
+  // Both would reach the history altered: a NUL cuts the text, a lone surrogate becomes U+FFFD.
+  const control = BODY_CONTROL.exec(body)?.[0];
+  if (control !== undefined) {
+    throw new ProtocolError(
+      "bad_frame",
+      `the message body contains ${unicodeName(control)}, a control character; only tab and ` +
+        "newline are allowed",
+    );
+  }
+  if (!body.isWellFormed()) {
+    throw new ProtocolError(
+      "bad_frame",
+      "the message body is not valid Unicode: it has half a surrogate pair",
+    );
   }
   return body;
 }

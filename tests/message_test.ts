@@ -9,6 +9,7 @@ import {
   validateRoom,
   validateUserName,
 } from "../chat/message.ts";
+import { historyOf, startTestServer, TestClient } from "./support.ts";
 
 const LIMIT = 16;
 
@@ -157,4 +158,124 @@ Deno.test("a message event carries the sender's clientId; a legacy frame never d
   });
   assert.equal("clientId" in messageEvent(message), false);
   assert.equal(encodeLegacy({ ...message, clientId: "c-9" }), encodeLegacy(message));
+});
+
+function refusedWith(code: string, pattern: RegExp) {
+  return (error: unknown) =>
+    error instanceof ProtocolError && error.code === code && pattern.test(error.message);
+}
+
+Deno.test("a name is NFC-normalised: a decomposed Zoë is the same name as a composed one", () => {
+  assert.equal(validateUserName("Zoe\u0308"), "Zo\u00eb");
+  // 32 characters once composed, though 64 as sent.
+  assert.equal(validateUserName("e\u0301".repeat(32)), "\u00e9".repeat(32));
+});
+
+const deceivingNames: [string, string][] = [
+  ["a right-to-left override", "\u202Egnp.exe"],
+  ["a left-to-right isolate", "al\u2066ice"],
+  ["a zero-width space", "ad\u200Bmin"],
+  ["a zero-width non-joiner", "ad\u200Cmin"],
+  ["a zero-width joiner", "ad\u200Dmin"],
+  ["a word joiner", "ad\u2060min"],
+  ["a byte-order mark inside", "ad\uFEFFmin"],
+  ["a soft hyphen", "ad\u00ADmin"],
+  ["a C1 control", "ad\u0085min"],
+  ["DEL", "ad\u007Fmin"],
+  ["a line separator", "ad\u2028min"],
+];
+
+for (const [what, name] of deceivingNames) {
+  Deno.test(`a name with ${what} is refused with bad_name`, () => {
+    assert.throws(
+      () => validateUserName(name),
+      refusedWith("bad_name", /^userName must be 1-32 printable characters; U\+[0-9A-F]{4} is a/),
+    );
+  });
+}
+
+const blankNames: [string, string][] = [
+  ["only Braille blanks", "\u2800\u2800"],
+  ["only a Hangul filler", "\u3164"],
+  ["only Hangul choseong and jungseong fillers", "\u115F\u1160"],
+  ["only a halfwidth Hangul filler", "\uFFA0"],
+  ["only en to hair spaces", "\u2000\u2005\u200A"],
+  ["only an ideographic space", "\u3000"],
+  ["blanks and spaces mixed", " \u2800 \u3164 "],
+];
+
+for (const [what, name] of blankNames) {
+  Deno.test(`a name of ${what} is refused: nothing in it is visible`, () => {
+    // Spaces are trimmed away, which leaves a name too short; the other blanks are kept.
+    assert.throws(
+      () => validateUserName(name),
+      refusedWith("bad_name", /visible character|^userName must be 1-32 printable characters$/),
+    );
+  });
+}
+
+Deno.test("a name with half a surrogate pair is refused: it would be stored altered", () => {
+  assert.throws(() => validateUserName("al\ud800"), refusedWith("bad_name", /not valid Unicode/));
+  assert.throws(
+    () => parseClientFrame('{"type":"hello","userName":"\\udc00x"}', "parley.v1", LIMIT),
+    refusedWith("bad_name", /not valid Unicode/),
+  );
+});
+
+Deno.test("names may still have inner spaces of any script, emoji and a blank among letters", () => {
+  assert.equal(validateUserName("山田\u3000太郎"), "山田\u3000太郎");
+  assert.equal(validateUserName("❤\uFE0F"), "❤\uFE0F");
+  assert.equal(validateUserName("⠓⠊\u2800⠁⠇"), "⠓⠊\u2800⠁⠇");
+  assert.equal(validateUserName("\u3000 Zoë\u00A0"), "Zoë");
+});
+
+const alteredBodies: [string, string, RegExp][] = [
+  ["a NUL", "ok\u0000rest", /contains U\+0000, a control character/],
+  ["a bell", "ding\u0007", /U\+0007/],
+  ["an escape sequence", "\u001b[2Jgone", /U\+001B/],
+  ["a carriage return", "a\rb", /U\+000D/],
+  ["a lone high surrogate", "a\ud800b", /not valid Unicode/],
+  ["a lone low surrogate", "\udc00", /not valid Unicode/],
+  ["surrogates in the wrong order", "\ude0a\ud83d", /not valid Unicode/],
+];
+
+for (const [what, body, pattern] of alteredBodies) {
+  Deno.test(`a body with ${what} is refused with bad_frame`, () => {
+    const frame = JSON.stringify({ type: "message", body });
+    assert.throws(
+      () => parseClientFrame(frame, "parley.v1", 64),
+      refusedWith("bad_frame", pattern),
+    );
+  });
+}
+
+Deno.test("tab, newline, DEL, C1 controls and emoji are kept in a body as sent", () => {
+  const body = "col\tcol\nline \u007f \u0085 🦊";
+  assert.deepEqual(parseClientFrame(JSON.stringify({ type: "message", body }), "parley.v1", 64), {
+    type: "message",
+    body,
+  });
+});
+
+Deno.test("a message with a NUL is refused, not stored cut short, through a real server", async () => {
+  await using server = await startTestServer();
+  await using client = new TestClient(server.wsUrl({ userName: "al", room: "nul" }));
+  await client.next("welcome");
+  client.send({ type: "message", body: "ok\u0000rest", clientId: "nul" });
+  const error = await client.next("error");
+  assert.equal(error.code, "bad_frame");
+  assert.match(error.message, /U\+0000/);
+  client.send('{"type":"message","body":"half \\ud800 a pair"}');
+  assert.equal((await client.next("error")).code, "bad_frame");
+  const response = await fetch(new URL("/rooms/nul/messages", server.url), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ userName: "al", body: "ok\u0000rest" }),
+  });
+  assert.equal(response.status, 400);
+  assert.match((await response.json()).error, /U\+0000/);
+  // A message sent after them is the first and only one stored.
+  client.send({ type: "message", body: "after", clientId: "after" });
+  assert.equal((await client.next("ack")).clientId, "after");
+  assert.deepEqual((await historyOf(server, "nul")).map((m) => m.body), ["after"]);
 });
