@@ -672,8 +672,8 @@ Deno.test("an exception in a connection's own code closes it with 1011, logged o
   assert.equal(calm.transport.state, "open");
   const failures = world.log().split("\n").filter((line) => line.includes("internal error"));
   assert.equal(failures.length, 2, world.log());
-  assert.match(world.log(), /kaboom in join\n\s+at /);
-  assert.match(world.log(), /the wire is cut\n\s+at /);
+  assert.match(world.log(), /kaboom in join\\n\s+at /);
+  assert.match(world.log(), /the wire is cut\\n\s+at /);
 });
 
 Deno.test("a connection whose join fails in the store is closed with 1011, logged once; other rooms chat on", async () => {
@@ -700,7 +700,7 @@ Deno.test("a connection whose join fails in the store is closed with 1011, logge
   const log = await Deno.readTextFile(`${server.dir}/parley.log`);
   const failures = log.split("\n").filter((line) => line.includes("cannot be read"));
   assert.equal(failures.length, 1, log);
-  assert.match(log, /cannot be read\n\s+at /);
+  assert.match(log, /cannot be read\\n\s+at /);
   await Promise.all([ann.close(), bob.close()]);
 });
 
