@@ -51,8 +51,21 @@ export function frameSize(frame: Frame): number {
   return frame.size;
 }
 
-/** A close reason is at most 123 bytes of UTF-8. */
-const MAX_REASON = 120;
+/** A close reason is at most this many bytes of UTF-8: `WebSocket.close` throws past it. */
+const MAX_REASON_BYTES = 123;
+
+/** `reason` cut to what a close frame may carry, whole characters only. */
+export function closeReason(reason: string): string {
+  let bytes = 0;
+  let end = 0;
+  for (const char of reason) {
+    const size = char.length === 2 ? 4 : char <= "\x7f" ? 1 : char <= "\u07ff" ? 2 : 3;
+    if (bytes + size > MAX_REASON_BYTES) break;
+    bytes += size;
+    end += char.length;
+  }
+  return reason.slice(0, end);
+}
 
 /** The {@link Transport} of an upgraded WebSocket. */
 export class WebSocketTransport implements Transport {
@@ -81,7 +94,7 @@ export class WebSocketTransport implements Transport {
 
   close(code: number, reason: string): void {
     try {
-      this.socket.close(code, reason.slice(0, MAX_REASON));
+      this.socket.close(code, closeReason(reason));
     } catch {
       // Already closing.
     }

@@ -473,7 +473,7 @@ export interface HttpInput {
 const ROUTES = [
   "/",
   "/messages",
-  "/chat.js",
+  "/app.js",
   "/chat.css",
   "/history",
   "/getAllMessages",
@@ -519,7 +519,7 @@ const HTTP_KINDS: Record<HttpKind, (rng: Random, input: HttpInput) => void> = {
       "/rooms",
       "/metrics",
       "/",
-      "/chat.js",
+      "/app.js",
       "/getAllMessages",
       `/history?room=fuzz${rng.int(20)}&limit=${1 + rng.int(1000)}`,
       `/history?room=fuzz${rng.int(20)}&after=${rng.int(100)}`,

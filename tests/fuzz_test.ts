@@ -46,61 +46,9 @@ const REQUESTS_PER_PIPELINE = 50;
 const PROBE_EVERY = 5_000;
 const ANSWER_MS = 15_000;
 
-/**
- * 500s the fuzz finds in code this test does not own (chat/server.ts), listed so the run passes
- * while they are being fixed: each is counted and printed, and any other 500 fails the test. Once
- * one no longer happens, the run says so: delete its entry then.
- */
-const KNOWN_FAILURES: {
-  id: string;
-  what: string;
-  /** The HTTP requests it answers with 500; null for a failure upgradeWorker recognises. */
-  matches: ((input: HttpInput) => boolean) | null;
-  /** Its trace: a line in the server's log, or the message of the exception it throws. */
-  trace: RegExp;
-}[] = [
-  {
-    id: "long-close-reason",
-    what: "an upgrade refused with a message whose first 120 UTF-16 units are over 123 bytes of " +
-      "UTF-8 (`?room=` or `?since=` with ~45 non-ASCII characters): refuse() in server.ts " +
-      "calls socket.close with it, which throws a SyntaxError from the onopen handler: an " +
-      "uncaught exception that ends the process outside this test, and the socket stays open",
-    matches: null,
-    trace: /The close reason may not be longer than 123 bytes/,
-  },
-  {
-    id: "incomplete-upgrade",
-    what: "GET /chat with `Upgrade: websocket` but without `Connection: Upgrade` or a valid " +
-      "Sec-WebSocket-Key: Deno.upgradeWebSocket throws a TypeError that upgrade() lets through",
-    matches: (input) =>
-      input.target.startsWith("/chat") && input.method === "GET" &&
-      input.headers.some(([name, value]) =>
-        name === "upgrade" && value.toLowerCase() === "websocket"
-      ),
-    trace: / error GET \/chat: TypeError: /,
-  },
-  {
-    id: "unparsable-host",
-    what: "a Host header that is no URL host (`a b`, `[::1`, `x:99999`): `new URL(request.url)` " +
-      "throws before the handler's try, and Deno.serve's onError answers 500",
-    matches: (input) => {
-      const host = input.headers.find(([name]) => name === "host")?.[1];
-      if (host === undefined) return false;
-      try {
-        new URL(`http://${host}/`);
-        return false;
-      } catch {
-        return true;
-      }
-    },
-    trace: / error request failed: TypeError: /,
-  },
-];
-
 /** The counts, failures and health probes of one run. */
 class FuzzRun {
   readonly counts = new Map<string, number>();
-  readonly known = new Map<string, number>();
   readonly failures: string[] = [];
   /** What each worker is waiting on an answer to, for a report of an uncaught exception. */
   readonly inFlight = new Map<string, string[]>();
@@ -322,21 +270,16 @@ async function upgradeWorker(run: FuzzRun, worker: number, count: number): Promi
       continue;
     }
     const refusal = socket.counts.welcome === 0 ? socket.lastError : undefined;
-    if (refusal !== undefined) await checkRefusal(run, socket, query, refusal);
+    if (refusal !== undefined) await checkRefusal(run, socket, query);
     await socket.close();
     await run.count(refusal !== undefined ? "upgrade refused" : "upgrade welcomed");
   }
 }
 
 /** A refused upgrade closes with 1008 after its one error event. */
-async function checkRefusal(run: FuzzRun, socket: CountingSocket, query: string, message: string) {
-  const longReason = new TextEncoder().encode(message.slice(0, 120)).length > 123;
-  // Closing is immediate; the wait is long only where the known failure leaves the socket open.
-  const ms = longReason ? 500 : ANSWER_MS;
-  await socket.until(() => false, "the close of a refused upgrade", ms).catch(() => {});
-  if (socket.closeCode === null && longReason) {
-    run.known.set("long-close-reason", (run.known.get("long-close-reason") ?? 0) + 1);
-  } else if (socket.closeCode !== 1008 || socket.counts.error !== 1) {
+async function checkRefusal(run: FuzzRun, socket: CountingSocket, query: string) {
+  await socket.until(() => false, "the close of a refused upgrade", ANSWER_MS).catch(() => {});
+  if (socket.closeCode !== 1008 || socket.counts.error !== 1) {
     run.fail(`upgrade ?${query}: ${socket.counts.error} errors and close ${socket.closeCode}`);
   }
 }
@@ -353,15 +296,13 @@ async function rawUpgradeStatus(server: TestServer, query: string): Promise<stri
   }
 }
 
-/** Checks one HTTP answer: 2xx if valid, never 5xx but for a known failure, JSON errors. */
+/** Checks one HTTP answer: 2xx if valid, never 5xx. */
 function checkResponse(run: FuzzRun, input: HttpInput, status: number | null, body: string) {
   const where = () =>
     `${input.kind}: ${show(`${input.method} ${input.target} ${JSON.stringify(input.headers)}`)}`;
   if (status === null) return run.fail(`no answer to ${where()}`);
   if (status >= 500) {
-    const known = KNOWN_FAILURES.find((failure) => failure.matches?.(input));
-    if (known === undefined) return run.fail(`${status} ${body.slice(0, 200)} for ${where()}`);
-    run.known.set(known.id, (run.known.get(known.id) ?? 0) + 1);
+    run.fail(`${status} ${body.slice(0, 200)} for ${where()}`);
   } else if (input.valid && (status < 200 || status > 299)) {
     run.fail(`${status} ${body.slice(0, 200)} for a valid ${where()}`);
   } else if (status === 101 && input.kind === "upgrade headers") {
@@ -499,13 +440,12 @@ async function brokenWsWorker(run: FuzzRun, worker: number, count: number): Prom
 }
 
 /**
- * Log lines that carry a stack or an internal error (but for the known failures'), and lines a
+ * Log lines that carry a stack or an internal error, and lines a
  * client forged or bloated: each must be one timestamped line of at most a few KB.
  */
 function unexpectedLogLines(log: string): string[] {
   return log.trimEnd().split("\n").filter((line) =>
-    (/internal error|request failed|(\\n|^)\s+at (\S+ \()?(file|ext|node):/.test(line) &&
-      !KNOWN_FAILURES.some((failure) => failure.trace.test(line))) ||
+    /internal error|request failed|(\\n|^)\s+at (\S+ \()?(file|ext|node):/.test(line) ||
     !/^\d{4}-\d\d-\d\dT[\d:.]+Z (info|error) /.test(line) || line.length > 4200 ||
     /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(line)
   );
@@ -521,7 +461,6 @@ Deno.test({
     const uncaught: string[] = [];
     const onError = (event: ErrorEvent) => {
       event.preventDefault();
-      if (KNOWN_FAILURES.some((failure) => failure.trace.test(String(event.error)))) return;
       // The first few, each with the inputs that may have caused it.
       if (uncaught.length < 3) {
         uncaught.push(`${event.error?.stack ?? event.message}\nwhile in flight:\n${inFlight(run)}`);
@@ -564,12 +503,4 @@ function report(run: FuzzRun, seconds: string): void {
     `fuzz: ${run.total} inputs in ${seconds} s, seed ${SEED}, ${run.probes} health probes`,
   );
   for (const [kind, n] of rows) console.log(`  ${String(n).padStart(7)}  ${kind}`);
-  for (const failure of KNOWN_FAILURES) {
-    const n = run.known.get(failure.id) ?? 0;
-    console.log(
-      n > 0
-        ? `  KNOWN FAILURE ${failure.id}: hit by ${n} inputs: ${failure.what}`
-        : `  known failure ${failure.id} did not happen: remove it from KNOWN_FAILURES`,
-    );
-  }
 }

@@ -5,7 +5,7 @@
 
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
-import { CloseCode, WebSocketTransport } from "../transport.ts";
+import { CloseCode, closeReason, WebSocketTransport } from "../transport.ts";
 import {
   type Dialect,
   encodeEvent,
@@ -137,8 +137,7 @@ function refuse(
   log.error(`refused ${address}: ${message}`);
   socket.onopen = () => {
     if (event !== undefined) socket.send(encodeEvent(event));
-    // A close reason is at most 123 bytes.
-    socket.close(CloseCode.policy, message.slice(0, 120));
+    socket.close(CloseCode.policy, closeReason(message));
   };
   socket.onerror = () => {};
 }
