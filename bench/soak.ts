@@ -1,31 +1,36 @@
 /**
  * `deno task soak`: parley under load for minutes, to see whether it holds steady. It starts parley
- * (pinned as the bench does when it can) and runs the `chat` scenario's load with the bench's load
- * workers, plus a churn of clients that join, stay a few seconds and leave, plus a few slow
- * readers that stop reading until the server drops them (1013) and are then replaced. Every
- * `--sample` seconds it records the server's RSS, its open file descriptors, its event-loop lag
- * (from `/metrics`) and the deliveries, and prints them as a row of a table. At the end it gives a
- * verdict (RSS and descriptors at the end within 10% of their value after the warm-up, the first
- * 20% of the run) and writes the figures as an SVG plot.
+ * (pinned to CPU 0 and this tool to the others, as the bench does, when it can) with the bench's
+ * lifted limits but parley's own 1 MiB send buffer, and for `--minutes` runs at once:
+ *
+ * - the `chat` scenario's load, with the bench's load workers: 1,000 subscribers in one room, 10
+ *   of them sending 20 messages/s each (the bench measured the tool at 80-98% of one CPU on that
+ *   alone: the output warns when it had too little CPU to be trusted);
+ * - a churn of clients (`--churn`, 20/s) that join the room, stay `--stay` seconds (3) after
+ *   their welcome, and leave;
+ * - `--slow` slow readers (3) that stop reading once connected. The server drops each when its
+ *   send buffer is full (1013; at the default load after a minute or two, the kernel's buffers
+ *   holding some megabytes first). Each drop `parley_slow_consumer_drops_total` counts closes
+ *   the longest-stalled reader (they all get the same traffic, so it is the one that filled first;
+ *   a dropped client that never reads keeps its server socket until it closes) and opens another.
+ *
+ * Every `--sample` seconds (10) it prints a row: the server's RSS, its open file descriptors
+ * (`/proc/<pid>/fd`), `parley_event_loop_lag_seconds` (the longest lag over the 10 s before),
+ * its CPU since the last row, `parley_connections`, the steady subscribers' deliveries and what
+ * they are still owed (in flight, or lost), the churn clients welcomed and the slow readers
+ * dropped. Then the totals after a drain (the loss is exact there), and the verdict: PASS if RSS
+ * and descriptors at the end are both within 10% of their value at the first sample after the
+ * warm-up, the first 20% of the run (4 minutes of 20). It writes RSS, descriptors and lag over time
+ * as an SVG plot (`--svg`, default `test-output/soak.svg`), and exits 0 on PASS, 1 on FAIL.
  *
  * ```sh
  * deno task soak --minutes 20
  * deno task soak --minutes 2 --subscribers 200 --svg test-output/short.svg
  * ```
- *
- * See `bench/README.md` ("Soak") for what it measures and how to read it.
  */
 
 import { defaultConfig } from "../chat/config.ts";
-import {
-  addCounts,
-  assignConnections,
-  type BenchOptions,
-  chatUrl,
-  LoadWorker,
-  progressOf,
-  SCENARIOS,
-} from "./bench.ts";
+import { chatUrl, progressOf, SCENARIOS } from "./bench.ts";
 import {
   type Pinned,
   pinning,
@@ -38,7 +43,6 @@ import {
   formatBytes,
   formatCount,
   formatMs,
-  Histogram,
   initClockTicks,
   type MachineSample,
   otherCpuPercent,
@@ -47,8 +51,7 @@ import {
   sampleProc,
 } from "./stats.ts";
 import { stackedLineChart } from "./svg.ts";
-import type { ConnectedReport, FinalReport } from "./worker_messages.ts";
-import { WsClient } from "./ws_client.ts";
+import { Churn, SlowReaders, SteadyLoad, type SteadyResult } from "./soak_load.ts";
 
 /** What a soak runs; {@link parseSoakArgs} gives the defaults. */
 export interface SoakOptions {
@@ -116,25 +119,6 @@ export interface Verdict {
   line: string;
 }
 
-/** The steady subscribers' figures at the end, after the drain. */
-export interface SteadyResult {
-  subscribers: number;
-  connected: number;
-  connectFailures: string[];
-  sent: number;
-  acked: number;
-  delivered: number;
-  lost: number;
-  /** Steady connections still open at the end. */
-  held: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** Closes the tool did not ask for, and `error` events, by code. */
-  closes: Record<string, number>;
-  errorEvents: Record<string, number>;
-}
-
 /** Everything a soak measured. */
 export interface SoakReport {
   settings: SoakOptions;
@@ -164,252 +148,6 @@ const epochUs = (): number => Math.round((performance.timeOrigin + performance.n
 
 function log(options: SoakOptions, line: string): void {
   if (options.progress) console.error(line);
-}
-
-/** The steady load: bench's worker threads holding the subscribers and running the senders. */
-class SteadyLoad {
-  connected = 0;
-  connectFailures: string[] = [];
-
-  private constructor(readonly workers: LoadWorker[], readonly subscribers: number) {}
-
-  /** Starts the workers and connects every subscriber; throws if a worker fails. */
-  static async connect(options: SoakOptions, url: string): Promise<SteadyLoad> {
-    const bench: BenchOptions = {
-      ...SCENARIOS.chat,
-      subscribers: options.subscribers,
-      senders: options.senders,
-      rate: options.rate,
-      target: "parley",
-      bodyBytes: options.bodyBytes,
-      connectConcurrency: 200,
-      workers: 0,
-      drainTimeoutS: 10,
-      pin: false,
-      progress: false,
-    };
-    const shares = assignConnections(bench);
-    const load = new SteadyLoad(shares.map(() => new LoadWorker()), options.subscribers);
-    try {
-      const reports = await Promise.all(
-        load.workers.map((worker, k) =>
-          worker.ask<ConnectedReport>(
-            {
-              type: "connect",
-              url,
-              indices: shares[k],
-              senders: shares[k].filter((i) => i < options.senders),
-              legacy: [],
-              concurrency: Math.ceil(bench.connectConcurrency / shares.length),
-              timeoutMs: 20_000,
-            },
-            "connected",
-            60_000 + options.subscribers * 10,
-          )
-        ),
-      );
-      for (const report of reports) {
-        load.connected += report.connected;
-        load.connectFailures.push(...report.failures);
-      }
-      return load;
-    } catch (error) {
-      await load.close();
-      throw error;
-    }
-  }
-
-  /** Has the senders send from `startUs` to `endUs` (epoch µs); latency counts after `warmUs`. */
-  start(options: SoakOptions, startUs: number, warmUs: number, endUs: number): void {
-    const marker = `~s${crypto.randomUUID().slice(0, 6)}|`;
-    for (const worker of this.workers) {
-      worker.tell({
-        type: "start",
-        marker,
-        bodyBytes: options.bodyBytes,
-        mode: "rate",
-        inFlight: 0,
-        rate: options.rate,
-        startUs,
-        warmupEndUs: warmUs,
-        sendEndUs: endUs,
-      });
-    }
-  }
-
-  /** Waits (at most `drainMs`) for the last deliveries and acks, then gathers the figures. */
-  async finish(drainMs: number): Promise<SteadyResult> {
-    const until = performance.now() + drainMs;
-    let p = await progressOf(this.workers);
-    while (
-      (p.acked < p.sent || p.delivered < p.sent * this.connected) && performance.now() < until
-    ) {
-      await sleep(200);
-      p = await progressOf(this.workers);
-    }
-    const finals = await Promise.all(
-      this.workers.map((w) => w.ask<FinalReport>({ type: "report" }, "report", 30_000)),
-    );
-    const latency = new Histogram();
-    const closes: Record<string, number> = {};
-    const errorEvents: Record<string, number> = {};
-    for (const f of finals) {
-      latency.merge(f.v1Latency);
-      addCounts(closes, f.closes);
-      addCounts(errorEvents, f.errorEvents);
-    }
-    const ms = (us: number): number => Math.round(us) / 1000;
-    return {
-      subscribers: this.subscribers,
-      connected: this.connected,
-      connectFailures: this.connectFailures,
-      sent: p.sent,
-      acked: p.acked,
-      delivered: p.delivered,
-      lost: p.sent * this.connected - p.delivered,
-      held: p.open,
-      p50Ms: ms(latency.quantile(0.5)),
-      p99Ms: ms(latency.quantile(0.99)),
-      maxMs: ms(latency.max),
-      closes,
-      errorEvents,
-    };
-  }
-
-  /** Closes every connection and ends the threads. */
-  async close(): Promise<void> {
-    await Promise.all(
-      this.workers.map((w) => w.ask({ type: "close" }, "closed", 10_000).catch(() => {})),
-    );
-    for (const w of this.workers) w.worker.terminate();
-  }
-}
-
-/** Clients that join, stay a few seconds after their welcome, and leave: `perSecond` of them. */
-class Churn {
-  opened = 0;
-  joined = 0;
-  failed = 0;
-  /** Closes by the server, by code. */
-  readonly closes: Record<string, number> = {};
-  readonly #live = new Set<WsClient>();
-  /** Each client's timer: its leaving, or giving up on its welcome. */
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #stopped = false;
-
-  constructor(readonly url: string, readonly perSecond: number, readonly stayMs: number) {}
-
-  start(): void {
-    if (this.perSecond > 0) this.#timer = setInterval(() => this.#join(), 1000 / this.perSecond);
-  }
-
-  /** Stops opening clients and closes the ones there are. */
-  stop(): void {
-    this.#stopped = true;
-    clearInterval(this.#timer);
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    for (const client of this.#live) client.close(1000);
-    this.#live.clear();
-  }
-
-  /** Runs `then` in `ms` unless stopped first. */
-  #after(ms: number, then: () => void): ReturnType<typeof setTimeout> {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      then();
-    }, ms);
-    this.#timers.add(timer);
-    return timer;
-  }
-
-  #join(): void {
-    const serial = this.opened++;
-    let client: WsClient | null = null;
-    let welcomed = false;
-    let left = false;
-    const leave = (): void => {
-      left = true;
-      if (client) this.#live.delete(client);
-      client?.close(1000);
-    };
-    const noWelcome = this.#after(10_000, () => {
-      this.failed++;
-      leave();
-    });
-    const settle = (): void => {
-      clearTimeout(noWelcome);
-      this.#timers.delete(noWelcome);
-    };
-    WsClient.connect(`${this.url}&userName=churn-${serial}`, "parley.v1", {
-      text: (data) => {
-        if (welcomed || !data.includes('"welcome"')) return;
-        welcomed = true;
-        this.joined++;
-        settle();
-        this.#after(this.stayMs, leave);
-      },
-      closed: (code) => {
-        if (!this.#stopped && !left) this.closes[code] = (this.closes[code] ?? 0) + 1;
-        if (client) this.#live.delete(client);
-      },
-    }, 10_000).then((socket) => {
-      client = socket;
-      if (this.#stopped || left) socket.close(1000);
-      else this.#live.add(socket);
-    }, () => {
-      settle();
-      this.failed++;
-    });
-  }
-}
-
-/**
- * Clients that stop reading once connected, until the server drops them as too slow. They all get
- * the room's traffic, so the one stalled longest fills its buffers first: each drop the server
- * counts closes the oldest (which frees the server's socket) and opens a new one.
- */
-class SlowReaders {
-  opened = 0;
-  dropped = 0;
-  failed = 0;
-  /** Oldest first. */
-  readonly #clients: WsClient[] = [];
-
-  constructor(readonly url: string, readonly count: number) {}
-
-  /** Opens readers until there are `count`; one that fails to connect is counted and skipped. */
-  async fill(): Promise<void> {
-    const missing = this.count - this.#clients.length;
-    await Promise.all(Array.from({ length: missing }, async () => {
-      try {
-        const client = await WsClient.connect(
-          `${this.url}&userName=slow-${this.opened++}`,
-          "parley.v1",
-          { text: () => {}, closed: () => {} },
-          10_000,
-        );
-        client.stopReading();
-        this.#clients.push(client);
-      } catch {
-        this.failed++;
-      }
-    }));
-  }
-
-  /** Replaces the `n` oldest readers: the server dropped that many. */
-  async replace(n: number): Promise<void> {
-    for (const client of this.#clients.splice(0, Math.max(0, n))) {
-      client.close(1000);
-      this.dropped++;
-    }
-    await this.fill();
-  }
-
-  close(): void {
-    for (const client of this.#clients.splice(0)) client.close(1000);
-  }
 }
 
 /** The samples of a `/metrics` text by name and labels; empty if it cannot be fetched. */
@@ -481,7 +219,8 @@ class Sampler {
       const code = /^parley_disconnects_total\{code="(\d+)"\}$/.exec(name)?.[1];
       if (code) this.disconnects[code] = n;
     }
-    // Churn clients read everything, so the server's drops are the slow readers' but theirs.
+    // The steady subscribers and the churn clients read everything: the server drops only the
+    // slow readers, unless the tool falls behind (its closes then show at the end).
     const drops = metrics.get("parley_slow_consumer_drops_total");
     const churnDrops = this.churn.closes["1013"] ?? 0;
     return {
@@ -677,7 +416,6 @@ async function sampleRun(
   const startUs = epochUs() + 100_000;
   const started = performance.now() + 100;
   steady.start(
-    options,
     startUs,
     startUs + durationMs * WARMUP_FRACTION * 1000,
     startUs + durationMs * 1000,
@@ -688,6 +426,9 @@ async function sampleRun(
   for (let atMs = 0;; atMs = Math.min(atMs + sampleMs, durationMs)) {
     await sleep(Math.max(0, started + atMs - performance.now()));
     const sample = await sampler.take(atMs / 1000);
+    if (sample.rssBytes === null && samples.some((s) => s.rssBytes !== null)) {
+      throw new Error(`parley exited during the soak; its output:\n${sampler.server.output()}`);
+    }
     samples.push(sample);
     print(row(COLUMNS.map(([, , cell]) => cell(sample))));
     await slow.replace(sample.slowDropped - slow.dropped);
@@ -802,7 +543,8 @@ const USAGE = `usage: deno task soak [--minutes N] [options]
   --svg FILE            where the plot goes (default test-output/soak.svg)
   --no-pin              do not pin the server and the load to separate CPUs
   --json                print the report as one JSON object on the last line
-  --quiet               no progress lines on stderr`;
+  --quiet               no progress lines on stderr
+Exits 0 if the verdict is PASS, 1 if it is FAIL or the soak failed, 2 on a bad flag.`;
 
 /** Flags with a number: the option each sets, its smallest value, and whether it is whole. */
 const NUMBER_FLAGS: Record<string, [keyof SoakOptions, number, boolean]> = {
@@ -846,13 +588,18 @@ export function parseSoakArgs(args: string[]): SoakOptions & { json: boolean } {
         throw new Error(`${flag} needs a number ≥ ${min}\n${USAGE}`);
       }
       Object.assign(options, { [key]: whole ? Math.floor(n) : n });
-    } else if (flag === "--svg" && i + 1 < args.length) options.svgPath = args[++i];
-    else if (flag === "--no-pin") options.pin = false;
-    else if (flag === "--json") options.json = true;
-    else if (flag === "--quiet") options.progress = false;
-    else {throw new Error(
-        `${flag === "-h" || flag === "--help" ? "" : `bad flag ${flag}\n`}${USAGE}`,
-      );}
+    } else if (flag === "--svg" && i + 1 < args.length) {
+      options.svgPath = args[++i];
+    } else if (flag === "--no-pin") {
+      options.pin = false;
+    } else if (flag === "--json") {
+      options.json = true;
+    } else if (flag === "--quiet") {
+      options.progress = false;
+    } else {
+      const help = flag === "-h" || flag === "--help";
+      throw new Error(help ? USAGE : `bad flag ${flag}\n${USAGE}`);
+    }
   }
   options.senders = Math.min(options.senders, options.subscribers);
   return options;
