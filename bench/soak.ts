@@ -261,14 +261,13 @@ export function verdictOf(samples: SoakSample[], warmupS: number): Verdict {
   }
   const within = (d: Drift): boolean => Math.abs(d.percent) <= TOLERANCE * 100;
   const pass = within(rss) && within(fds);
+  const outside = [within(rss) ? "" : "RSS", within(fds) ? "" : "descriptors"].filter((x) => x);
   const sign = (p: number): string => (p >= 0 ? `+${p}` : `${p}`);
   const line = `verdict: ${pass ? "PASS" : "FAIL"} — RSS ${formatBytes(rss.afterWarmup)} at ` +
     `${clock(after.atS)} -> ${formatBytes(rss.end)} at the end (${sign(rss.percent)}%), ` +
     `descriptors ${formatCount(fds.afterWarmup)} -> ${formatCount(fds.end)} ` +
-    `(${sign(fds.percent)}%): ${
-      pass ? "both" : [within(rss) ? "" : "RSS", within(fds) ? "" : "descriptors"]
-        .filter((x) => x).join(" and ") + " not"
-    } within ${TOLERANCE * 100}% of their value after the warm-up`;
+    `(${sign(fds.percent)}%): ${pass ? "both" : `${outside.join(" and ")} not`} within ` +
+    `${TOLERANCE * 100}% of their value after the warm-up`;
   return { pass, rss, fds, line };
 }
 
