@@ -108,7 +108,9 @@ export class Client {
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
   close(code: number, reason: string): void {
-    // A peer that stopped reading may never answer the close: it leaves the room now.
+    // A peer that stopped reading may never answer the close: it leaves the room (and gives its
+    // address's place back) now. Deno 2.9 keeps such a socket until the peer reads or goes: the
+    // close frame waits behind the unsent data, idleTimeout's ping too, and nothing drops it.
     this.#guard(() => this.#leave());
     if (this.#transport.state === "closed") return;
     this.#closeCode = code;

@@ -793,6 +793,10 @@ Deno.test("a client that reads nothing while it is replayed is closed with 1013 
   });
   assert.equal(world.metrics.drops, 1);
   assert.equal(world.admission.heldBy("peer"), 0, "its address's place is free at once");
+  assert.equal(world.admission.open, 1, "its socket still counts until the runtime closes it");
+  stuck.transport.reportClose(1006);
+  assert.equal(world.admission.open, 0);
+  assert.deepEqual(stuck.closes, [1]);
 });
 
 Deno.test("a client whose replay retention overtakes is closed with 1013, and resuming again says recovered: false", async () => {
