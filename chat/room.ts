@@ -12,6 +12,7 @@
 import { setImmediate } from "node:timers";
 import type { Bus, BusEvent } from "./bus.ts";
 import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
+import { clientText } from "./log.ts";
 import {
   type ChatMessage,
   encodeEvent,
@@ -479,7 +480,8 @@ export class Rooms {
     try {
       step(room);
     } catch (error) {
-      this.onError(`room ${name} failed to deliver an event: ${(error as Error)?.stack ?? error}`);
+      const why = (error as Error)?.stack ?? error;
+      this.onError(`room ${clientText(name)} failed to deliver an event: ${why}`);
       room.fail(error);
     }
   }
