@@ -38,6 +38,8 @@ export interface Transport {
   readonly bufferedAmount: number;
   /** Sends one text frame; nothing happens once the transport is closed. */
   send(text: string): void;
+  /** Resolves once {@link bufferedAmount} is at most `bytes`, or the transport is not open. */
+  drained(bytes: number): Promise<void>;
   /** Starts closing with a code from {@link CloseCode} and a reason for the user. */
   close(code: number, reason: string): void;
   /** Tells `listener` what happens from now on. */
@@ -67,6 +69,13 @@ export function closeReason(reason: string): string {
   return reason.slice(0, end);
 }
 
+/**
+ * The longest wait between two looks at a socket's send buffer while waiting for it to drain:
+ * a WebSocket says nothing when it drains. A peer that reads catches up within a few looks; one
+ * that never does costs a timer every this many milliseconds.
+ */
+const MAX_DRAIN_POLL_MS = 128;
+
 /** The {@link Transport} of an upgraded WebSocket. */
 export class WebSocketTransport implements Transport {
   constructor(private readonly socket: WebSocket) {}
@@ -90,6 +99,20 @@ export class WebSocketTransport implements Transport {
     } catch {
       // The socket closed under us; its close event does the rest.
     }
+  }
+
+  drained(bytes: number): Promise<void> {
+    const done = () => this.state !== "open" || this.socket.bufferedAmount <= bytes;
+    if (done()) return Promise.resolve();
+    return new Promise((resolve) => {
+      let wait = 1;
+      const look = () => {
+        if (done()) return resolve();
+        wait = Math.min(wait * 2, MAX_DRAIN_POLL_MS);
+        setTimeout(look, wait);
+      };
+      setTimeout(look, wait);
+    });
   }
 
   close(code: number, reason: string): void {

@@ -97,7 +97,7 @@ function upgrade(
   }
 }
 
-/** Hands the socket to a new {@link Client}, which gives the lease back when it closes. */
+/** Hands the socket to a new {@link Client}, which gives the lease back as it leaves and closes. */
 function start(
   { config, rooms, log, metrics, clients }: Services,
   socket: WebSocket,
@@ -114,13 +114,12 @@ function start(
     since: query.since,
     limits: config.limits,
     onJoin: config.history.onJoin,
+    maxReplay: config.history.maxReplay,
     address,
+    lease,
     log,
     metrics,
-    onClose: () => {
-      clients.delete(client);
-      lease.release();
-    },
+    onClose: () => clients.delete(client),
   });
   clients.add(client);
 }
