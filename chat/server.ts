@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
 import type { Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
+import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import { healthz, metrics } from "./routes/ops.ts";
@@ -46,6 +47,7 @@ function routeTable(): Route[] {
     route(["POST"], "/rooms/:room/messages", postMessage),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", metrics),
+    ...accountRoutes(),
   ];
 }
 
@@ -63,6 +65,7 @@ export async function startServer(
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = new URL(`http://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
   services.log.info(`listening on ${url}`);
+  services.identity.announce(url, config.hostName, services.log, options.quiet ?? false);
 
   let stopped: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
