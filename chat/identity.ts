@@ -177,11 +177,12 @@ export class IdentityService {
 
   /**
    * What a server that has started says about who people are, in the log: that anyone can post
-   * under any name, if it is open to other machines; the setup link, once, if this server made a
-   * setup token and there is still no account, also on stdout unless `quiet`. The setup token is
-   * printed by design: it is the one secret that reaches the log, and it works once.
+   * under any name, if open mode listens where other machines reach it; and, if this server made
+   * the setup token and there is still no account, the setup link, which it returns for main.ts
+   * to print on stdout (once: a second call returns null). The setup token is printed by design:
+   * it is the one secret that reaches the log, and it works once.
    */
-  announce(base: URL, hostName: string, log: Logger, quiet: boolean): void {
+  announce(base: URL, hostName: string, log: Logger): URL | null {
     if (this.mode === "open" && !isLoopback(hostName)) {
       log.info(
         `warning: "auth.mode" is "open" and "hostName" ${JSON.stringify(hostName)} is reachable ` +
@@ -191,14 +192,12 @@ export class IdentityService {
     }
     const token = this.#unprinted;
     this.#unprinted = null;
-    if (token === null || this.accounts?.count() !== 0) return;
-    const line = `no account yet: create the admin account at ${new URL(
-      `/setup?token=${token}`,
-      base,
-    )} (the link works once)`;
-    log.info(line);
+    if (token === null || this.accounts?.count() !== 0) return null;
+    const link = new URL(`/setup?token=${token}`, base);
+    log.info(`no account yet: ${setupLine(link)}`);
+    // On disk before anyone is told the server is up, for whoever reads the log for it.
     log.flush();
-    if (!quiet) console.log(`parley: ${line}`);
+    return link;
   }
 
   /** Whether `token` is a setup token printed by this server or another worker. */
@@ -221,7 +220,11 @@ export class IdentityService {
    * HttpError; a cookie's request that changes something from a page of another origin is a 403.
    */
   identify(request: Request, url: URL): Promise<Identity | null> {
-    return Promise.resolve(this.#identify(request, url));
+    try {
+      return Promise.resolve(this.#identify(request, url));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   #identify(request: Request, url: URL): Identity | null {
@@ -341,6 +344,11 @@ export function readCookie(request: Request, name: string): string | null {
     if (at !== -1 && pair.slice(0, at).trim() === name) return pair.slice(at + 1).trim() || null;
   }
   return null;
+}
+
+/** How the setup link is offered, in the log and on stdout. */
+export function setupLine(link: URL): string {
+  return `create the admin account at ${link} (the link works once)`;
 }
 
 /** Whether the server listens only where other machines cannot reach it. */
