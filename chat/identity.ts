@@ -208,11 +208,6 @@ export class IdentityService {
     return found;
   }
 
-  /** Forgets the setup tokens once the first account exists. */
-  setupDone(): void {
-    this.#setupHashes.clear();
-  }
-
   /**
    * The person behind `request`: {@link ANYONE} in open mode; else the account of its API token
    * (`Authorization: Bearer …`) or of its session cookie, or null if it carries neither. A

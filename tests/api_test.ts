@@ -132,7 +132,8 @@ Deno.test("setup link -> admin -> invite -> a second person joins -> both are wh
     userName: "mallory",
     password: "mallory-password",
   });
-  assert.equal(again.status, 403, "the link works once");
+  assert.equal(again.status, 409, "the link works once");
+  assert.match(again.body.error, /has its admin already/);
 
   const invite = await admin.call("POST", "/api/invites");
   assert.equal(invite.status, 201);

@@ -45,6 +45,9 @@ const MAX_BODY_BYTES = 8192;
 async function setup(context: Services, request: Request, { url, address }: RouteParams) {
   const accounts = accountsOf(context);
   checkOrigin(context, request, url);
+  if (accounts.count() > 0) {
+    throw new HttpError(409, "this server has its admin already; sign in with POST /api/session");
+  }
   const body = await readJson(request);
   if (typeof body.token !== "string" || !context.identity.setupTokenValid(body.token)) {
     throw new HttpError(
@@ -54,7 +57,6 @@ async function setup(context: Services, request: Request, { url, address }: Rout
   }
   const { userName, passwordHash } = await newCredentials(body);
   const account = refusing(() => accounts.createFirstAdmin(userName, passwordHash));
-  context.identity.setupDone();
   context.log.info(`setup: ${clientText(account.userName)} is the first admin (from ${address})`);
   return signedIn(context, accounts, account, 201);
 }
@@ -86,6 +88,7 @@ async function signIn(context: Services, request: Request, { url, address }: Rou
   }
   accounts.forgive(failures, accountKey);
   if (found.account.banned) throw new HttpError(403, "this account is banned; ask an admin");
+  context.log.info(`${clientText(found.account.userName)} signed in from ${address}`);
   return signedIn(context, accounts, found.account, 200);
 }
 
