@@ -15,6 +15,7 @@
  * - `"accounts"`: a person is an account of the {@link AccountStore}, signed in by the session
  *   cookie {@link SESSION_COOKIE} or by `Authorization: Bearer <API token>`; no credential is
  *   `null`. A request that changes something with a cookie must come from an allowed origin.
+ *   Until the first account exists nobody holds a credential, so whatever needs a person is 401.
  * - `"jwt"`: not in this version; the server refuses to start with it.
  *
  * A ban is announced to {@link IdentityService.subscribe}rs in every worker (so that they can
