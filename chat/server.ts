@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
 import type { Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
+import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import { healthz, metrics } from "./routes/ops.ts";
@@ -31,6 +32,8 @@ export interface RunningServer {
   /** Where to open the page, e.g. `http://127.0.0.1:8080/`. */
   url: URL;
   port: number;
+  /** The link that creates the first account, if this server made it (`accounts`, none yet). */
+  setupLink: URL | null;
   /** Stops accepting, closes every socket with 1001, flushes history; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -46,6 +49,7 @@ function routeTable(): Route[] {
     route(["POST"], "/rooms/:room/messages", postMessage),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", metrics),
+    ...accountRoutes(),
   ];
 }
 
@@ -63,6 +67,7 @@ export async function startServer(
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = new URL(`http://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
   services.log.info(`listening on ${url}`);
+  const setupLink = services.identity.announce(url, config.hostName, services.log);
 
   let stopped: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
@@ -76,7 +81,7 @@ export async function startServer(
     })();
     return stopped;
   };
-  return { url, port, shutdown };
+  return { url, port, setupLink, shutdown };
 }
 
 /** Binds the port; a failure is a {@link StartupError} saying what to change. */

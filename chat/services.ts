@@ -11,6 +11,7 @@ import type { Client } from "./client.ts";
 import type { Config } from "./config.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
+import { IdentityService } from "./identity.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
@@ -30,6 +31,8 @@ export interface ServerOptions {
   name?: string;
   /** Called with the history store once it is open: tests use it to make the store fail. */
   onHistoryOpened?: (store: HistoryStore) => void;
+  /** The clock sessions, invites and failed sign-ins are judged by: tests move it. */
+  now?: () => number;
 }
 
 /**
@@ -47,6 +50,8 @@ export interface Services extends AsyncDisposable {
   /** The connected clients; each removes itself when its socket closes. */
   readonly clients: Set<Client>;
   readonly admission: Admission;
+  /** Who is asking, and what they may do. */
+  readonly identity: IdentityService;
   /** Set when shutdown begins: upgrades are refused and `/healthz` answers 503. */
   stopping: boolean;
 }
@@ -68,6 +73,11 @@ export async function openServices(config: Config, options: ServerOptions): Prom
   options.onHistoryOpened?.(history);
   const bus = stack.adopt(await connectBus(config, options, history, log), (bus) => bus.close());
   const lag = stack.use(new LagMonitor());
+  const admission = new Admission(config.limits, config.allowedOrigins);
+  const identity = stack.adopt(
+    await openIdentity(config, options, admission),
+    (identity) => identity.close(),
+  );
   const owned = stack.move();
   const services: Services = {
     config,
@@ -77,7 +87,8 @@ export async function openServices(config: Config, options: ServerOptions): Prom
     rooms: new Rooms(history, bus, (message) => log.error(message)),
     metrics: new Metrics(lag),
     clients: new Set(),
-    admission: new Admission(config.limits, config.allowedOrigins),
+    admission,
+    identity,
     stopping: false,
     [Symbol.asyncDispose]() {
       shutDown = this.stopping;
@@ -104,6 +115,25 @@ function openHistory(config: Config): HistoryStore {
   } catch (error) {
     if (error instanceof HistoryError) throw new StartupError(error.message);
     throw error;
+  }
+}
+
+async function openIdentity(
+  config: Config,
+  options: ServerOptions,
+  admission: Admission,
+): Promise<IdentityService> {
+  try {
+    return await IdentityService.open({
+      config,
+      channel: options.reusePort ? `parley-identity:${resolve(config.history.path)}` : null,
+      originAllowed: (origin, own) => admission.originAllowed(origin, own),
+      // parley itself serves plain HTTP, over which a browser would never send a Secure cookie.
+      secureCookies: false,
+      now: options.now,
+    });
+  } catch (error) {
+    throw new StartupError((error as Error).message);
   }
 }
 
