@@ -77,6 +77,7 @@ export function parleyConfig(
       maxConnectionsPerIp: 30000,
       sendBufferBytes: 16777216,
       idleTimeoutSeconds: 0,
+      readsPerSecond: 1000000,
     },
   };
 }

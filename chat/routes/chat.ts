@@ -5,6 +5,7 @@
 
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
+import { clientText } from "../log.ts";
 import { CloseCode, WebSocketTransport } from "../transport.ts";
 import {
   type Dialect,
@@ -25,7 +26,8 @@ interface ChatQuery {
 }
 
 /** `GET /chat`: upgrades to a WebSocket and starts a {@link Client} in the asked room. */
-export function chat(context: Services, request: Request, { url, address }: RouteParams): Response {
+export function chat(context: Services, request: Request, params: RouteParams): Response {
+  const { url, address } = params;
   const { config, admission, metrics } = context;
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new HttpError(
@@ -34,7 +36,7 @@ export function chat(context: Services, request: Request, { url, address }: Rout
       { upgrade: "websocket" },
     );
   }
-  checkOrigin(context, request, url);
+  checkOrigin(context, request, params);
   if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
   if (admission.full) {
     metrics.refused++;
@@ -134,7 +136,7 @@ function refuse(
   event?: ServerEvent,
 ): void {
   metrics.refused++;
-  log.error(`refused ${address}: ${message}`);
+  log.limited(address, `refused ${address}: ${message}`);
   socket.onopen = () => {
     if (event !== undefined) socket.send(encodeEvent(event));
     // A close reason is at most 123 bytes.
@@ -155,7 +157,7 @@ function chatQuery(url: URL): ChatQuery {
     if (Number.isNaN(since)) {
       throw new ProtocolError(
         "bad_frame",
-        `since must be a message id, not ${JSON.stringify(rawSince)}`,
+        `since must be a message id, not ${clientText(rawSince)}`,
       );
     }
   }
