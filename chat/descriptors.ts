@@ -7,10 +7,12 @@
 
 import { closeSync, openSync } from "node:fs";
 
-/** Descriptors left for the runtime, the store, the log, the listener and Redis. */
-const FIXED_RESERVE = 64;
-/** Of the rest, WebSockets get this share; plain HTTP requests (the page, history) the others. */
-const WEBSOCKET_SHARE = 7 / 8;
+/**
+ * Descriptors left for all but WebSockets (the runtime, the store, the log, the listener, Redis,
+ * and plain HTTP requests for the page and history): this many, or a quarter of a smaller limit.
+ * No more, so that 19,000 WebSockets fit in a limit of 20,000 (the `idle` benchmark).
+ */
+const RESERVE = 256;
 
 /** The process's open-file limit if it is below `files`; null if it is at least that. */
 export type LimitBelow = (files: number) => number | null;
@@ -60,10 +62,11 @@ export function fitConnections(
   maxConnections: number,
   limitBelow: LimitBelow = fileLimitBelow,
 ): FittedConnections {
-  const needed = Math.ceil(maxConnections / WEBSOCKET_SHARE) + FIXED_RESERVE;
-  const limit = limitBelow(needed);
-  if (limit === null) return { maxConnections, note: null };
-  const fitted = Math.max(1, Math.floor((limit - FIXED_RESERVE) * WEBSOCKET_SHARE));
+  const limit = limitBelow(maxConnections + RESERVE);
+  const fitted = limit === null
+    ? maxConnections
+    : Math.max(1, limit - Math.min(RESERVE, Math.floor(limit / 4)));
+  if (fitted >= maxConnections) return { maxConnections, note: null };
   return {
     maxConnections: fitted,
     note: `maxConnections lowered from ${maxConnections} to ${fitted}: the process may open ` +
