@@ -57,7 +57,7 @@ export type AdmissionLimits = Pick<
   "maxConnections" | "maxConnectionsPerIp" | "messagesPerSecond" | "burst" | "readsPerSecond"
 >;
 
-/** Decides whether a connection or a post is let in; one per server. */
+/** Decides whether a connection, a request or a post is let in; one per server. */
 export class Admission {
   readonly #limits: AdmissionLimits;
   readonly #allowedOrigins: readonly string[];

@@ -396,6 +396,8 @@ Deno.test("on a loopback address, a request for another Host (DNS rebinding) is 
   }
   const upgrade = await rawHead(server, headFor("/chat?room=r", "evil.example", true));
   assert.match(upgrade, /^HTTP\/1.1 421 /);
+  // A load balancer's health check comes by address.
+  assert.match(await rawRequest(server, headFor("/healthz", "10.0.0.5:8080")), /^HTTP\/1.1 200 /);
   for (
     const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, "[::1]", "localhost"]
   ) {
