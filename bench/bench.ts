@@ -222,7 +222,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
 /** A worker thread and a way to wait for its answers by type. */
-class LoadWorker {
+export class LoadWorker {
   readonly worker: Worker;
   #waiting = new Map<string, Array<(report: WorkerReport) => void>>();
   #failure: Error | null = null;
@@ -268,7 +268,8 @@ class LoadWorker {
   }
 }
 
-function chatUrl(base: string, room: string): string {
+/** The WebSocket URL of `room` on the server at `base` (`/chat` unless `base` names a path). */
+export function chatUrl(base: string, room: string): string {
   const url = new URL(base);
   if (url.protocol === "http:") url.protocol = "ws:";
   if (url.protocol === "https:") url.protocol = "wss:";
@@ -282,7 +283,8 @@ function log(options: BenchOptions, line: string): void {
   if (options.progress) console.error(line);
 }
 
-async function progressOf(
+/** The running counts of all the workers, added up. */
+export async function progressOf(
   workers: LoadWorker[],
 ): Promise<
   Pick<ProgressReport, "delivered" | "deliveredInWindow" | "frames" | "sent" | "acked" | "open">
@@ -302,7 +304,8 @@ async function progressOf(
   return sum;
 }
 
-function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+/** Adds counts by key (close codes, error codes) into `into`. */
+export function addCounts(into: Record<string, number>, from: Record<string, number>): void {
   for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n;
 }
 
@@ -346,7 +349,7 @@ async function runOnce(
  * are dealt round-robin over one thread per 1,000 (or `options.workers` threads): with 10,000 on
  * four threads the tool itself fell seconds behind in `crowd`, even sharing one CPU.
  */
-function assignConnections(options: BenchOptions): number[][] {
+export function assignConnections(options: BenchOptions): number[][] {
   const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
   const rest = options.subscribers - senders;
   const count = Math.max(1, Math.min(options.workers || Math.ceil(rest / 1000), rest));

@@ -54,6 +54,8 @@ export interface ParleyConfigOverrides {
   /** `limits.messagesPerSecond` and `limits.burst`; default 100,000 each. */
   messagesPerSecond?: number;
   burst?: number;
+  /** `limits.sendBufferBytes`; default 16 MiB, so that no benchmark subscriber is dropped. */
+  sendBufferBytes?: number;
 }
 
 /** The config parley runs with: limits lifted so the benchmark is not throttled. */
@@ -75,7 +77,7 @@ export function parleyConfig(
       burst: overrides.burst ?? 100000,
       maxConnections: 30000,
       maxConnectionsPerIp: 30000,
-      sendBufferBytes: 16777216,
+      sendBufferBytes: overrides.sendBufferBytes ?? 16777216,
       idleTimeoutSeconds: 0,
       readsPerSecond: 1000000,
     },

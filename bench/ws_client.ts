@@ -23,6 +23,8 @@ export class WsClient {
   #writing = false;
   #closed = false;
   #fragments: Uint8Array[] = [];
+  /** Set by {@link stopReading}: the read loop waits on it, and a shutdown lets it go. */
+  #stalled: PromiseWithResolvers<void> | null = null;
 
   private constructor(conn: Deno.TcpConn, handlers: ClientHandlers) {
     this.#conn = conn;
@@ -89,6 +91,15 @@ export class WsClient {
     }
   }
 
+  /**
+   * Stops reading from the socket, as a client that froze would: what the server sends piles up
+   * in the kernel's buffers and then in the server's, until it drops the client. For good: only
+   * closing the connection ends the wait.
+   */
+  stopReading(): void {
+    this.#stalled ??= Promise.withResolvers<void>();
+  }
+
   /** Sends a text message; what is sent in one turn goes out in one write. */
   send(text: string): void {
     if (this.#closed) return;
@@ -128,6 +139,7 @@ export class WsClient {
   #shutdown(code: number, reason: string, notify: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stalled?.resolve();
     try {
       this.#conn.close();
     } catch {
@@ -183,6 +195,8 @@ export class WsClient {
           bigger.set(buffer);
           buffer = bigger;
         }
+        if (this.#stalled) await this.#stalled.promise;
+        if (this.#closed) return;
         const n = await this.#conn.read(buffer.subarray(length));
         if (n === null) break;
         length += n;

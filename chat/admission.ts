@@ -49,6 +49,11 @@ class AddressBuckets {
 export interface Lease {
   /** Gives the place back. Only the first call counts: a socket may report its close twice. */
   release(): void;
+  /**
+   * Gives back the place among its address's connections only, keeping the one in the total:
+   * for a socket the server is done with but the runtime has not closed yet.
+   */
+  releaseAddress(): void;
 }
 
 /** The limits admission enforces, from the config. */
@@ -101,15 +106,22 @@ export class Admission {
     this.#perAddress.set(address, held + 1);
     this.#open++;
     let released = false;
+    let addressReleased = false;
+    const releaseAddress = () => {
+      if (addressReleased) return;
+      addressReleased = true;
+      const left = this.#perAddress.get(address)! - 1;
+      if (left === 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, left);
+    };
     return {
       release: () => {
         if (released) return;
         released = true;
         this.#open--;
-        const left = this.#perAddress.get(address)! - 1;
-        if (left === 0) this.#perAddress.delete(address);
-        else this.#perAddress.set(address, left);
+        releaseAddress();
       },
+      releaseAddress,
     };
   }
 

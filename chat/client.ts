@@ -8,9 +8,12 @@
  * 1011, and nothing else.
  */
 
+import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
-import type { Logger } from "./log.ts";
+import { HistoryError } from "./history.ts";
+import { clientText, type Logger } from "./log.ts";
 import {
+  type ChatMessage,
   type ClientCommand,
   type Dialect,
   maxFrameBytes,
@@ -22,13 +25,14 @@ import type { Metrics } from "./metrics.ts";
 import { TokenBucket } from "./admission.ts";
 import {
   type Batch,
+  MAX_QUEUED_BATCHES,
   type Room,
   RoomFailedError,
   SubscriberOverflowError,
   type Subscription,
 } from "./room.ts";
 import { CloseCode, type Frame, frameSize, type Transport } from "./transport.ts";
-import { type Writer, writerFor } from "./writers.ts";
+import { REPLAY_CHUNK, type Writer, writerFor } from "./writers.ts";
 
 /** Everything a connection needs, chosen at upgrade time. */
 export interface ClientOptions {
@@ -42,8 +46,16 @@ export interface ClientOptions {
   limits: Config["limits"];
   /** Messages a newcomer gets before live ones. */
   onJoin: number;
+  /** The most messages a resume replays; further back, it gets `onJoin` and `recovered: false`. */
+  maxReplay: number;
   /** The peer, for the log. */
   address: string;
+  /**
+   * The connection's place in the admission counts: its address's place is given back as soon
+   * as the connection leaves (a peer that never reads may hold the socket long after), the rest
+   * once the socket has closed.
+   */
+  lease: Lease;
   log: Logger;
   metrics: Metrics;
   /** Called exactly once, when the connection has closed. */
@@ -70,6 +82,8 @@ export class Client {
   #subscription: Subscription | null = null;
   /** Message ids up to this one were sent as history; live copies of them are skipped. */
   #seam = 0;
+  /** Live batches that arrived while history is being replayed; null once it has been. */
+  #held: Batch[] | null = null;
   /** Bytes of history replay the send buffer may hold on top of `limits.sendBufferBytes`. */
   #replayAllowance = 0;
   #throttled = false;
@@ -94,7 +108,9 @@ export class Client {
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
   close(code: number, reason: string): void {
-    // A peer that stopped reading may never answer the close: it leaves the room now.
+    // A peer that stopped reading may never answer the close: it leaves the room (and gives its
+    // address's place back) now. Deno 2.9 keeps such a socket until the peer reads or goes: the
+    // close frame waits behind the unsent data, idleTimeout's ping too, and nothing drops it.
     this.#guard(() => this.#leave());
     if (this.#transport.state === "closed") return;
     this.#closeCode = code;
@@ -103,7 +119,7 @@ export class Client {
 
   #opened(): void {
     this.#o.log.info(
-      `open ${this.#o.address} room=${this.#o.room.name} dialect=${this.#o.dialect}`,
+      `open ${this.#o.address} room=${clientText(this.#o.room.name)} dialect=${this.#o.dialect}`,
     );
     const ready = this.#o.room.ready;
     if (ready === null) return this.#start();
@@ -140,17 +156,51 @@ export class Client {
 
   /**
    * Subscribes, then reads what the client missed. Both happen in one turn, so a message stored
-   * meanwhile is either in the history read or in the subscription; the seam drops the overlap.
+   * meanwhile is either in the history (up to the seam, the last id now) or in the subscription;
+   * the seam drops the overlap. The first chunk is read before the welcome: a join whose history
+   * cannot be read gets no welcome, only a 1011.
    */
   #subscribe(): void {
     const room = this.#o.room;
     const subscription = this.#subscription = room.subscribe();
     const lastId = room.lastId;
-    const { messages, recovered } = room.missed(this.#o.since, lastId, this.#o.onJoin);
+    const { after, recovered } = room.missed(
+      this.#o.since,
+      lastId,
+      this.#o.onJoin,
+      this.#o.maxReplay,
+    );
+    const first = room.replay(after, lastId, REPLAY_CHUNK);
     this.#seam = lastId;
     this.#writer.welcome(this.#welcome(lastId, recovered));
-    this.#replayAllowance += this.#writer.replay(messages);
+    this.#held = [];
     this.#pump(subscription);
+    this.#replay(first, lastId).catch((error) => this.#fail(error));
+  }
+
+  /**
+   * Sends the history a chunk at a time, the next once the send buffer holds less than half its
+   * limit: however much a client missed, one that reads slowly (or never) has at most about the
+   * limit and a chunk queued. Live batches wait behind it (see {@link #pump}), then go out.
+   */
+  async #replay(first: ChatMessage[], seam: number): Promise<void> {
+    let chunk = first;
+    while (chunk.length > 0) {
+      this.#replayAllowance = this.#writer.replay(chunk);
+      const sent = chunk[chunk.length - 1].id;
+      if (sent >= seam) break;
+      await this.#transport.drained(this.#o.limits.sendBufferBytes / 2);
+      if (this.#phase === "gone" || this.#transport.state !== "open") return;
+      const room = this.#o.room;
+      chunk = room.replay(sent, seam, REPLAY_CHUNK);
+      // Retention removed what was still to be replayed: it can resume no further than this.
+      if (chunk[0]?.id !== sent + 1 && room.lost(sent)) {
+        return this.#tooSlow("fell behind the room");
+      }
+    }
+    const held = this.#held ?? [];
+    this.#held = null;
+    if (held.length > 0 && this.#transport.state === "open") this.#deliver(held);
   }
 
   #welcome(lastId: number, recovered: boolean): WelcomeEvent {
@@ -172,21 +222,20 @@ export class Client {
     return welcome;
   }
 
+  /** Sends the room's batches as they come; while history is replayed, holds them. */
   async #pump(subscription: Subscription): Promise<void> {
     try {
       for await (const batches of subscription) {
         if (this.#transport.state !== "open") break;
-        if (this.#overflowing()) {
-          this.#o.metrics.drops++;
-          this.close(CloseCode.tryAgainLater, "too slow: the send buffer is full; reconnect");
-          break;
+        if (this.#overflowing()) return this.#tooSlow("the send buffer is full");
+        if (this.#held === null) this.#deliver(batches);
+        else if (this.#hold(batches) > MAX_QUEUED_BATCHES) {
+          return this.#tooSlow("fell behind the room");
         }
-        this.#deliver(batches);
       }
     } catch (error) {
       if (error instanceof SubscriberOverflowError) {
-        this.#o.metrics.drops++;
-        this.close(CloseCode.tryAgainLater, "too slow: fell behind the room; reconnect");
+        this.#tooSlow("fell behind the room");
       } else if (error instanceof RoomFailedError) {
         // Its room reported the cause.
         this.close(CloseCode.serverError, "the room failed; reconnect");
@@ -194,6 +243,25 @@ export class Client {
         this.#fail(error);
       }
     }
+  }
+
+  /**
+   * Keeps batches for after the replay, sealed as if sent: a room whose only subscriber is
+   * replaying must not grow one batch without end. Returns how many are held.
+   */
+  #hold(batches: readonly Batch[]): number {
+    const held = this.#held!;
+    for (const batch of batches) {
+      batch.seal();
+      held.push(batch);
+    }
+    return held.length;
+  }
+
+  /** Closes a client that cannot keep up with 1013: it may reconnect, and resume. */
+  #tooSlow(why: string): void {
+    this.#o.metrics.drops++;
+    this.close(CloseCode.tryAgainLater, `too slow: ${why}; reconnect`);
   }
 
   /** Whether the send buffer holds more than the limit, with what is left of the replay's. */
@@ -228,7 +296,11 @@ export class Client {
     this.#throttled = false;
     const max = this.#o.limits.maxMessageBytes;
     if (frameSize(frame) > maxFrameBytes(max)) {
-      this.#o.log.error(`${this.#o.address} frame too big`);
+      const { address, log } = this.#o;
+      log.limited(
+        address,
+        `${address} frame too big: ${frameSize(frame)} bytes; closing with 1009`,
+      );
       return this.close(CloseCode.tooBig, `frame too big; the limit is ${max}`);
     }
     let command: ClientCommand;
@@ -311,9 +383,12 @@ export class Client {
   }
 
   #refuse(error: ProtocolError): void {
-    this.#o.metrics.errors++;
-    this.#o.log.error(
-      `${this.#o.address} room=${this.#o.room.name} ${error.code}: ${error.message}`,
+    const { address, room, log, metrics } = this.#o;
+    metrics.errors++;
+    // The message may quote what the client sent.
+    log.limited(
+      address,
+      `${address} room=${clientText(room.name)} ${error.code}: ${clientText(error.message, 200)}`,
     );
     this.#writer.error(error);
   }
@@ -327,14 +402,25 @@ export class Client {
     }
   }
 
-  /** Logs an exception of this connection's code, once, and closes the connection with 1011. */
+  /**
+   * Logs an exception of this connection's code, once, and closes the connection with 1011. A
+   * failing history store is no bug here: its message says what is wrong, without a stack.
+   */
   #fail(error: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#o.log.error(
-      `${this.#o.address} room=${this.#o.room.name}: internal error, closing with 1011: ${
-        (error as Error)?.stack ?? error
-      }`,
+    const { address, room, log } = this.#o;
+    const where = `${address} room=${clientText(room.name)}`;
+    if (error instanceof HistoryError) {
+      log.limited(
+        address,
+        `${where}: the history store failed, closing with 1011: ${error.message}`,
+      );
+      return this.close(CloseCode.serverError, "the history store failed; reconnect later");
+    }
+    log.limited(
+      address,
+      `${where}: internal error, closing with 1011: ${(error as Error)?.stack ?? error}`,
     );
     this.close(CloseCode.serverError, "internal error; reconnect");
   }
@@ -343,6 +429,8 @@ export class Client {
   #leave(): void {
     if (this.#phase === "gone") return;
     this.#phase = "gone";
+    this.#held = null;
+    this.#o.lease.releaseAddress();
     try {
       this.#subscription?.close();
       if (this.#userName !== null) this.#o.room.leave(this.#userName);
@@ -359,9 +447,10 @@ export class Client {
     const code = this.#closeCode ?? peerCode;
     this.#guard(() => this.#leave());
     this.#o.metrics.closed(code);
+    this.#o.lease.release();
     this.#o.log.info(
-      `close ${this.#o.address} room=${this.#o.room.name} code=${code}${
-        reason ? ` ${JSON.stringify(reason)}` : ""
+      `close ${this.#o.address} room=${clientText(this.#o.room.name)} code=${code}${
+        reason ? ` ${clientText(reason, 123)}` : ""
       }`,
     );
     this.#o.onClose();

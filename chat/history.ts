@@ -137,6 +137,12 @@ export class HistoryStore {
   #queue: Pending[] = [];
   #timer: ReturnType<typeof setImmediate> | undefined;
   #closed = false;
+  /** Why the store is failing; null while it is not. See {@linkcode HistoryStore.failing}. */
+  #failure: HistoryError | null = null;
+  /** Whether {@link #failure} is a busy or full file, which the next committed write clears. */
+  #passing = false;
+  /** The file the store opened, to tell when another is put at its path; null in memory. */
+  readonly #identity: FileIdentity | null;
   /** Messages stored: counted at open and after another connection wrote, kept as this writes. */
   #count = 0;
   /** `PRAGMA data_version` when `#count` was counted: it changes when another connection commits. */
@@ -149,7 +155,13 @@ export class HistoryStore {
     this.#sql = sql;
     this.#path = path;
     this.#maxPerRoom = maxPerRoom;
-    this.#recount();
+    const identity = path === ":memory:" ? undefined : fileIdentity(path);
+    this.#identity = identity === undefined || identity === "gone" ? null : identity;
+    try {
+      this.#read(() => this.#recount());
+    } catch {
+      // The store is failing, and says why; the count is counted again at the next scrape.
+    }
   }
 
   /** Opens (creating if needed) the store; throws HistoryError for a corrupt, locked or unwritable file. */
@@ -244,6 +256,10 @@ export class HistoryStore {
 
   /** /history semantics: no cursor -> newest `limit`; before=ID -> newest `limit` below ID; after=ID -> oldest `limit` above ID. Each page oldest first. hasMore: more exist beyond the page in that direction (older for no-cursor/before, newer for after). */
   page(room: string, query: HistoryQuery): HistoryPage {
+    return this.#read(() => this.#page(room, query));
+  }
+
+  #page(room: string, query: HistoryQuery): HistoryPage {
     const limit = clampLimit(query.limit);
     // One row beyond the page tells whether there is more.
     let rows: Record<string, SQLOutputValue>[];
@@ -264,39 +280,36 @@ export class HistoryStore {
 
   /** Messages with id > afterId, oldest first, at most `limit`. */
   after(room: string, afterId: number, limit: number): ChatMessage[] {
-    return this.#sql.after.all(room, afterId, clampLimit(limit)).map((row) => toMessage(room, row));
+    return this.#read(() =>
+      this.#sql.after.all(room, afterId, clampLimit(limit)).map((row) => toMessage(room, row))
+    );
   }
 
   /** The newest `limit` messages, oldest first. */
   recent(room: string, limit: number): ChatMessage[] {
-    return this.#sql.newest.all(room, clampLimit(limit)).map((row) => toMessage(room, row))
-      .reverse();
+    return this.#read(() =>
+      this.#sql.newest.all(room, clampLimit(limit)).map((row) => toMessage(room, row)).reverse()
+    );
   }
 
   /** Highest id stored in the room, 0 if none (ids survive retention and restarts). */
   lastId(room: string): number {
-    return (this.#sql.lastId.get(room)?.last_id as number | undefined) ?? 0;
+    return this.#read(() => (this.#sql.lastId.get(room)?.last_id as number | undefined) ?? 0);
   }
 
   /** Oldest retained id in the room, 0 if none. */
   firstId(room: string): number {
-    return (this.#sql.firstId.get(room)?.id as number | undefined) ?? 0;
+    return this.#read(() => (this.#sql.firstId.get(room)?.id as number | undefined) ?? 0);
   }
 
   /** The rooms that have messages, with their last ids, by name: all, or `limit` after `after`. */
   rooms(after = "", limit = -1): { room: string; lastId: number }[] {
-    return this.#sql.rooms.all(after, limit).map((row) => ({
-      room: row.room as string,
-      lastId: row.last_id as number,
-    }));
-  }
-
-  /**
-   * True once a read or a write has failed: the store may be damaged, and `/healthz` says so.
-   * Nothing sets it yet.
-   */
-  get failing(): boolean {
-    return false;
+    return this.#read(() =>
+      this.#sql.rooms.all(after, limit).map((row) => ({
+        room: row.room as string,
+        lastId: row.last_id as number,
+      }))
+    );
   }
 
   /**
@@ -305,10 +318,12 @@ export class HistoryStore {
    * no more than {@link RECOUNT_SHARE} of the time: a scrape stays cheap however many rooms.
    */
   count(): number {
-    const version = this.#sql.dataVersion.get()?.data_version as number;
-    const due = this.#countedAt + this.#countMs / RECOUNT_SHARE;
-    if (version !== this.#countedVersion && performance.now() >= due) this.#recount();
-    return this.#count;
+    return this.#read(() => {
+      const version = this.#sql.dataVersion.get()?.data_version as number;
+      const due = this.#countedAt + this.#countMs / RECOUNT_SHARE;
+      if (version !== this.#countedVersion && performance.now() >= due) this.#recount();
+      return this.#count;
+    });
   }
 
   #recount(): void {
@@ -317,6 +332,23 @@ export class HistoryStore {
     this.#count = (this.#sql.count.get()?.total as number | undefined) ?? 0;
     this.#countedAt = performance.now();
     this.#countMs = this.#countedAt - start;
+  }
+
+  /**
+   * True once a read or a write has failed, or the file at the path is no longer the one opened
+   * (deleted or replaced under the running server): the store may be damaged, and `/healthz` says
+   * so. A busy or full file stops failing at the next write that commits; anything else lasts
+   * until a restart. Checking the file costs one `stat`.
+   */
+  get failing(): boolean {
+    this.#checkIdentity();
+    return this.#failure !== null;
+  }
+
+  /** Why the store is {@linkcode failing}: the latest failure, or null. */
+  get failure(): HistoryError | null {
+    this.#checkIdentity();
+    return this.#failure;
   }
 
   /**
@@ -396,15 +428,61 @@ export class HistoryStore {
       }
       this.#db.exec("COMMIT");
       this.#count += added;
+      if (this.#passing) this.#failure = null;
       return result;
     } catch (error) {
       rollback(this.#db);
-      throw new HistoryError(
-        `Cannot write to history store "${this.#path}": ${causeOf(error)}; ` +
-          `${count} message(s) were not stored. ${adviceFor(causeOf(error))}`,
-        { cause: error },
+      throw this.#failed(
+        new HistoryError(
+          `Cannot write to history store "${this.#path}": ${causeOf(error)}; ` +
+            `${count} message(s) were not stored. ${adviceFor(causeOf(error))}`,
+          { cause: error },
+        ),
       );
     }
+  }
+
+  /** Runs a read; a failure is a {@linkcode HistoryError} naming the file and the cause. */
+  #read<T>(read: () => T): T {
+    try {
+      return read();
+    } catch (error) {
+      if (error instanceof HistoryError) throw error;
+      const closed = this.#closed ? " (the store is closed)" : "";
+      const failure = new HistoryError(
+        `Cannot read history store "${this.#path}"${closed}: ${causeOf(error)}. ` +
+          adviceFor(causeOf(error)),
+        { cause: error },
+      );
+      throw this.#closed ? failure : this.#failed(failure);
+    }
+  }
+
+  /** Makes the store {@linkcode failing} with `error`, and returns it. */
+  #failed(error: HistoryError): HistoryError {
+    const passing = isPassing(error.cause);
+    // A lasting failure is not hidden by a passing one after it.
+    if (this.#failure === null || this.#passing || !passing) {
+      this.#failure = error;
+      this.#passing = passing;
+    }
+    return error;
+  }
+
+  /** Fails the store for good if the file at its path is not the one it opened. */
+  #checkIdentity(): void {
+    if (this.#identity === null || this.#closed) return;
+    if (this.#failure !== null && !this.#passing) return;
+    const now = fileIdentity(this.#path);
+    if (now === undefined) return;
+    if (now !== "gone" && now.dev === this.#identity.dev && now.ino === this.#identity.ino) return;
+    const what = now === "gone" ? "was deleted" : "was replaced by another file";
+    this.#failure = new HistoryError(
+      `History store "${this.#path}" ${what} while parley was running: messages are being ` +
+        "written to a file no longer at that path, and will be lost. Put the file back (or " +
+        "restore a backup) and restart parley.",
+    );
+    this.#passing = false;
   }
 
   /** Assigns ids from the stored last id (so several processes may share the file) and inserts. */
@@ -497,6 +575,36 @@ function clampLimit(limit: number): number {
 
 function readVersion(db: DatabaseSync): number {
   return (db.prepare("PRAGMA user_version").get()?.user_version as number | undefined) ?? 0;
+}
+
+/** A file's device and inode: what stays the same while it is the same file. */
+interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** The identity of the file at `path`; "gone" if there is none, undefined if it cannot tell. */
+function fileIdentity(path: string): FileIdentity | "gone" | undefined {
+  try {
+    const { dev, ino } = Deno.statSync(path);
+    return ino === null ? undefined : { dev, ino };
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? "gone" : undefined;
+  }
+}
+
+/** SQLite's primary result codes for a file that is busy or full: conditions that pass. */
+const PASSING_CODES = new Set([5, /* BUSY */ 6, /* LOCKED */ 13 /* FULL */]);
+
+/**
+ * Whether a SQLite error is one that passes (busy, locked, full) rather than possible damage. An
+ * error from `exec` carries no code, only SQLite's message.
+ */
+function isPassing(cause: unknown): boolean {
+  const code = (cause as { errcode?: unknown } | null)?.errcode;
+  if (typeof code === "number") return PASSING_CODES.has(code & 0xff);
+  return /database (table )?is locked|database is busy|database or disk is full/
+    .test(causeOf(cause));
 }
 
 function rollback(db: DatabaseSync): void {

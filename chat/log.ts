@@ -39,8 +39,8 @@ export class Logger {
   }
 
   /**
-   * An error line that a client can cause at will (a refusal): at most a few per `key` (its
-   * address) in ten seconds, then one line saying how many more there were.
+   * An error line that a client can cause at will (a refusal): at most 10 per `key` (its
+   * address) in 10 s, then one line saying how many more there were (see {@link RateLimitedLog}).
    */
   limited(key: string, message: string): void {
     this.#limited.write(key, message);

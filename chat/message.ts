@@ -235,7 +235,7 @@ export function parseClientFrame(
     default:
       throw new ProtocolError(
         "bad_frame",
-        `unknown frame type ${JSON.stringify(frame.type) ?? "(none)"}; use "message" or "hello"`,
+        `unknown frame type ${shortJson(frame.type)}; use "message" or "hello"`,
       );
   }
 }
@@ -305,4 +305,11 @@ export function goJson(value: unknown): string {
 export function encodeLegacy(message: ChatMessage): string {
   const { userName, body, timestamp, id } = message;
   return goJson({ userName, body, timestamp, id }) + "\n";
+}
+
+/** A client's value quoted in an error message, cut: a client may send 60 KB of it. */
+function shortJson(value: unknown): string {
+  if (value === undefined) return "(none)";
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length <= 40 ? text : `${text.slice(0, 40)}… (${text.length} characters)`;
 }

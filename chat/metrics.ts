@@ -1,5 +1,7 @@
 /** Counters an operator scrapes from `GET /metrics`, in Prometheus' text format. */
 
+import type { LagMonitor } from "./lag.ts";
+
 /** The live counters of one server. */
 export class Metrics {
   /** Frames received from clients. */
@@ -14,6 +16,9 @@ export class Metrics {
   refused = 0;
   readonly #closes = new Map<number, number>();
 
+  /** `lag` gives the event-loop lag gauge; without one, there is none. */
+  constructor(readonly lag: LagMonitor | null = null) {}
+
   /** Counts a closed connection by its close code. */
   closed(code: number): void {
     this.#closes.set(code, (this.#closes.get(code) ?? 0) + 1);
@@ -24,6 +29,15 @@ export class Metrics {
     const lines = [
       metric("parley_connections", "gauge", "Open WebSocket connections.", gauges.connections),
       metric("parley_rooms", "gauge", "Rooms with someone in them.", gauges.rooms),
+      ...(this.lag === null ? [] : [
+        metric(
+          "parley_event_loop_lag_seconds",
+          "gauge",
+          "The longest the event loop was blocked over the last 10 s, in seconds: how long " +
+            "every socket's I/O waited at worst (a 20 ms timer's lateness, so up to 20 ms under).",
+          Math.round(this.lag.maxSeconds() * 1e6) / 1e6,
+        ),
+      ]),
       metric("parley_messages_in_total", "counter", "Frames received.", this.messagesIn),
       metric(
         "parley_messages_out_total",

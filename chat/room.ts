@@ -12,6 +12,7 @@
 import { setImmediate } from "node:timers";
 import type { Bus, BusEvent } from "./bus.ts";
 import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
+import { clientText } from "./log.ts";
 import {
   type ChatMessage,
   encodeEvent,
@@ -46,6 +47,11 @@ export class Batch {
   /** How many events the batch holds. */
   get size(): number {
     return this.#events.length;
+  }
+
+  /** Seals the batch without reading it: a subscriber keeps it for later, and events go on. */
+  seal(): void {
+    this.#sealed = true;
   }
 
   /** The events, oldest first. Reading them seals the batch. */
@@ -99,6 +105,16 @@ function isMessage(event: RoomEvent): event is Extract<RoomEvent, { type: "messa
   return event.type === "message";
 }
 
+/**
+ * Where a joining client's history starts: the messages after `after`, up to the room's last id
+ * when it subscribed, are replayed before live events.
+ */
+export interface Replay {
+  after: number;
+  /** False when the client resumed and gets less than everything it missed. */
+  recovered: boolean;
+}
+
 /** Thrown by a subscription's iterator when its subscriber fell too far behind. */
 export class SubscriberOverflowError extends Error {
   override name = "SubscriberOverflowError";
@@ -113,8 +129,8 @@ export class RoomFailedError extends Error {
   override name = "RoomFailedError";
 }
 
-/** Batches a subscription may hold unread before it is ended as too slow. */
-const MAX_QUEUED_BATCHES = 4096;
+/** Batches a subscription (or a client replaying history) may hold unread before it is too slow. */
+export const MAX_QUEUED_BATCHES = 4096;
 
 /**
  * Subscribers a room wakes per event-loop turn. Measured in `crowd` (10,000 subscribers): p99
@@ -245,22 +261,32 @@ export class Room {
   }
 
   /**
-   * What a client resuming after message `since` (null: a newcomer, who gets the last `onJoin`)
-   * should get before live events, up to `lastId`, and whether that is everything it missed.
+   * Where the replay of a client resuming after message `since` (null: a newcomer) starts, up to
+   * `lastId`: after `since` if the room still has every message since then and they are at most
+   * `maxReplay`; else (and for a newcomer) at the newest `onJoin`, `recovered: false` for a resume.
    */
-  missed(
-    since: number | null,
-    lastId: number,
-    onJoin: number,
-  ): { messages: ChatMessage[]; recovered: boolean } {
-    // A room that never had a message has no history to read (a join storm asks thousands of times).
-    const recent = () => lastId === 0 ? [] : this.history.recent(this.name, onJoin);
-    if (since === null) return { messages: recent(), recovered: true };
-    if (since >= lastId) return { messages: [], recovered: since === lastId };
-    if (this.history.firstId(this.name) > since + 1) {
-      return { messages: recent(), recovered: false };
-    }
-    return { messages: this.history.after(this.name, since, lastId - since), recovered: true };
+  missed(since: number | null, lastId: number, onJoin: number, maxReplay: number): Replay {
+    const newest = Math.max(0, lastId - onJoin);
+    if (since === null) return { after: newest, recovered: true };
+    if (since >= lastId) return { after: lastId, recovered: since === lastId };
+    if (lastId - since > maxReplay || this.lost(since)) return { after: newest, recovered: false };
+    return { after: since, recovered: true };
+  }
+
+  /** Whether retention has removed messages right after `id`: a replay from there has a hole. */
+  lost(id: number): boolean {
+    return this.history.firstId(this.name) > id + 1;
+  }
+
+  /**
+   * Up to `limit` stored messages with ids above `after` and at most `upTo`, oldest first: a
+   * chunk of a replay. Nothing is read when there is nothing to read (a join storm asks often).
+   */
+  replay(after: number, upTo: number, limit: number): ChatMessage[] {
+    if (after >= upTo || limit <= 0) return [];
+    const messages = this.history.after(this.name, after, Math.min(limit, upTo - after));
+    while (messages.length > 0 && messages[messages.length - 1].id > upTo) messages.pop();
+    return messages;
   }
 
   /** A connection arrived: the room stays open, named or not, until it {@link release}s it. */
@@ -454,7 +480,8 @@ export class Rooms {
     try {
       step(room);
     } catch (error) {
-      this.onError(`room ${name} failed to deliver an event: ${(error as Error)?.stack ?? error}`);
+      const why = (error as Error)?.stack ?? error;
+      this.onError(`room ${clientText(name)} failed to deliver an event: ${why}`);
       room.fail(error);
     }
   }

@@ -96,7 +96,13 @@ function dispatcher(
   context: Services,
 ): Deno.ServeHandler<Deno.NetAddr> {
   return (request, info) => {
-    const url = new URL(request.url);
+    // Deno builds request.url from the Host header, which a client may fill with anything.
+    const url = URL.parse(request.url);
+    if (url === null) {
+      return Response.json({ error: "the Host header is not a host name; send a valid one" }, {
+        status: 400,
+      });
+    }
     const failed = (error: unknown) => errorResponse(context.log, error, request, url);
     try {
       const address = info.remoteAddr.hostname;

@@ -11,6 +11,7 @@ import type { Client } from "./client.ts";
 import type { Config } from "./config.ts";
 import { fitConnections } from "./descriptors.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
+import { LagMonitor } from "./lag.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
@@ -33,8 +34,9 @@ export interface ServerOptions {
 }
 
 /**
- * The services of one server: what its routes are given. Disposing it closes the bus, the history
- * and the log, in that order; the log says "stopped" if {@link Services.stopping} was set.
+ * The services of one server: what its routes are given. Disposing it stops the lag monitor and
+ * closes the bus, the history and the log, in that order; the log says "stopped" if
+ * {@link Services.stopping} was set.
  */
 export interface Services extends AsyncDisposable {
   readonly config: Config;
@@ -67,6 +69,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
   const history = stack.adopt(openHistory(config), (store) => store.close());
   options.onHistoryOpened?.(history);
   const bus = stack.adopt(await connectBus(config, options, history, log), (bus) => bus.close());
+  const lag = stack.use(new LagMonitor());
   const owned = stack.move();
   const services: Services = {
     config,
@@ -74,7 +77,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     history,
     bus,
     rooms: new Rooms(history, bus, (message) => log.error(message)),
-    metrics: new Metrics(),
+    metrics: new Metrics(lag),
     clients: new Set(),
     admission: new Admission(config.limits, config.allowedOrigins, allowedHostsOf(config)),
     stopping: false,

@@ -38,6 +38,8 @@ export interface Transport {
   readonly bufferedAmount: number;
   /** Sends one text frame; nothing happens once the transport is closed. */
   send(text: string): void;
+  /** Resolves once {@link bufferedAmount} is at most `bytes`, or the transport is not open. */
+  drained(bytes: number): Promise<void>;
   /** Starts closing with a code from {@link CloseCode} and a reason for the user. */
   close(code: number, reason: string): void;
   /** Tells `listener` what happens from now on. */
@@ -51,8 +53,28 @@ export function frameSize(frame: Frame): number {
   return frame.size;
 }
 
-/** A close reason is at most 123 bytes of UTF-8. */
-const MAX_REASON = 120;
+/** A close reason is at most this many bytes of UTF-8: `WebSocket.close` throws past it. */
+const MAX_REASON_BYTES = 123;
+
+/** `reason` cut to what a close frame may carry, whole characters only. */
+export function closeReason(reason: string): string {
+  let bytes = 0;
+  let end = 0;
+  for (const char of reason) {
+    const size = char.length === 2 ? 4 : char <= "\x7f" ? 1 : char <= "\u07ff" ? 2 : 3;
+    if (bytes + size > MAX_REASON_BYTES) break;
+    bytes += size;
+    end += char.length;
+  }
+  return reason.slice(0, end);
+}
+
+/**
+ * The longest wait between two looks at a socket's send buffer while waiting for it to drain:
+ * a WebSocket says nothing when it drains. A peer that reads catches up within a few looks; one
+ * that never does costs a timer every this many milliseconds.
+ */
+const MAX_DRAIN_POLL_MS = 128;
 
 /** The {@link Transport} of an upgraded WebSocket. */
 export class WebSocketTransport implements Transport {
@@ -79,9 +101,23 @@ export class WebSocketTransport implements Transport {
     }
   }
 
+  drained(bytes: number): Promise<void> {
+    const done = () => this.state !== "open" || this.socket.bufferedAmount <= bytes;
+    if (done()) return Promise.resolve();
+    return new Promise((resolve) => {
+      let wait = 1;
+      const look = () => {
+        if (done()) return resolve();
+        wait = Math.min(wait * 2, MAX_DRAIN_POLL_MS);
+        setTimeout(look, wait);
+      };
+      setTimeout(look, wait);
+    });
+  }
+
   close(code: number, reason: string): void {
     try {
-      this.socket.close(code, reason.slice(0, MAX_REASON));
+      this.socket.close(code, closeReason(reason));
     } catch {
       // Already closing.
     }

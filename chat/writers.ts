@@ -39,8 +39,11 @@ export function writerFor(dialect: Dialect, transport: Transport): Writer {
   return dialect === "legacy" ? new LegacyWriter(transport) : new V1Writer(transport);
 }
 
-/** Messages sent in one frame while replaying history, so no frame grows without bound. */
-const REPLAY_CHUNK = 500;
+/**
+ * Messages sent in one frame while replaying history, so no frame grows without bound; a
+ * session replays this many at a time as its send buffer drains.
+ */
+export const REPLAY_CHUNK = 500;
 
 class V1Writer implements Writer {
   /** Acks waiting for the end of this turn: see {@link ack}. */

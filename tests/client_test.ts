@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { LocalBus } from "../chat/bus.ts";
 import { Client } from "../chat/client.ts";
-import { defaultConfig } from "../chat/config.ts";
+import { Admission } from "../chat/admission.ts";
+import { type Config, defaultConfig } from "../chat/config.ts";
 import { HistoryStore } from "../chat/history.ts";
 import { Logger } from "../chat/log.ts";
 import type { Dialect } from "../chat/message.ts";
 import { Metrics } from "../chat/metrics.ts";
 import { Rooms } from "../chat/room.ts";
 import { MemoryTransport } from "./memory_transport.ts";
+import { RawSocket } from "./raw_socket.ts";
 import {
   historyOf,
   joinRoom,
@@ -517,27 +519,37 @@ Deno.test("an error caused by a command carries the command's clientId", async (
 // Sessions over the in-memory transport: the real rooms, store and bus of one process, no sockets.
 
 /** A process's rooms and what a session needs, with a way to connect sessions over memory. */
-async function sessions() {
+async function sessions(
+  { maxMessagesPerRoom = 100, limits = defaultConfig.limits, maxReplay = 1000 }: {
+    maxMessagesPerRoom?: number;
+    limits?: Config["limits"];
+    maxReplay?: number;
+  } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "parley-session-" });
-  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom });
   const rooms = new Rooms(history, new LocalBus(history, null));
   const log = new Logger(`${dir}/parley.log`, false);
   const metrics = new Metrics();
+  const admission = new Admission(limits, []);
   return {
     history,
     rooms,
     metrics,
+    admission,
     /** The log so far. */
     log: () => (log.flush(), Deno.readTextFileSync(`${dir}/parley.log`)),
     connect(
-      { room = "r", userName = null, since = null, dialect = "parley.v1" }: {
+      { room = "r", userName = null, since = null, dialect = "parley.v1", unread = false }: {
         room?: string;
         userName?: string | null;
         since?: number | null;
         dialect?: Dialect;
+        /** The peer reads nothing until the test drains the transport. */
+        unread?: boolean;
       } = {},
     ) {
-      const transport = new MemoryTransport();
+      const transport = new MemoryTransport(unread);
       const closes: number[] = [];
       const client = new Client({
         transport,
@@ -545,9 +557,11 @@ async function sessions() {
         room: rooms.get(room),
         userName,
         since,
-        limits: defaultConfig.limits,
+        limits,
         onJoin: defaultConfig.history.onJoin,
+        maxReplay,
         address: "peer",
+        lease: admission.lease("peer")!,
         log,
         metrics,
         onClose: () => closes.push(1),
@@ -679,10 +693,10 @@ Deno.test("an exception in a connection's own code closes it with 1011, logged o
 Deno.test("a connection whose join fails in the store is closed with 1011, logged once; other rooms chat on", async () => {
   await using server = await startTestServer({}, {
     onHistoryOpened: (store) => {
-      const recent = store.recent.bind(store);
-      store.recent = (room, limit) => {
+      const after = store.after.bind(store);
+      store.after = (room, afterId, limit) => {
         if (room === "broken") throw new Error("the history of broken cannot be read");
-        return recent(room, limit);
+        return after(room, afterId, limit);
       };
     },
   });
@@ -713,4 +727,207 @@ Deno.test("an unnamed client that leaves without hello leaves no room open behin
   }
   assert.equal(await metric(server, "parley_rooms"), 0);
   assert.deepEqual(await (await fetch(new URL("/rooms", server.url))).json(), []);
+});
+
+// Replaying history: bounded by history.maxReplay, sent as the socket drains.
+
+/** Stores `count` messages of about `size` bytes in room "r", bodies starting with their number. */
+async function stored(history: HistoryStore, count: number, size: number): Promise<void> {
+  const filler = "y".repeat(size);
+  await Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) => history.append({ room: "r", userName: "bot", body: `${i + 1} ${filler}` }),
+    ),
+  );
+}
+
+Deno.test("a resume is replayed a chunk at a time as the peer reads, with live events behind it; an unread peer holds at most about the limit and a chunk", async () => {
+  const limits = { ...defaultConfig.limits, sendBufferBytes: 64 * 1024 };
+  await using world = await sessions({ maxMessagesPerRoom: 5000, limits, maxReplay: 5000 });
+  await stored(world.history, 3000, 1000);
+  const slow = world.connect({ userName: "slow", since: 0, unread: true });
+  const watcher = world.connect({ userName: "watcher" });
+  watcher.transport.open();
+  slow.transport.open();
+  const ids = () => slow.transport.events().filter((e) => e.type === "message").map((e) => e.id);
+  assert.equal(slow.transport.events()[0].type, "welcome");
+  assert.equal(ids().length, 500, "the first chunk, and no more while the peer reads nothing");
+  const chunkBytes = slow.transport.sent[1].length;
+
+  await world.rooms.get("r").publish({ userName: "live", body: "during the replay" });
+  await watcher.transport.until(
+    () => watcher.transport.events().some((e) => e.body === "during the replay"),
+    "the live message at a client that reads",
+  );
+  assert.equal(ids().length, 500, "the live message waits behind the replay");
+  for (let chunk = 2; chunk <= 5; chunk++) {
+    slow.transport.drain();
+    await slow.transport.until(() => ids().length >= 500 * chunk, `chunk ${chunk}`);
+    assert.equal(ids().length, 500 * chunk, "one chunk per drain");
+  }
+  // The last chunk, and right behind it the live message that waited.
+  slow.transport.drain();
+  await slow.transport.until(() => ids().length === 3001, "the live message after the replay");
+  assert.deepEqual(ids(), Array.from({ length: 3001 }, (_, i) => i + 1));
+  assert.equal(slow.transport.events().at(-1)?.body, "during the replay");
+  const limit = limits.sendBufferBytes / 2 + chunkBytes;
+  assert.ok(slow.transport.peakBuffered <= limit, `${slow.transport.peakBuffered} > ${limit}`);
+  assert.equal(slow.transport.state, "open");
+});
+
+Deno.test("a client that reads nothing while it is replayed is closed with 1013 once the room's events pile up behind", async () => {
+  const limits = { ...defaultConfig.limits, sendBufferBytes: 4096 };
+  await using world = await sessions({ maxMessagesPerRoom: 10_000, limits });
+  await stored(world.history, 600, 10);
+  const stuck = world.connect({ userName: "stuck", since: 0, unread: true });
+  stuck.transport.open();
+  const room = world.rooms.get("r");
+  // One batch per publish: each is delivered in a turn of its own.
+  for (let i = 0; i < 5000 && stuck.transport.closedWith === null; i++) {
+    await room.publish({ userName: "bot", body: `live ${i}` });
+  }
+  assert.deepEqual(stuck.transport.closedWith, {
+    code: 1013,
+    reason: "too slow: fell behind the room; reconnect",
+  });
+  assert.equal(world.metrics.drops, 1);
+  assert.equal(world.admission.heldBy("peer"), 0, "its address's place is free at once");
+  assert.equal(world.admission.open, 1, "its socket still counts until the runtime closes it");
+  stuck.transport.reportClose(1006);
+  assert.equal(world.admission.open, 0);
+  assert.deepEqual(stuck.closes, [1]);
+});
+
+Deno.test("a client whose replay retention overtakes is closed with 1013, and resuming again says recovered: false", async () => {
+  const limits = { ...defaultConfig.limits, sendBufferBytes: 4096 };
+  await using world = await sessions({ maxMessagesPerRoom: 1000, limits });
+  await stored(world.history, 1000, 10);
+  const slow = world.connect({ userName: "slow", since: 0, unread: true });
+  slow.transport.open();
+  const room = world.rooms.get("r");
+  for (let i = 0; i < 600; i++) await room.publish({ userName: "bot", body: `live ${i}` });
+  // Messages 501 to 600, still to be replayed, are gone.
+  slow.transport.drain();
+  await slow.transport.until(() => slow.transport.closedWith !== null, "the close");
+  assert.deepEqual(slow.transport.closedWith, {
+    code: 1013,
+    reason: "too slow: fell behind the room; reconnect",
+  });
+  const again = world.connect({ userName: "slow", since: 500 });
+  again.transport.open();
+  const [welcome] = again.transport.events();
+  assert.deepEqual([welcome.type, welcome.recovered], ["welcome", false]);
+});
+
+Deno.test("a resume from further back than history.maxReplay gets the newest onJoin and recovered: false", async () => {
+  await using server = await startTestServer({
+    history: { maxReplay: 50, onJoin: 10 },
+    limits: { messagesPerSecond: 1000, burst: 1000 },
+  });
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  for (let i = 1; i <= 80; i++) ann.send({ type: "message", body: `m${i}`, clientId: `${i}` });
+  await ann.waitFor("ack", 80, 10_000);
+  const { client: far, welcome: lost } = await joinRoom(server, {
+    room: "r",
+    userName: "far",
+    since: "29",
+  });
+  assert.equal(lost.recovered, false);
+  assert.equal(lost.lastId, 80);
+  assert.deepEqual(
+    (await far.waitFor("message", 10)).map((m) => m.id),
+    Array.from({ length: 10 }, (_, i) => 71 + i),
+  );
+  const { client: near, welcome } = await joinRoom(server, {
+    room: "r",
+    userName: "near",
+    since: "30",
+  });
+  assert.equal(welcome.recovered, undefined);
+  assert.deepEqual(
+    (await near.waitFor("message", 50)).map((m) => m.id),
+    Array.from({ length: 50 }, (_, i) => 31 + i),
+  );
+  ann.send({ type: "message", body: "live", clientId: "live" });
+  for (const client of [far, near]) {
+    assert.equal((await client.waitFor("message", client === far ? 11 : 51)).at(-1)?.id, 81);
+  }
+  assert.equal(far.events.filter((e) => e.type === "message").length, 11);
+  await Promise.all([ann.close(), far.close(), near.close()]);
+});
+
+Deno.test("a peer that stops reading during a large replay gets all of it, and what was said meanwhile after it, once it reads", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-replay-" });
+  try {
+    const path = `${dir}/parley.db`;
+    const history = HistoryStore.open({ path, maxMessagesPerRoom: 5000 });
+    await stored(history, 2000, 4000);
+    await history.close();
+    await using server = await startTestServer({
+      history: { path, maxReplay: 5000, maxMessagesPerRoom: 5000 },
+      limits: { sendBufferBytes: 65536 },
+    });
+    // 8 MB to replay: more than the kernel buffers of a connection that is not read.
+    using reader = await RawSocket.connect(server.port, {
+      room: "r",
+      userName: "late",
+      since: "0",
+    });
+    const live = await postMessage(server, "r", "bot", "said during the replay");
+    assert.equal(live.id, 2001);
+    const events = await reader.events((got) => got.some((e) => e.id === 2001));
+    const ids = events.filter((e) => e.type === "message").map((e) => e.id);
+    assert.equal(events[0].type, "welcome");
+    assert.deepEqual(ids, Array.from({ length: 2001 }, (_, i) => i + 1));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a slow consumer closed with 1013 frees its address's place at once, though its peer never reads", async () => {
+  await using server = await startTestServer({
+    limits: {
+      sendBufferBytes: 65536,
+      messagesPerSecond: 1e6,
+      burst: 1e6,
+      maxConnectionsPerIp: 1,
+    },
+  });
+  using stuck = await RawSocket.connect(server.port, { room: "r", userName: "stuck" });
+  const drops = () => metric(server, "parley_slow_consumer_drops_total");
+  const body = "z".repeat(4000);
+  // Bounded: the kernel buffers some megabytes before the server sees backpressure.
+  for (let sent = 0; (await drops()) === 0 && sent < 20_000; sent += 20) {
+    await Promise.all(Array.from({ length: 20 }, () => postMessage(server, "r", "bot", body)));
+  }
+  assert.equal(await drops(), 1);
+  // The only place of 127.0.0.1 was the stuck socket's, which its peer still holds open.
+  const { client, welcome } = await joinRoom(server, { room: "r", userName: "next" });
+  assert.deepEqual(welcome.users, ["next"]);
+  await client.close();
+  stuck.close();
+});
+
+Deno.test("what a client sent is quoted and cut in the log, and its refusals are logged at most 10 per 10 s", async () => {
+  const limits = { ...defaultConfig.limits, messagesPerSecond: 1e6, burst: 1e6 };
+  await using world = await sessions({ limits });
+  const { transport } = world.connect({ userName: "ann" });
+  transport.open();
+  const forged = `${"x".repeat(3000)}\n2026-01-01T00:00:00.000Z info forged line`;
+  for (let i = 0; i < 30; i++) transport.receive({ type: forged });
+  await transport.until(
+    () => transport.events().filter((e) => e.type === "error").length === 30,
+    "30 errors to the client",
+  );
+  transport.reportClose(4000, "bye\nerror forged close");
+  const lines = world.log().split("\n");
+  const refusals = lines.filter((line) => line.includes("bad_frame"));
+  assert.equal(refusals.length, 10, world.log());
+  for (const line of refusals) {
+    assert.ok(line.length < 400, `a line of ${line.length} characters`);
+    assert.match(line, /room="r" bad_frame: "unknown frame type \\"x+"… \(\d+ characters\)$/);
+  }
+  assert.ok(!lines.some((line) => /^\S+ (info|error) forged/.test(line)), world.log());
+  assert.match(world.log(), /close peer room="r" code=4000 "bye\\nerror forged close"\n/);
 });

@@ -9,6 +9,7 @@ import {
   HistoryStore,
   type NewMessage,
 } from "../chat/history.ts";
+import { joinRoom, startTestServer, TestClient, within } from "./support.ts";
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards. */
 async function withTempDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
@@ -478,6 +479,151 @@ Deno.test("a failed write rejects its appends, and the store recovers", async ()
 
 Deno.test("maxMessagesPerRoom below 1 is refused", () => {
   assertRefused({ path: ":memory:", maxMessagesPerRoom: 0 }, "maxMessagesPerRoom");
+});
+
+// Faults found while running: a damaged page, a busy file, a file replaced under the server.
+
+/**
+ * Writes a history file with room "aaa" (3 short messages) and room "bad" (2,000 of 600 bytes),
+ * then damages the b-tree page holding "bad"'s message 1,990 (among the newest a join or a page
+ * of /history reads), as a failing disk would: its page-type byte is one no page has. SQLite
+ * opens the file and reads "aaa" as before, and fails only when it reaches that page.
+ */
+async function damagedFile(path: string): Promise<void> {
+  await withStore({ path, maxMessagesPerRoom: 10_000 }, async (store) => {
+    await fill(store, "aaa", 3);
+    const filler = "f".repeat(600);
+    await Promise.all(
+      range(1, 2000).map((i) =>
+        store.append(msg("bad", `${i === 1990 ? "MARKER" : i}-${filler}`, { userName: "bob" }))
+      ),
+    );
+  });
+  const db = new DatabaseSync(path);
+  const pageSize = db.prepare("PRAGMA page_size").get()?.page_size as number;
+  db.close();
+  const bytes = await Deno.readFile(path);
+  const at = new TextDecoder("latin1").decode(bytes).indexOf("MARKER-");
+  const page = Math.floor(at / pageSize) * pageSize;
+  assert.ok(at > 0 && bytes[page] === 0x0a, "the marker is on a leaf page of an index b-tree");
+  bytes[page] = 0xff;
+  await Deno.writeFile(path, bytes);
+}
+
+Deno.test("a damaged page is a HistoryError naming the file and the cause; the store is failing, other rooms read on", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await damagedFile(path);
+    await withStore({ path, maxMessagesPerRoom: 10_000 }, async (store) => {
+      assert.equal(store.failing, false);
+      assert.deepEqual(store.recent("aaa", 10).map((m) => m.body), ["m1", "m2", "m3"]);
+      for (const read of [() => store.recent("bad", 100), () => store.page("bad", { limit: 50 })]) {
+        assert.throws(read, (error) => assertHistoryError(error, path, "malformed", "damaged"));
+      }
+      assert.equal(store.failing, true);
+      assertHistoryError(store.failure, path, "malformed");
+      // Damage lasts: reads and writes elsewhere still work, and the store is still failing.
+      assert.equal((await store.append(msg("aaa", "m4"))).message.id, 4);
+      assert.deepEqual(ids(store.after("aaa", 2, 10)), [3, 4]);
+      assert.equal(store.failing, true);
+    });
+  });
+});
+
+Deno.test("a busy file makes the store failing until a write commits", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 100, busyTimeoutMs: 50 }, async (store) => {
+      const other = new DatabaseSync(path);
+      other.exec("BEGIN EXCLUSIVE");
+      try {
+        await assert.rejects(store.append(msg("lobby", "lost")), HistoryError);
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+      assert.equal(store.failing, true);
+      assertHistoryError(store.failure, path, "locked");
+      await store.append(msg("lobby", "through"));
+      assert.equal(store.failing, false);
+      assert.equal(store.failure, null);
+    });
+  });
+});
+
+Deno.test("a history file deleted or replaced under the store makes it failing, naming the file", async () => {
+  await withTempDir(async (dir) => {
+    for (const change of ["deleted", "replaced"] as const) {
+      const path = join(dir, `${change}.db`);
+      await withStore({ path, maxMessagesPerRoom: 100 }, async (store) => {
+        await store.append(msg("lobby", "before"));
+        assert.equal(store.failing, false);
+        if (change === "deleted") {
+          await Deno.remove(path);
+        } else {
+          await Deno.copyFile(path, `${path}.copy`);
+          await Deno.rename(`${path}.copy`, path);
+        }
+        assert.equal(store.failing, true, change);
+        assertHistoryError(store.failure, path, change === "deleted" ? "deleted" : "replaced");
+        // It still works on the file it has: what it lacks is a future at that path.
+        await store.append(msg("lobby", "after"));
+        assert.equal(store.failing, true, change);
+      });
+    }
+  });
+});
+
+Deno.test("a store in memory or closed is not failing for its file", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 10 }, (store) => {
+    assert.equal(store.failing, false);
+  });
+  await withTempDir(async (dir) => {
+    const store = HistoryStore.open({ path: join(dir, "parley.db"), maxMessagesPerRoom: 10 });
+    await store.close();
+    await Deno.remove(join(dir, "parley.db"));
+    assert.throws(() => store.recent("lobby", 1), (error) => assertHistoryError(error, "closed"));
+    assert.equal(store.failing, false);
+  });
+});
+
+Deno.test("a damaged page found at a join: that client gets 1011, /history 503 naming the file, /healthz failing; the rest chat on", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await damagedFile(path);
+    await using server = await startTestServer({ history: { path } });
+    const healthz = () => fetch(new URL("/healthz", server.url));
+    assert.equal((await healthz()).status, 200);
+    const { client: ann } = await joinRoom(server, { room: "aaa", userName: "ann" });
+    const { client: bob } = await joinRoom(server, { room: "aaa", userName: "bob" });
+    const victim = new TestClient(server.wsUrl({ room: "bad", userName: "eve" }));
+    const closed = await within(victim.closed, "the close of the damaged room's client");
+    assert.equal(closed.code, 1011);
+    assert.match(closed.reason, /history store failed/);
+    assert.equal(victim.events.length, 0, "no welcome before the close");
+
+    const page = await fetch(new URL("/history?room=bad", server.url));
+    assert.equal(page.status, 503);
+    const { error } = await page.json();
+    assert.ok(error.includes(path) && /malformed/.test(error), error);
+    const health = await healthz();
+    assert.equal(health.status, 503);
+    const body = await health.json();
+    assert.equal(body.store, "failing");
+    assert.ok(body.storeError.includes(path), body.storeError);
+
+    ann.send({ type: "message", body: "still chatting", clientId: "1" });
+    assert.equal((await bob.waitFor("message", 4))[3].body, "still chatting");
+    bob.send({ type: "message", body: "so it seems", clientId: "2" });
+    assert.equal((await ann.waitFor("message", 5))[4].body, "so it seems");
+    const good = await fetch(new URL("/history?room=aaa", server.url));
+    assert.equal(good.status, 200);
+    assert.equal((await good.json()).messages.length, 5);
+    const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+    assert.match(log, /room="bad": the history store failed, closing with 1011: .*malformed/);
+    assert.match(log, /healthz: the history store is failing/);
+    await Promise.all([ann.close(), bob.close()]);
+  });
 });
 
 Deno.test("count follows appends, trims and recorded messages, and another store's writes to the file", async () => {

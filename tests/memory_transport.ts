@@ -6,26 +6,70 @@
 import type { Frame, Transport, TransportListener, TransportState } from "../chat/transport.ts";
 import { type Event, Wakeup } from "./support.ts";
 
-/** A transport whose peer is the test; nothing is sent anywhere, everything sent is kept. */
+/**
+ * A transport whose peer is the test; nothing is sent anywhere, everything sent is kept. With
+ * `unread`, the peer reads nothing until {@link drain}: what is sent stays in `bufferedAmount`.
+ */
 export class MemoryTransport implements Transport {
   state: TransportState = "connecting";
-  bufferedAmount = 0;
+  #buffered = 0;
+  /** The most `bufferedAmount` ever was. */
+  peakBuffered = 0;
   /** Every frame sent, in order. */
   readonly sent: string[] = [];
   /** The code and reason the session closed with, if it did. */
   closedWith: { code: number; reason: string } | null = null;
   #listener: TransportListener | null = null;
   readonly #changed = new Wakeup();
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly unread = false) {}
+
+  get bufferedAmount(): number {
+    return this.#buffered;
+  }
+
+  /** Says how much is buffered, as a runtime would; sessions waiting for a drain look again. */
+  set bufferedAmount(bytes: number) {
+    this.#buffered = bytes;
+    this.peakBuffered = Math.max(this.peakBuffered, bytes);
+    this.#wakeDrainWaiters();
+  }
+
+  #wakeDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
 
   send(text: string): void {
-    if (this.state === "open") this.sent.push(text);
+    if (this.state === "open") {
+      this.sent.push(text);
+      if (this.unread) this.bufferedAmount += text.length;
+    }
     this.#changed.wake();
+  }
+
+  drained(bytes: number): Promise<void> {
+    return new Promise((resolve) => {
+      const look = () => {
+        if (this.state !== "open" || this.#buffered <= bytes) resolve();
+        else this.#drainWaiters.push(look);
+      };
+      look();
+    });
+  }
+
+  /** The peer reads everything buffered. */
+  drain(): void {
+    this.bufferedAmount = 0;
   }
 
   close(code: number, reason: string): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.closedWith = { code, reason };
+    this.#wakeDrainWaiters();
     this.#changed.wake();
   }
 
@@ -56,6 +100,7 @@ export class MemoryTransport implements Transport {
   /** The runtime reports the connection closed, with the peer's code. */
   reportClose(code: number, reason = ""): void {
     this.state = "closed";
+    this.#wakeDrainWaiters();
     this.#listener?.closed(code, reason);
   }
 

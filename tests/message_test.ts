@@ -279,3 +279,12 @@ Deno.test("a message with a NUL is refused, not stored cut short, through a real
   assert.equal((await client.next("ack")).clientId, "after");
   assert.deepEqual((await historyOf(server, "nul")).map((m) => m.body), ["after"]);
 });
+
+Deno.test("an unknown frame type is quoted short in the error, however long it was", () => {
+  assert.throws(
+    () => parseClientFrame(JSON.stringify({ type: "x".repeat(33_000) }), "parley.v1", LIMIT),
+    (error) =>
+      error instanceof ProtocolError && error.message.length < 200 &&
+      /unknown frame type "x{39}… \(33002 characters\)/.test(error.message),
+  );
+});

@@ -65,20 +65,28 @@ Deno.test("a large room wakes its subscribers a slice per turn; those reached la
 Deno.test("what a client missed: the last few for a newcomer, the rest after `since`, and whether that is all", async () => {
   const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 5 });
   const room = new Rooms(history, new LocalBus(history, null)).get("r");
-  const ids = (missed: { messages: ChatMessage[]; recovered: boolean }) => ({
-    ids: missed.messages.map((m) => m.id),
-    recovered: missed.recovered,
-  });
-  assert.deepEqual(ids(room.missed(null, 0, 3)), { ids: [], recovered: true });
+  /** What the client is replayed, all of it, with `maxReplay` 1000 unless given. */
+  const ids = (since: number | null, lastId: number, onJoin: number, maxReplay = 1000) => {
+    const { after, recovered } = room.missed(since, lastId, onJoin, maxReplay);
+    return { ids: room.replay(after, lastId, 1000).map((m) => m.id), recovered };
+  };
+  assert.deepEqual(ids(null, 0, 3), { ids: [], recovered: true });
   for (let i = 1; i <= 8; i++) await room.publish({ userName: "ann", body: `m${i}` });
   // Retention keeps ids 4..8.
-  assert.deepEqual(ids(room.missed(null, 8, 3)), { ids: [6, 7, 8], recovered: true });
-  assert.deepEqual(ids(room.missed(5, 8, 3)), { ids: [6, 7, 8], recovered: true });
-  assert.deepEqual(ids(room.missed(3, 8, 3)), { ids: [4, 5, 6, 7, 8], recovered: true });
-  assert.deepEqual(ids(room.missed(2, 8, 3)), { ids: [6, 7, 8], recovered: false });
-  assert.deepEqual(ids(room.missed(8, 8, 3)), { ids: [], recovered: true });
+  assert.deepEqual(ids(null, 8, 3), { ids: [6, 7, 8], recovered: true });
+  assert.deepEqual(ids(5, 8, 3), { ids: [6, 7, 8], recovered: true });
+  assert.deepEqual(ids(3, 8, 3), { ids: [4, 5, 6, 7, 8], recovered: true });
+  assert.deepEqual(ids(2, 8, 3), { ids: [6, 7, 8], recovered: false });
+  assert.deepEqual(ids(8, 8, 3), { ids: [], recovered: true });
   // A client that has seen more than the room holds (the store was replaced) starts over.
-  assert.deepEqual(ids(room.missed(20, 8, 3)), { ids: [], recovered: false });
+  assert.deepEqual(ids(20, 8, 3), { ids: [], recovered: false });
+  // More than maxReplay missed: the newest onJoin, and not recovered; exactly maxReplay is fine.
+  assert.deepEqual(ids(3, 8, 2, 4), { ids: [7, 8], recovered: false });
+  assert.deepEqual(ids(4, 8, 2, 4), { ids: [5, 6, 7, 8], recovered: true });
+  // A replay is read in chunks, each up to the seam however many are stored after it.
+  assert.deepEqual(room.replay(3, 6, 2).map((m) => m.id), [4, 5]);
+  assert.deepEqual(room.replay(5, 6, 2).map((m) => m.id), [6]);
+  assert.deepEqual(room.replay(6, 6, 2), []);
   await history.close();
 });
 

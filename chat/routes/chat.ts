@@ -6,7 +6,7 @@
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
 import { clientText } from "../log.ts";
-import { CloseCode, WebSocketTransport } from "../transport.ts";
+import { CloseCode, closeReason, WebSocketTransport } from "../transport.ts";
 import {
   type Dialect,
   encodeEvent,
@@ -99,7 +99,7 @@ function upgrade(
   }
 }
 
-/** Hands the socket to a new {@link Client}, which gives the lease back when it closes. */
+/** Hands the socket to a new {@link Client}, which gives the lease back as it leaves and closes. */
 function start(
   { config, rooms, log, metrics, clients }: Services,
   socket: WebSocket,
@@ -116,13 +116,12 @@ function start(
     since: query.since,
     limits: config.limits,
     onJoin: config.history.onJoin,
+    maxReplay: config.history.maxReplay,
     address,
+    lease,
     log,
     metrics,
-    onClose: () => {
-      clients.delete(client);
-      lease.release();
-    },
+    onClose: () => clients.delete(client),
   });
   clients.add(client);
 }
@@ -139,8 +138,7 @@ function refuse(
   log.limited(address, `refused ${address}: ${message}`);
   socket.onopen = () => {
     if (event !== undefined) socket.send(encodeEvent(event));
-    // A close reason is at most 123 bytes.
-    socket.close(CloseCode.policy, message.slice(0, 120));
+    socket.close(CloseCode.policy, closeReason(message));
   };
   socket.onerror = () => {};
 }
