@@ -6,12 +6,15 @@
  */
 
 import { loadConfig } from "./chat/config.ts";
+import { setupLine } from "./chat/identity.ts";
 import { startServer } from "./chat/server.ts";
 import { startWorkers, type WorkerFailure } from "./chat/workers.ts";
 
 /** What main needs of a started server, in one process or in workers. */
 interface Started {
   url: URL;
+  /** The link that creates the first account, printed once (see `IdentityService.announce`). */
+  setupLink: URL | null;
   /** Settles if the server can no longer serve (a worker died). */
   failed?: Promise<WorkerFailure>;
   shutdown(): Promise<void>;
@@ -43,7 +46,9 @@ if (import.meta.main) {
       ? await startWorkers(config, count)
       : await startServer(config);
     const workers = count > 1 ? ` in ${count} workers` : "";
-    console.log(`parley: chat at ${server.url}${workers} (log: ${config.logfilePath})`);
+    // One write, so that whoever watches stdout for the URL line has the setup line with it.
+    const setup = server.setupLink ? `\nparley: ${setupLine(server.setupLink)}` : "";
+    console.log(`parley: chat at ${server.url}${workers} (log: ${config.logfilePath})${setup}`);
     const stop = () => exit(server, 0);
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);

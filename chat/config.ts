@@ -35,6 +35,27 @@ export interface Config {
   allowedHosts: string[];
   workers: number | "auto";
   redis: string | null;
+  auth: AuthConfig;
+}
+
+/** Who people are (see `chat/identity.ts`). */
+export interface AuthConfig {
+  /**
+   * `open`: anyone posts under any name (the Go server's behaviour); `accounts`: people sign in
+   * to accounts kept in the history file; `jwt`: another service signs tokens saying who they are.
+   */
+  mode: "open" | "accounts" | "jwt";
+  /** How long a sign-in lasts. */
+  sessionDays: number;
+  /** How long an invite can be used. */
+  inviteDays: number;
+  /** For `jwt`: an HMAC `secret` or a `publicKeyFile`, and the `iss` and `aud` to require. */
+  jwt: {
+    secret: string | null;
+    publicKeyFile: string | null;
+    issuer: string | null;
+    audience: string | null;
+  };
 }
 
 /** A configuration that cannot be used; the message says which key and what to do. */
@@ -43,7 +64,7 @@ export class ConfigError extends Error {
 }
 
 /** The defaults (README, "Configuration"); a key left out of `config.json` takes its value here. */
-export const defaultConfig: Readonly<Config> = Object.freeze({
+export const defaultConfig: Readonly<Config> = Object.freeze<Config>({
   hostName: "127.0.0.1",
   port: 8080,
   logfilePath: "parley.log",
@@ -68,6 +89,12 @@ export const defaultConfig: Readonly<Config> = Object.freeze({
   allowedHosts: [],
   workers: 1,
   redis: null,
+  auth: {
+    mode: "open",
+    sessionDays: 30,
+    inviteDays: 7,
+    jwt: { secret: null, publicKeyFile: null, issuer: null, audience: null },
+  },
 });
 
 type Check = (value: unknown, key: string) => void;
@@ -84,7 +111,16 @@ const positive: Check = (v, key) => {
   if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) fail(key, "a number above 0", v);
 };
 
-const checks: Record<string, Check | Record<string, Check>> = {
+const nullOrString: Check = (v, key) => {
+  if (v !== null) nonEmptyString(v, key);
+};
+
+/** The checks of a section, by key; a nested section has checks of its own. */
+interface Checks {
+  [key: string]: Check | Checks;
+}
+
+const checks: Checks = {
   hostName: nonEmptyString,
   port: integer(0, 65535),
   logfilePath: nonEmptyString,
@@ -133,6 +169,25 @@ const checks: Record<string, Check | Record<string, Check>> = {
       fail(key, 'null or a URL such as "redis://127.0.0.1:6379"', v);
     }
   },
+  auth: {
+    mode: (v, key) => {
+      if (v !== "open" && v !== "accounts" && v !== "jwt") {
+        fail(key, '"open", "accounts" or "jwt"', v);
+      }
+    },
+    sessionDays: integer(1, 3650),
+    inviteDays: integer(1, 365),
+    jwt: {
+      secret: (v, key) => {
+        if (v !== null && (typeof v !== "string" || v.length < 32)) {
+          fail(key, "null or a secret of at least 32 characters", v === null ? v : "…");
+        }
+      },
+      publicKeyFile: nullOrString,
+      issuer: nullOrString,
+      audience: nullOrString,
+    },
+  },
 };
 
 function isOrigin(value: string): boolean {
@@ -153,33 +208,56 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * Validates a parsed config file (or overrides) against the known keys and types, and merges it
- * over `base`. Unknown keys are errors, so a typo never silently falls back to a default.
+ * over `base`. Unknown keys are errors, so a typo never silently falls back to a default; so are
+ * settings that cannot work together.
  */
 export function mergeConfig(base: Readonly<Config>, raw: unknown, source: string): Config {
   if (!isRecord(raw)) {
     throw new ConfigError(`${source} must hold a JSON object such as {"port": 8080}`);
   }
   const merged = structuredClone(base) as unknown as Record<string, unknown>;
+  mergeSection(merged, raw, checks, source, "");
+  checkCombination(merged as unknown as Config);
+  return merged as unknown as Config;
+}
+
+/** Checks `raw`'s keys against `known` and writes them into `section`, sections key by key. */
+function mergeSection(
+  section: Record<string, unknown>,
+  raw: Record<string, unknown>,
+  known: Checks,
+  source: string,
+  prefix: string,
+): void {
   for (const [key, value] of Object.entries(raw)) {
-    const check = checks[key];
-    if (check === undefined) throw unknownKey(source, key, Object.keys(checks));
+    const check = known[key];
+    if (check === undefined) {
+      throw unknownKey(source, `${prefix}${key}`, Object.keys(known).map((k) => `${prefix}${k}`));
+    }
     if (typeof check === "function") {
-      check(value, key);
-      merged[key] = value;
+      check(value, `${prefix}${key}`);
+      section[key] = value;
       continue;
     }
-    if (!isRecord(value)) fail(key, "an object", value);
-    const section = merged[key] as Record<string, unknown>;
-    for (const [subKey, subValue] of Object.entries(value)) {
-      const subCheck = check[subKey];
-      if (subCheck === undefined) {
-        throw unknownKey(source, `${key}.${subKey}`, Object.keys(check).map((k) => `${key}.${k}`));
-      }
-      subCheck(subValue, `${key}.${subKey}`);
-      section[subKey] = subValue;
-    }
+    if (!isRecord(value)) fail(`${prefix}${key}`, "an object", value);
+    mergeSection(section[key] as Record<string, unknown>, value, check, source, `${prefix}${key}.`);
   }
-  return merged as unknown as Config;
+}
+
+/** Refuses settings that are each valid but cannot work together; the message names both. */
+function checkCombination({ auth, redis }: Config): void {
+  if (auth.mode === "accounts" && redis !== null) {
+    throw new ConfigError(
+      '"auth.mode": "accounts" cannot be used with "redis": accounts live in the history file, ' +
+        'which instances do not share; set "redis" to null or choose another "auth.mode"',
+    );
+  }
+  if (auth.mode === "jwt" && auth.jwt.secret === null && auth.jwt.publicKeyFile === null) {
+    throw new ConfigError(
+      '"auth.mode": "jwt" needs "auth.jwt.secret" or "auth.jwt.publicKeyFile" to check ' +
+        "tokens with; set one of them",
+    );
+  }
 }
 
 function unknownKey(source: string, key: string, known: string[]): ConfigError {

@@ -10,6 +10,7 @@ import { HistoryError } from "./history.ts";
 import { listen } from "./listener.ts";
 import { clientText, type Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
+import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import { healthz, metrics } from "./routes/ops.ts";
@@ -34,6 +35,8 @@ export interface RunningServer {
   /** Where to open the page, e.g. `http://127.0.0.1:8080/`. */
   url: URL;
   port: number;
+  /** The link that creates the first account, if this server made it (`accounts`, none yet). */
+  setupLink: URL | null;
   /** Stops accepting, closes every socket with 1001, flushes history; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -52,6 +55,7 @@ function routeTable(): Route[] {
     route(["POST"], "/rooms/:room/messages", postMessage),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", limitReads(metrics)),
+    ...accountRoutes(),
   ];
 }
 
@@ -74,6 +78,7 @@ export async function startServer(
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = new URL(`http://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
   services.log.info(`listening on ${url}`);
+  const setupLink = services.identity.announce(url, config.hostName, services.log);
 
   let stopped: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
@@ -87,7 +92,7 @@ export async function startServer(
     })();
     return stopped;
   };
-  return { url, port, shutdown };
+  return { url, port, setupLink, shutdown };
 }
 
 /** The handler of every request: the route table's answer, or the answer to what it threw. */

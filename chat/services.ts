@@ -12,6 +12,7 @@ import type { Config } from "./config.ts";
 import { fitConnections } from "./descriptors.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
+import { IdentityService } from "./identity.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
@@ -31,6 +32,8 @@ export interface ServerOptions {
   name?: string;
   /** Called with the history store once it is open: tests use it to make the store fail. */
   onHistoryOpened?: (store: HistoryStore) => void;
+  /** The clock sessions, invites and failed sign-ins are judged by: tests move it. */
+  now?: () => number;
 }
 
 /**
@@ -48,6 +51,8 @@ export interface Services extends AsyncDisposable {
   /** The connected clients; each removes itself when its socket closes. */
   readonly clients: Set<Client>;
   readonly admission: Admission;
+  /** Who is asking, and what they may do. */
+  readonly identity: IdentityService;
   /** Set when shutdown begins: upgrades are refused and `/healthz` answers 503. */
   stopping: boolean;
 }
@@ -70,6 +75,11 @@ export async function openServices(given: Config, options: ServerOptions): Promi
   options.onHistoryOpened?.(history);
   const bus = stack.adopt(await connectBus(config, options, history, log), (bus) => bus.close());
   const lag = stack.use(new LagMonitor());
+  const admission = new Admission(config.limits, config.allowedOrigins, allowedHostsOf(config));
+  const identity = stack.adopt(
+    await openIdentity(config, options, admission),
+    (identity) => identity.close(),
+  );
   const owned = stack.move();
   const services: Services = {
     config,
@@ -79,7 +89,8 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     rooms: new Rooms(history, bus, (message) => log.error(message)),
     metrics: new Metrics(lag),
     clients: new Set(),
-    admission: new Admission(config.limits, config.allowedOrigins, allowedHostsOf(config)),
+    admission,
+    identity,
     stopping: false,
     [Symbol.asyncDispose]() {
       shutDown = this.stopping;
@@ -118,6 +129,25 @@ function openHistory(config: Config): HistoryStore {
   } catch (error) {
     if (error instanceof HistoryError) throw new StartupError(error.message);
     throw error;
+  }
+}
+
+async function openIdentity(
+  config: Config,
+  options: ServerOptions,
+  admission: Admission,
+): Promise<IdentityService> {
+  try {
+    return await IdentityService.open({
+      config,
+      channel: options.reusePort ? `parley-identity:${resolve(config.history.path)}` : null,
+      originAllowed: (origin, own) => admission.originAllowed(origin, own),
+      // parley itself serves plain HTTP, over which a browser would never send a Secure cookie.
+      secureCookies: false,
+      now: options.now,
+    });
+  } catch (error) {
+    throw new StartupError((error as Error).message);
   }
 }
 

@@ -16,7 +16,7 @@ export type ToWorker =
 /** What a worker tells the main thread: `ready` once it can be asked, then answers. */
 export type FromWorker =
   | { type: "ready" }
-  | { type: "listening"; id: number; url: string; port: number }
+  | { type: "listening"; id: number; url: string; port: number; setupLink: string | null }
   | { type: "failed"; id: number; message: string }
   | { type: "stopped"; id: number }
   | { type: "pong"; id: number };
@@ -38,6 +38,7 @@ self.onmessage = async ({ data }) => {
           id: data.id,
           url: server.url.href,
           port: server.port,
+          setupLink: server.setupLink?.href ?? null,
         });
       } catch (error) {
         self.postMessage({ type: "failed", id: data.id, message: (error as Error).message });

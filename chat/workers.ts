@@ -24,6 +24,8 @@ export interface PoolOptions {
 /** Running workers sharing a port. */
 export interface WorkerPool {
   url: URL;
+  /** The link that creates the first account, if a worker made one. */
+  setupLink: URL | null;
   /** Settles once, with the first worker that died. */
   failed: Promise<WorkerFailure>;
   /** The threads, in start order (tests use them to make one fail). */
@@ -98,6 +100,7 @@ export async function startWorkers(
   const stop = once(() => stopAll(threads, stopMs));
   let port = config.port;
   let url = "";
+  let setupLink: string | null = null;
   try {
     for (let index = 1; index <= count; index++) {
       const thread = new Thread(
@@ -117,13 +120,20 @@ export async function startWorkers(
         );
       }
       ({ port, url } = answer);
+      setupLink ??= answer.setupLink;
     }
   } catch (error) {
     await stop();
     throw error;
   }
   const failed = watch(threads, pingMs);
-  return { url: new URL(url), failed, workers: threads.map((t) => t.worker), shutdown: stop };
+  return {
+    url: new URL(url),
+    setupLink: setupLink === null ? null : new URL(setupLink),
+    failed,
+    workers: threads.map((t) => t.worker),
+    shutdown: stop,
+  };
 }
 
 /** The first death among the threads: an error, or a ping left unanswered for two periods. */

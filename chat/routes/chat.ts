@@ -26,8 +26,7 @@ interface ChatQuery {
 }
 
 /** `GET /chat`: upgrades to a WebSocket and starts a {@link Client} in the asked room. */
-export function chat(context: Services, request: Request, params: RouteParams): Response {
-  const { url, address } = params;
+export function chat(context: Services, request: Request, { url, address }: RouteParams): Response {
   const { config, admission, metrics } = context;
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new HttpError(
@@ -36,7 +35,7 @@ export function chat(context: Services, request: Request, params: RouteParams): 
       { upgrade: "websocket" },
     );
   }
-  checkOrigin(context, request, params);
+  checkOrigin(context, request, url, address);
   if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
   if (admission.full) {
     metrics.refused++;

@@ -53,11 +53,10 @@ export function listRooms(
 export async function postMessage(
   context: Services,
   request: Request,
-  params: RouteParams,
+  { url, address, path }: RouteParams,
 ): Promise<Response> {
-  const { url, address, path } = params;
   const { config, admission, rooms } = context;
-  checkOrigin(context, request, params);
+  checkOrigin(context, request, url, address);
   if (!admission.mayPost(address)) {
     throw new HttpError(
       429,

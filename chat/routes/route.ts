@@ -97,11 +97,15 @@ export function intParam(
   return value;
 }
 
-/** Refuses with 403 a request from a page of another origin (see `Admission.originAllowed`). */
+/**
+ * Refuses with 403 a request from a page of another origin (see `Admission.originAllowed`); the
+ * refusal is logged, at a bounded rate per `address`.
+ */
 export function checkOrigin(
   context: Services,
   request: Request,
-  { url, address }: RouteParams,
+  url: URL,
+  address = "an unknown address",
 ): void {
   const origin = request.headers.get("origin");
   if (context.admission.originAllowed(origin, url.origin)) return;

@@ -1,0 +1,353 @@
+/**
+ * Who is asking, and what they may do: the one place a route learns the person behind a request
+ * and asks whether they may read or post in a room.
+ *
+ * How a route uses it:
+ *
+ * ```ts
+ * const who = await context.identity.identify(request, url); // throws 401/403 for a bad credential
+ * if (!context.identity.mayRead(who, room)) throw who === null ? signInFirst : forbidden;
+ * const userName = who?.userName ?? nameTheClientGave; // null only in open mode
+ * ```
+ *
+ * - `auth.mode: "open"`: {@link IdentityService.identify} answers {@link ANYONE} (no account, no
+ *   name: the client names itself, as before) and every room is readable and writable.
+ * - `"accounts"`: a person is an account of the {@link AccountStore}, signed in by the session
+ *   cookie {@link SESSION_COOKIE} or by `Authorization: Bearer <API token>`; no credential is
+ *   `null`. A request that changes something with a cookie must come from an allowed origin.
+ *   Until the first account exists nobody holds a credential, so whatever needs a person is 401.
+ * - `"jwt"`: not in this version; the server refuses to start with it.
+ *
+ * A ban is announced to {@link IdentityService.subscribe}rs in every worker (so that they can
+ * close the banned person's connections): workers sharing the history file share a
+ * `BroadcastChannel`, which also carries the setup token's hash (see {@link IdentityService.open}).
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { timingSafeEqual } from "node:crypto";
+import { type Account, AccountStore, digest, newSecret } from "./accounts.ts";
+import type { AuthConfig, Config } from "./config.ts";
+import { clientText, type Logger } from "./log.ts";
+import { HttpError } from "./routes/route.ts";
+
+/** How an identity was established. */
+export type Via = "open" | "session" | "token" | "jwt";
+
+/** The person behind a request or a connection. */
+export interface Identity {
+  /** The account's id; 0 for {@link ANYONE}. */
+  readonly id: number;
+  /** The account's name, which is the name a person posts under; null for {@link ANYONE}. */
+  readonly userName: string | null;
+  readonly admin: boolean;
+  readonly via: Via;
+  /**
+   * The rooms the credential itself is limited to (a JWT's claim), or null: no limit beyond the
+   * rooms' own rules. {@link IdentityService.mayRead} applies it.
+   */
+  readonly rooms: readonly string[] | null;
+}
+
+/** Open mode's answer to every request: nobody in particular, who may do anything open mode allows. */
+export const ANYONE: Identity = Object.freeze({
+  id: 0,
+  userName: null,
+  admin: false,
+  via: "open",
+  rooms: null,
+});
+
+/** What other code may react to; more kinds may come, so switch on `type`. */
+export type IdentityEvent = { type: "banned"; id: number; userName: string };
+
+/** The cookie a browser's session travels in. */
+export const SESSION_COOKIE = "parley_session";
+
+/** What workers tell each other (see the module's documentation). */
+type WorkerNote =
+  | { type: "banned"; id: number; userName: string }
+  | { type: "setup?" }
+  | { type: "setup"; hash: string };
+
+/** How long a worker starting without accounts waits to hear another one's setup token. */
+const SETUP_ASK_MS = 250;
+
+/** How to build an {@link IdentityService}. */
+export interface IdentityOptions {
+  config: Pick<Config, "auth" | "history">;
+  /** Workers sharing the history file share this channel name; a lone server has none. */
+  channel: string | null;
+  /** `Admission.originAllowed`: the rule a cookie's state-changing request must pass. */
+  originAllowed(origin: string | null, own: string): boolean;
+  /** Give the session cookie the `Secure` attribute (the server is reached over TLS). */
+  secureCookies: boolean;
+  /** Milliseconds since the epoch; `Date.now` unless a test moves time. */
+  now?: () => number;
+}
+
+/** One server's view of who people are; see the module's documentation. */
+export class IdentityService {
+  readonly mode: AuthConfig["mode"];
+  /** The accounts in `accounts` mode; null in open mode. */
+  readonly accounts: AccountStore | null;
+  readonly #options: IdentityOptions;
+  readonly #channel: BroadcastChannel | null;
+  readonly #listeners = new Set<(event: IdentityEvent) => void>();
+  /** Hashes of setup tokens this worker or another printed; a token itself is never kept. */
+  readonly #setupHashes = new Set<string>();
+  /** The token this server made and has yet to print. */
+  #unprinted: string | null = null;
+  /** Called when another worker tells its setup token's hash, while this one is asking. */
+  #heardSetup: (() => void) | null = null;
+
+  private constructor(options: IdentityOptions, accounts: AccountStore | null) {
+    this.#options = options;
+    this.mode = options.config.auth.mode;
+    this.accounts = accounts;
+    this.#channel = accounts !== null && options.channel !== null
+      ? new BroadcastChannel(options.channel)
+      : null;
+    if (this.#channel !== null) {
+      this.#channel.onmessage = (event: MessageEvent<WorkerNote>) => this.#hear(event.data);
+    }
+  }
+
+  /**
+   * Opens the account store (in `accounts` mode) and, if there are no accounts yet, makes the
+   * setup token that {@link announce} prints, unless another worker already has one: then this
+   * one accepts that worker's token instead of printing a second. Throws an Error for a mode this
+   * version cannot run, or a store that cannot be opened.
+   */
+  static async open(options: IdentityOptions): Promise<IdentityService> {
+    const { auth, history } = options.config;
+    if (auth.mode === "jwt") {
+      throw new Error(
+        '"auth.mode": "jwt" is not supported by this version of parley yet; use "accounts"',
+      );
+    }
+    const accounts = auth.mode === "accounts"
+      ? AccountStore.open({
+        path: history.path,
+        sessionDays: auth.sessionDays,
+        inviteDays: auth.inviteDays,
+        now: options.now,
+      })
+      : null;
+    const service = new IdentityService(options, accounts);
+    try {
+      if (accounts !== null && accounts.count() === 0) await service.#prepareSetup();
+    } catch (error) {
+      service.close();
+      throw error;
+    }
+    return service;
+  }
+
+  async #prepareSetup(): Promise<void> {
+    if (this.#channel !== null) {
+      const heard = Promise.withResolvers<void>();
+      const timer = setTimeout(heard.resolve, SETUP_ASK_MS);
+      this.#heardSetup = heard.resolve;
+      this.#channel.postMessage({ type: "setup?" } satisfies WorkerNote);
+      await heard.promise;
+      clearTimeout(timer);
+      this.#heardSetup = null;
+      if (this.#setupHashes.size > 0) return;
+    }
+    this.#unprinted = newSecret();
+    const hash = digest(this.#unprinted);
+    this.#setupHashes.add(hash);
+    this.#channel?.postMessage({ type: "setup", hash } satisfies WorkerNote);
+  }
+
+  #hear(note: WorkerNote): void {
+    switch (note.type) {
+      case "banned":
+        return this.#emit({ type: "banned", id: note.id, userName: note.userName });
+      case "setup?":
+        for (const hash of this.#setupHashes) this.#channel?.postMessage({ type: "setup", hash });
+        return;
+      case "setup":
+        this.#setupHashes.add(note.hash);
+        this.#heardSetup?.();
+        return;
+    }
+  }
+
+  /**
+   * What a server that has started says about who people are, in the log: that anyone can post
+   * under any name, if open mode listens where other machines reach it; and, if this server made
+   * the setup token and there is still no account, the setup link, which it returns for main.ts
+   * to print on stdout (once: a second call returns null). The setup token is printed by design:
+   * it is the one secret that reaches the log, and it works once.
+   */
+  announce(base: URL, hostName: string, log: Logger): URL | null {
+    if (this.mode === "open" && !isLoopback(hostName)) {
+      log.info(
+        `warning: "auth.mode" is "open" and "hostName" ${JSON.stringify(hostName)} is reachable ` +
+          'from other machines: anyone who reaches it can post under any name; set "auth.mode" ' +
+          'to "accounts" to make people sign in',
+      );
+    }
+    const token = this.#unprinted;
+    this.#unprinted = null;
+    if (token === null || this.accounts?.count() !== 0) return null;
+    const link = new URL(`/setup?token=${token}`, base);
+    log.info(`no account yet: ${setupLine(link)}`);
+    // On disk before anyone is told the server is up, for whoever reads the log for it.
+    log.flush();
+    return link;
+  }
+
+  /** Whether `token` is a setup token printed by this server or another worker. */
+  setupTokenValid(token: string): boolean {
+    const hash = Buffer.from(digest(token));
+    let found = false;
+    for (const known of this.#setupHashes) found ||= timingSafeEqual(hash, Buffer.from(known));
+    return found;
+  }
+
+  /**
+   * The person behind `request`: {@link ANYONE} in open mode; else the account of its API token
+   * (`Authorization: Bearer …`) or of its session cookie, or null if it carries neither. A
+   * credential that signs nobody in (unknown, expired, revoked, of a banned account) is a 401
+   * HttpError; a cookie's request that changes something from a page of another origin is a 403.
+   */
+  identify(request: Request, url: URL): Promise<Identity | null> {
+    try {
+      return Promise.resolve(this.#identify(request, url));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #identify(request: Request, url: URL): Identity | null {
+    const accounts = this.accounts;
+    if (accounts === null) return ANYONE;
+    const token = bearerToken(request);
+    if (token !== null) {
+      const account = accounts.tokenAccount(token);
+      if (account === null) {
+        throw new HttpError(401, "this API token is unknown or was revoked; make a new one");
+      }
+      return identityOf(account, "token");
+    }
+    const session = readCookie(request, SESSION_COOKIE);
+    if (session === null) return null;
+    const account = accounts.sessionAccount(session);
+    if (account === null) {
+      throw new HttpError(401, "your session has ended; sign in again", {
+        "set-cookie": this.clearedCookie(),
+      });
+    }
+    const origin = request.headers.get("origin");
+    if (!SAFE_METHODS.has(request.method) && !this.#options.originAllowed(origin, url.origin)) {
+      throw new HttpError(
+        403,
+        `origin ${clientText(origin)} may not act with your session; ` +
+          'add it to "allowedOrigins" in config.json to allow it',
+      );
+    }
+    return identityOf(account, "session");
+  }
+
+  /** Whether `identity` may read `room`: its history, its live messages. */
+  mayRead(identity: Identity | null, room: string): boolean {
+    const accounts = this.accounts;
+    if (accounts === null) return true;
+    if (identity === null) return false;
+    if (identity.rooms !== null && !identity.rooms.includes(room)) return false;
+    return accounts.roomKind(room) === "open" || accounts.isMember(room, identity.id);
+  }
+
+  /** Whether `identity` may post in `room`; today whoever may read it. */
+  mayPost(identity: Identity | null, room: string): boolean {
+    return this.mayRead(identity, room);
+  }
+
+  /** Bans or unbans `userName` (see `AccountStore.setBanned`); a ban is announced everywhere. */
+  setBanned(userName: string, banned: boolean): Account {
+    const account = this.#store().setBanned(userName, banned);
+    if (banned) {
+      const event: IdentityEvent = { type: "banned", id: account.id, userName: account.userName };
+      this.#emit(event);
+      this.#channel?.postMessage(event satisfies WorkerNote);
+    }
+    return account;
+  }
+
+  /** Calls `listener` with every {@link IdentityEvent} of any worker; returns the unsubscribe. */
+  subscribe(listener: (event: IdentityEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The `Set-Cookie` value of a new session. */
+  sessionCookie(secret: string, expiresAt: number): string {
+    const seconds = Math.max(0, Math.floor((expiresAt - (this.#options.now ?? Date.now)()) / 1000));
+    return this.#cookie(`${SESSION_COOKIE}=${secret}; Max-Age=${seconds}`);
+  }
+
+  /** The `Set-Cookie` value that removes the session cookie. */
+  clearedCookie(): string {
+    return this.#cookie(`${SESSION_COOKIE}=; Max-Age=0`);
+  }
+
+  #cookie(value: string): string {
+    return `${value}; Path=/; HttpOnly; SameSite=Lax${
+      this.#options.secureCookies ? "; Secure" : ""
+    }`;
+  }
+
+  #store(): AccountStore {
+    if (this.accounts === null) throw new Error("accounts are off in open mode");
+    return this.accounts;
+  }
+
+  #emit(event: IdentityEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  close(): void {
+    this.#channel?.close();
+    this.accounts?.close();
+  }
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+function identityOf(account: Account, via: Via): Identity {
+  return { id: account.id, userName: account.userName, admin: account.admin, via, rooms: null };
+}
+
+/** The token of `Authorization: Bearer …`, or null without the header; another scheme is a 401. */
+function bearerToken(request: Request): string | null {
+  const header = request.headers.get("authorization");
+  if (header === null) return null;
+  const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(header);
+  if (match === null) {
+    throw new HttpError(401, "send an API token as Authorization: Bearer <token>");
+  }
+  return match[1];
+}
+
+/** The value of cookie `name` in the request's `Cookie` header, or null. */
+export function readCookie(request: Request, name: string): string | null {
+  for (const pair of (request.headers.get("cookie") ?? "").split(";")) {
+    const at = pair.indexOf("=");
+    if (at !== -1 && pair.slice(0, at).trim() === name) return pair.slice(at + 1).trim() || null;
+  }
+  return null;
+}
+
+/** How the setup link is offered, in the log and on stdout. */
+export function setupLine(link: URL): string {
+  return `create the admin account at ${link} (the link works once)`;
+}
+
+/** Whether the server listens only where other machines cannot reach it. */
+export function isLoopback(hostName: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(hostName) || ["::1", "[::1]", "localhost"].includes(hostName);
+}
