@@ -24,6 +24,8 @@ export interface Config {
     maxConnectionsPerIp: number;
     sendBufferBytes: number;
     idleTimeoutSeconds: number;
+    /** Reads (`/history`, `/rooms`, `/metrics`) per second from one address; the burst is twice. */
+    readsPerSecond: number;
   };
   allowedOrigins: string[];
   /**
@@ -81,6 +83,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze<Config>({
     maxConnectionsPerIp: 100,
     sendBufferBytes: 1048576,
     idleTimeoutSeconds: 60,
+    readsPerSecond: 20,
   },
   allowedOrigins: [],
   allowedHosts: [],
@@ -136,6 +139,7 @@ const checks: Checks = {
     maxConnectionsPerIp: integer(1),
     sendBufferBytes: integer(1024),
     idleTimeoutSeconds: integer(0),
+    readsPerSecond: positive,
   },
   allowedOrigins: (v, key) => {
     if (!Array.isArray(v)) {
