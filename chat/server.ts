@@ -32,7 +32,7 @@ export { type ServerOptions, StartupError };
 
 /** A started server. */
 export interface RunningServer {
-  /** Where to open the page, e.g. `http://127.0.0.1:8080/`. */
+  /** Where to open the page, e.g. `http://127.0.0.1:8080/` (`https:` with `tls`). */
   url: URL;
   port: number;
   /** The link that creates the first account, if this server made it (`accounts`, none yet). */
@@ -76,7 +76,8 @@ export async function startServer(
 
   const { hostname, port } = server.addr;
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const url = new URL(`http://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
+  const scheme = config.tls.certFile === null ? "http" : "https";
+  const url = new URL(`${scheme}://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
   services.log.info(`listening on ${url}`);
   const setupLink = services.identity.announce(url, config.hostName, services.log);
 

@@ -142,8 +142,8 @@ async function openIdentity(
       config,
       channel: options.reusePort ? `parley-identity:${resolve(config.history.path)}` : null,
       originAllowed: (origin, own) => admission.originAllowed(origin, own),
-      // parley itself serves plain HTTP, over which a browser would never send a Secure cookie.
-      secureCookies: false,
+      // Over plain HTTP a browser would never send a Secure cookie back.
+      secureCookies: config.tls.certFile !== null,
       now: options.now,
     });
   } catch (error) {
