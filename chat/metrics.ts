@@ -159,7 +159,7 @@ const FAMILIES: readonly Family[] = [
     name: "parley_disconnects_total",
     type: "counter",
     whole: "sum",
-    help: "Closed connections by WebSocket close code.",
+    help: "Closed connections by WebSocket close code (other: an application code, 3000 and up).",
   },
   {
     name: "parley_history_messages",
@@ -220,7 +220,8 @@ export class Metrics {
   readonly exchange: Exchange | null;
   /** The labels of a per-worker series: `{worker="2"}`, or none in one process. */
   readonly #worker: string;
-  readonly #closes = new Map<number, number>();
+  /** Closed connections by close code, or `other` for a code a peer chose (3000 and up). */
+  readonly #closes = new Map<string, number>();
   /** Open connections by their labels. */
   readonly #connections = new Map<string, number>();
 
@@ -239,14 +240,16 @@ export class Metrics {
 
   /** Counts a connection that {@link opened} and has closed, by its close code. */
   closed(code: number, dialect: string, transport: string): void {
-    this.#closes.set(code, (this.#closes.get(code) ?? 0) + 1);
+    // A peer may close with any of 2,000 application codes: one series each would be its choice.
+    const label = code < 3000 ? String(code) : "other";
+    this.#closes.set(label, (this.#closes.get(label) ?? 0) + 1);
     const key = labels({ dialect, transport });
     this.#connections.set(key, (this.#connections.get(key) ?? 0) - 1);
   }
 
   /** This server's samples: its counters and gauges, and `gauges` from the rest of it. */
   samples(gauges: ServerGauges): Samples {
-    const closes = [...this.#closes].map(([code, n]) => [labels({ code: String(code) }), n]);
+    const closes = [...this.#closes].map(([code, n]) => [labels({ code }), n]);
     const samples: Samples = {
       parley_build_info: { [labels({ version: VERSION, deno: Deno.version.deno })]: 1 },
       parley_connections: Object.fromEntries(this.#connections),

@@ -118,6 +118,24 @@ Deno.test("one process: counters, acks, connections by dialect, commits and the 
   assert.equal(total(samples, "parley_disconnects_total"), 2);
 });
 
+Deno.test("docs/metrics.md lists every metric /metrics gives, with its type", async () => {
+  await using server = await startTestServer();
+  // A connection that came and went gives the labelled families their first series.
+  await (await joinRoom(server, { room: "m", userName: "ann" })).client.close();
+  const text = await (await fetch(new URL("/metrics", server.url))).text();
+  const doc = await Deno.readTextFile(new URL("../docs/metrics.md", import.meta.url));
+  const families = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({
+    name,
+    type,
+  }));
+  assert.equal(families.length, 13, text);
+  // The one family only workers give.
+  families.push({ name: "parley_metrics_stale_workers", type: "gauge" });
+  for (const { name, type } of families) {
+    assert.match(doc, new RegExp(`^\\| \`${name}\` +\\| ${type} `, "m"), `${name} (${type})`);
+  }
+});
+
 Deno.test("a histogram counts each observation in the first bucket whose bound it does not pass, cumulatively, up to +Inf", () => {
   const histogram = new Histogram([0.001, 0.01, 0.1]);
   for (const seconds of [0.0002, 0.001, 0.004, 0.05, 7]) histogram.observe(seconds);
@@ -140,6 +158,11 @@ Deno.test("the whole process adds counters, connections and commits; shared gaug
   two.opened("parley.v1", "websocket");
   two.opened("legacy", "websocket");
   two.closed(1001, "legacy", "websocket");
+  // Codes a peer makes up share one series, whatever it picks.
+  for (let code = 3000; code < 3100; code++) {
+    one.opened("parley.v1", "websocket");
+    one.closed(code, "parley.v1", "websocket");
+  }
   one.commits.observe(0.002);
   two.commits.observe(0.3);
   const whole = wholeProcess(
@@ -151,7 +174,7 @@ Deno.test("the whole process adds counters, connections and commits; shared gaug
     '{dialect="parley.v1",transport="websocket"}': 2,
     '{dialect="legacy",transport="websocket"}': 0,
   });
-  assert.deepEqual(whole.parley_disconnects_total, { '{code="1001"}': 1 });
+  assert.deepEqual(whole.parley_disconnects_total, { '{code="other"}': 100, '{code="1001"}': 1 });
   assert.deepEqual(whole.parley_rooms, { '{worker="1"}': 2, '{worker="2"}': 5 });
   // Both workers count the one history file, and run the one build.
   assert.deepEqual(whole.parley_history_messages, { "": 10 });
