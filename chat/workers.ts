@@ -14,7 +14,8 @@ import type { FromWorker, ToWorker } from "./worker.ts";
 /**
  * How long a scrape waits for each other worker's samples, in milliseconds. One that has not
  * answered by then (its loop is blocked, or it is dead) is counted with the last samples it gave,
- * from its last pong at worst (`pingMs` old, 5 s by default): its counters never go back.
+ * at worst those of its last pong (one that answers no ping for `2 × pingMs` ends the process):
+ * its counters never go back.
  */
 export const SCRAPE_MS = 500;
 
