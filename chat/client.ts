@@ -104,6 +104,7 @@ export class Client {
       received: (frame) => this.#guard(() => this.#receive(frame)),
       closed: (code, reason) => this.#closed(code, reason),
     });
+    options.metrics.opened(options.dialect, options.transport.kind);
   }
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
@@ -380,6 +381,7 @@ export class Client {
       );
     }
     this.#writer.ack(clientId, id);
+    if (this.#o.dialect === "parley.v1") this.#o.metrics.acks++;
   }
 
   #refuse(error: ProtocolError): void {
@@ -446,7 +448,7 @@ export class Client {
     this.#closeHandled = true;
     const code = this.#closeCode ?? peerCode;
     this.#guard(() => this.#leave());
-    this.#o.metrics.closed(code);
+    this.#o.metrics.closed(code, this.#o.dialect, this.#transport.kind);
     this.#o.lease.release();
     this.#o.log.info(
       `close ${this.#o.address} room=${clientText(this.#o.room.name)} code=${code}${

@@ -13,7 +13,8 @@ import { ProtocolError } from "./message.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
-import { healthz, metrics } from "./routes/ops.ts";
+import type { Samples } from "./metrics.ts";
+import { healthz, metrics, ownSamples } from "./routes/ops.ts";
 import { assetRoutes } from "./routes/page.ts";
 import { listRooms, postMessage } from "./routes/rooms.ts";
 import {
@@ -39,6 +40,8 @@ export interface RunningServer {
   setupLink: URL | null;
   /** Stops accepting, closes every socket with 1001, flushes history; idempotent. */
   shutdown(): Promise<void>;
+  /** Its own `/metrics` samples, for a scrape another worker answers. */
+  samples(): Samples;
 }
 
 /**
@@ -93,7 +96,7 @@ export async function startServer(
     })();
     return stopped;
   };
-  return { url, port, setupLink, shutdown };
+  return { url, port, setupLink, shutdown, samples: () => ownSamples(services) };
 }
 
 /** The handler of every request: the route table's answer, or the answer to what it threw. */

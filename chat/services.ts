@@ -14,7 +14,7 @@ import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
 import { IdentityService } from "./identity.ts";
 import { Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { type Exchange, Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
 
 /** The server could not start; the message says why and what to change. */
@@ -30,6 +30,10 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** Prefixes this server's log lines, e.g. "worker 2". */
   name?: string;
+  /** This server's worker number, labelling its per-worker gauges in `/metrics`. */
+  worker?: number;
+  /** How `/metrics` gets the other workers' samples, to answer for the whole process. */
+  exchange?: Exchange;
   /** Called with the history store once it is open: tests use it to make the store fail. */
   onHistoryOpened?: (store: HistoryStore) => void;
   /** The clock sessions, invites and failed sign-ins are judged by: tests move it. */
@@ -80,6 +84,8 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     await openIdentity(config, options, admission),
     (identity) => identity.close(),
   );
+  const metrics = new Metrics({ lag, worker: options.worker, exchange: options.exchange });
+  history.onCommit = (seconds) => metrics.commits.observe(seconds);
   const owned = stack.move();
   const services: Services = {
     config,
@@ -87,7 +93,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     history,
     bus,
     rooms: new Rooms(history, bus, (message) => log.error(message)),
-    metrics: new Metrics(lag),
+    metrics,
     clients: new Set(),
     admission,
     identity,
