@@ -274,7 +274,11 @@ export class IdentityService {
     try {
       return identityOfToken(await tokens.verify(token, this.#now()));
     } catch (error) {
-      if (error instanceof TokenError) throw new HttpError(401, error.message);
+      if (error instanceof TokenError) {
+        throw new HttpError(401, error.message, {
+          "www-authenticate": 'Bearer error="invalid_token"',
+        });
+      }
       throw error;
     }
   }
@@ -326,7 +330,7 @@ export class IdentityService {
   mayRead(identity: Identity | null, room: string): boolean {
     if (this.mode === "open") return true;
     if (identity === null) return false;
-    if (identity.rooms !== null && !identity.rooms.some((rooms) => matchesRoom(rooms, room))) {
+    if (identity.rooms !== null && !identity.rooms.some((pattern) => matchesRoom(pattern, room))) {
       return false;
     }
     const accounts = this.accounts;

@@ -22,8 +22,8 @@ import type { AuthConfig } from "./config.ts";
 import { ProtocolError, validateUserName } from "./message.ts";
 
 /**
- * `jose`, pinned by the import map. Not a literal in `import()`: a server in another mode never
- * loads it, nor does `deno run` fetch it for one.
+ * `jose`, pinned by the import map. Not a literal in `import()`, so that it is no part of the
+ * module graph: only a server in `jwt` mode loads it.
  */
 const JOSE = "jose";
 
@@ -195,10 +195,13 @@ async function readPublicKey(path: string): Promise<{ pem: string; algorithm: st
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    const hint = error instanceof Deno.errors.PermissionDenied
-      ? "; parley may read only files below the directory it runs in"
-      : "";
-    throw new Error(`cannot read ${where}: ${(error as Error).message}${hint}`);
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new Error(
+        `cannot read ${where}: parley may read only files below the directory it runs in; ` +
+          "put the key there",
+      );
+    }
+    throw new Error(`cannot read ${where}: ${(error as Error).message}`);
   }
   if (text.includes("PRIVATE KEY")) {
     throw new Error(`${where} holds a private key; give parley the public key only`);

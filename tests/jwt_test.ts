@@ -180,6 +180,11 @@ Deno.test("a bad token is a 401 with a sentence, on HTTP and on the upgrade", as
     assert.deepEqual(ws.status, 401, what);
     assert.match(ws.error!, message, what);
   }
+  const expired = await fetch(new URL("/api/me", server.url), {
+    headers: { authorization: `Bearer ${cases[0][1]}` },
+  });
+  await expired.body?.cancel();
+  assert.equal(expired.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
   const none = await upgrade(server, { userName: "mallory" });
   assert.equal(none.status, 401);
   assert.match(none.error!, /send your token as Authorization: Bearer <token>, or as \?token=/);

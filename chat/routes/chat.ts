@@ -42,13 +42,13 @@ export async function chat(
     );
   }
   checkOrigin(context, request, url);
-  const who = await context.identity.identify(request, url);
-  if (who === null) throw context.identity.signInFirst();
   if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
   if (admission.full) {
     metrics.refused++;
     throw new HttpError(503, "the server is full; try again later");
   }
+  const who = await context.identity.identify(request, url);
+  if (who === null) throw context.identity.signInFirst();
   const dialect = offeredDialect(request);
   const { socket, response } = upgrade(context, request, dialect);
   const lease = admission.lease(address);
