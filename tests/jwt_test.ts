@@ -217,28 +217,30 @@ Deno.test("rooms: the claim's patterns limit them; any other room answers like o
   assert.equal(await refusal("opsx"), secret, "a name without * matches itself only");
 });
 
-Deno.test("an asymmetric key (ES256, PEM): its tokens are accepted, HS256 ones never", async () => {
-  await using dir = await parleyDir({}, "parley-jwt-");
-  const { publicKey, privateKey } = await jose.generateKeyPair("ES256", { extractable: true });
-  const pem = await jose.exportSPKI(publicKey);
-  const publicKeyFile = `${dir.path}/issuer.pem`;
-  await Deno.writeTextFile(publicKeyFile, pem);
-  const auth = { mode: "jwt", jwt: { publicKeyFile, issuer: ISSUER, audience: AUDIENCE } };
-  await using server = await jwtServer(auth);
+for (const alg of ["ES256", "RS256", "EdDSA"]) {
+  Deno.test(`an asymmetric key (${alg}, PEM): its tokens are accepted, HS256 ones never`, async () => {
+    await using dir = await parleyDir({}, "parley-jwt-");
+    const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
+    const pem = await jose.exportSPKI(publicKey);
+    const publicKeyFile = `${dir.path}/issuer.pem`;
+    await Deno.writeTextFile(publicKeyFile, pem);
+    const auth = { mode: "jwt", jwt: { publicKeyFile, issuer: ISSUER, audience: AUDIENCE } };
+    await using server = await jwtServer(auth);
 
-  const good = await sign({ sub: "e", name: "Eve" }, { key: privateKey, alg: "ES256" });
-  assert.equal((await me(server, good)).body.userName, "Eve");
-  const { client, welcome } = await join(server, { token: good });
-  assert.equal(welcome.userName, "Eve");
-  await client.close();
+    const good = await sign({ sub: "e", name: "Eve" }, { key: privateKey, alg });
+    assert.equal((await me(server, good)).body.userName, "Eve");
+    const { client, welcome } = await join(server, { token: good });
+    assert.equal(welcome.userName, "Eve");
+    await client.close();
 
-  const stranger = (await jose.generateKeyPair("ES256")).privateKey;
-  const forged = await sign({ sub: "e" }, { key: stranger, alg: "ES256" });
-  assert.match((await me(server, forged)).body.error, /signature does not match/);
-  // The old trick: the public key, which anyone has, used as an HMAC secret.
-  const confused = await sign({ sub: "e" }, { key: new TextEncoder().encode(pem) });
-  assert.match((await me(server, confused)).body.error, /accepts only ES256/);
-});
+    const stranger = (await jose.generateKeyPair(alg)).privateKey;
+    const forged = await sign({ sub: "e" }, { key: stranger, alg });
+    assert.match((await me(server, forged)).body.error, /signature does not match/);
+    // The old trick: the public key, which anyone has, used as an HMAC secret.
+    const confused = await sign({ sub: "e" }, { key: new TextEncoder().encode(pem) });
+    assert.match((await me(server, confused)).body.error, new RegExp(`accepts only ${alg}$`));
+  });
+}
 
 Deno.test("a key that cannot be used stops the start, naming the key file", async () => {
   await using dir = await parleyDir({}, "parley-jwt-");
