@@ -79,6 +79,7 @@ export function parleyConfig(
       maxConnectionsPerIp: 30000,
       sendBufferBytes: overrides.sendBufferBytes ?? 16777216,
       idleTimeoutSeconds: 0,
+      readsPerSecond: 1000000,
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
- * Who may connect and how fast: the connection limits (in all and per address), the origin
- * check, and the rate buckets of connections and posts.
+ * Who may connect and how fast: the connection limits (in all and per address), the origin and
+ * Host checks, and the rate buckets of connections, posts and reads.
  */
 
 import type { Config } from "./config.ts";
@@ -25,6 +25,26 @@ export class TokenBucket {
   }
 }
 
+/** More buckets than this and all are forgotten: it bounds the map, and only refills them. */
+const MAX_BUCKETS = 10_000;
+
+/** A {@link TokenBucket} per address, all with one rate and burst. */
+class AddressBuckets {
+  readonly #buckets = new Map<string, TokenBucket>();
+
+  constructor(private readonly rate: number, private readonly burst: number) {}
+
+  take(address: string): boolean {
+    let bucket = this.#buckets.get(address);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= MAX_BUCKETS) this.#buckets.clear();
+      bucket = new TokenBucket(this.rate, this.burst);
+      this.#buckets.set(address, bucket);
+    }
+    return bucket.take();
+  }
+}
+
 /** One admitted connection's place in the counts; it holds it until released. */
 export interface Lease {
   /** Gives the place back. Only the first call counts: a socket may report its close twice. */
@@ -39,24 +59,34 @@ export interface Lease {
 /** The limits admission enforces, from the config. */
 export type AdmissionLimits = Pick<
   Config["limits"],
-  "maxConnections" | "maxConnectionsPerIp" | "messagesPerSecond" | "burst"
+  "maxConnections" | "maxConnectionsPerIp" | "messagesPerSecond" | "burst" | "readsPerSecond"
 >;
 
-/** More post buckets than this and all are forgotten: it bounds the map, and only refills them. */
-const MAX_POST_BUCKETS = 10_000;
-
-/** Decides whether a connection or a post is let in; one per server. */
+/** Decides whether a connection, a request or a post is let in; one per server. */
 export class Admission {
   readonly #limits: AdmissionLimits;
   readonly #allowedOrigins: readonly string[];
+  readonly #allowedHosts: readonly HostName[] | null;
   /** Leases held, by address; an address with none is absent. */
   readonly #perAddress = new Map<string, number>();
   #open = 0;
-  readonly #postBuckets = new Map<string, TokenBucket>();
+  readonly #posts: AddressBuckets;
+  readonly #reads: AddressBuckets;
 
-  constructor(limits: AdmissionLimits, allowedOrigins: readonly string[]) {
+  /**
+   * `allowedHosts`: the `Host` names answered besides loopback ones (see {@link hostAllowed});
+   * null answers any.
+   */
+  constructor(
+    limits: AdmissionLimits,
+    allowedOrigins: readonly string[],
+    allowedHosts: readonly string[] | null = null,
+  ) {
     this.#limits = limits;
     this.#allowedOrigins = allowedOrigins;
+    this.#allowedHosts = allowedHosts?.flatMap((host) => parseHost(host) ?? []) ?? null;
+    this.#posts = new AddressBuckets(limits.messagesPerSecond, limits.burst);
+    this.#reads = new AddressBuckets(limits.readsPerSecond, Math.ceil(2 * limits.readsPerSecond));
   }
 
   /** Connections holding a lease. */
@@ -108,14 +138,59 @@ export class Admission {
     return origin === null || origin === own || this.#allowedOrigins.includes(origin);
   }
 
+  /**
+   * Whether a request with this `Host` header is for this server: any is, without a list; else a
+   * loopback name or address, or a listed name (with the listed port, if it has one). A page of
+   * another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name,
+   * and is refused. No header at all is not a browser's request.
+   */
+  hostAllowed(host: string | null): boolean {
+    if (this.#allowedHosts === null || host === null) return true;
+    const claimed = parseHost(host);
+    if (claimed === null) return false;
+    return isLoopbackName(claimed.name) ||
+      this.#allowedHosts.some(({ name, port }) =>
+        name === claimed.name && (port === "" || port === claimed.port)
+      );
+  }
+
   /** Takes a token from `address`'s post bucket, which has a connection's rate and burst. */
   mayPost(address: string): boolean {
-    let bucket = this.#postBuckets.get(address);
-    if (bucket === undefined) {
-      if (this.#postBuckets.size >= MAX_POST_BUCKETS) this.#postBuckets.clear();
-      bucket = new TokenBucket(this.#limits.messagesPerSecond, this.#limits.burst);
-      this.#postBuckets.set(address, bucket);
-    }
-    return bucket.take();
+    return this.#posts.take(address);
   }
+
+  /** Takes a token from `address`'s bucket of reads (`/history`, `/rooms`, `/metrics`). */
+  mayRead(address: string): boolean {
+    return this.#reads.take(address);
+  }
+}
+
+/** A `Host` header's name, in lower case without a final dot, and its port ("" if none). */
+interface HostName {
+  name: string;
+  port: string;
+}
+
+/** The parts of `host` (`name[:port]` or `[v6][:port]`), or null if it is neither. */
+function parseHost(host: string): HostName | null {
+  const parts = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(host);
+  if (parts === null) return null;
+  return { name: parts[1].toLowerCase().replace(/\.$/, ""), port: parts[2] ?? "" };
+}
+
+/** Whether `name` (a host name or address, IPv6 with or without brackets) is this machine's. */
+export function isLoopbackName(name: string): boolean {
+  const lower = name.toLowerCase().replace(/\.$/, "");
+  return lower === "localhost" || lower.endsWith(".localhost") || lower === "::1" ||
+    lower === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(lower);
+}
+
+/**
+ * The `Host` names a server answers besides loopback ones, for {@link Admission}: behind a
+ * loopback `hostName` only those listed in `allowedHosts`; on any other address, any unless
+ * `allowedHosts` lists some (people reach it by names and addresses it cannot know).
+ */
+export function allowedHostsOf(config: Pick<Config, "hostName" | "allowedHosts">): string[] | null {
+  if (isLoopbackName(config.hostName) || config.allowedHosts.length > 0) return config.allowedHosts;
+  return null;
 }

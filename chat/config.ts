@@ -24,6 +24,8 @@ export interface Config {
     maxConnectionsPerIp: number;
     sendBufferBytes: number;
     idleTimeoutSeconds: number;
+    /** Reads (`/history`, `/rooms`, `/metrics`) per second from one address; the burst is twice. */
+    readsPerSecond: number;
   };
   allowedOrigins: string[];
   /**
@@ -34,6 +36,11 @@ export interface Config {
   workers: number | "auto";
   redis: string | null;
   auth: AuthConfig;
+  /**
+   * PEM files to serve HTTPS and WSS with, both or neither; read at start. With them the session
+   * cookie is `Secure`.
+   */
+  tls: { certFile: string | null; keyFile: string | null };
 }
 
 /** Who people are (see `chat/identity.ts`). */
@@ -84,6 +91,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze<Config>({
     maxConnectionsPerIp: 100,
     sendBufferBytes: 1048576,
     idleTimeoutSeconds: 60,
+    readsPerSecond: 20,
   },
   allowedOrigins: [],
   allowedHosts: [],
@@ -95,6 +103,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze<Config>({
     inviteDays: 7,
     jwt: { secret: null, publicKeyFile: null, issuer: null, audience: null },
   },
+  tls: { certFile: null, keyFile: null },
 });
 
 type Check = (value: unknown, key: string) => void;
@@ -139,6 +148,7 @@ const checks: Checks = {
     maxConnectionsPerIp: integer(1),
     sendBufferBytes: integer(1024),
     idleTimeoutSeconds: integer(0),
+    readsPerSecond: positive,
   },
   allowedOrigins: (v, key) => {
     if (!Array.isArray(v)) {
@@ -187,6 +197,7 @@ const checks: Checks = {
       audience: nullOrString,
     },
   },
+  tls: { certFile: nullOrString, keyFile: nullOrString },
 };
 
 function isOrigin(value: string): boolean {
@@ -244,7 +255,13 @@ function mergeSection(
 }
 
 /** Refuses settings that are each valid but cannot work together; the message names both. */
-function checkCombination({ auth, redis }: Config): void {
+function checkCombination({ auth, redis, tls }: Config): void {
+  if ((tls.certFile === null) !== (tls.keyFile === null)) {
+    const [set, unset] = tls.certFile === null ? ["keyFile", "certFile"] : ["certFile", "keyFile"];
+    throw new ConfigError(
+      `"tls.${set}" is set without "tls.${unset}": set both to serve HTTPS, or neither`,
+    );
+  }
   if (auth.mode === "accounts" && redis !== null) {
     throw new ConfigError(
       '"auth.mode": "accounts" cannot be used with "redis": accounts live in the history file, ' +

@@ -73,6 +73,9 @@ export class HistoryError extends Error {
 
 const SCHEMA_VERSION = 1;
 
+/** Counting every room's messages again takes at most this share of the time (see `count`). */
+const RECOUNT_SHARE = 0.01;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
   room TEXT NOT NULL,
@@ -112,6 +115,8 @@ interface Statements {
   firstId: StatementSync;
   rooms: StatementSync;
   count: StatementSync;
+  changes: StatementSync;
+  dataVersion: StatementSync;
   byClient: StatementSync;
   insert: StatementSync;
   insertKnown: StatementSync;
@@ -138,6 +143,12 @@ export class HistoryStore {
   #passing = false;
   /** The file the store opened, to tell when another is put at its path; null in memory. */
   readonly #identity: FileIdentity | null;
+  /** Messages stored: counted at open and after another connection wrote, kept as this writes. */
+  #count = 0;
+  /** `PRAGMA data_version` when `#count` was counted: it changes when another connection commits. */
+  #countedVersion = 0;
+  #countedAt = 0;
+  #countMs = 0;
 
   private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
     this.#db = db;
@@ -146,6 +157,11 @@ export class HistoryStore {
     this.#maxPerRoom = maxPerRoom;
     const identity = path === ":memory:" ? undefined : fileIdentity(path);
     this.#identity = identity === undefined || identity === "gone" ? null : identity;
+    try {
+      this.#read(() => this.#recount());
+    } catch {
+      // The store is failing, and says why; the count is counted again at the next scrape.
+    }
   }
 
   /** Opens (creating if needed) the store; throws HistoryError for a corrupt, locked or unwritable file. */
@@ -286,19 +302,36 @@ export class HistoryStore {
     return this.#read(() => (this.#sql.firstId.get(room)?.id as number | undefined) ?? 0);
   }
 
-  /** Every room that has messages, with its last id. */
-  rooms(): { room: string; lastId: number }[] {
+  /** The rooms that have messages, with their last ids, by name: all, or `limit` after `after`. */
+  rooms(after = "", limit = -1): { room: string; lastId: number }[] {
     return this.#read(() =>
-      this.#sql.rooms.all().map((row) => ({
+      this.#sql.rooms.all(after, limit).map((row) => ({
         room: row.room as string,
         lastId: row.last_id as number,
       }))
     );
   }
 
-  /** Total messages stored (for /metrics). */
+  /**
+   * Messages stored (for /metrics), without reading them: this store keeps the count as it writes
+   * and trims. Once another process sharing the file has written, it counts every room again, but
+   * no more than {@link RECOUNT_SHARE} of the time: a scrape stays cheap however many rooms.
+   */
   count(): number {
-    return this.#read(() => (this.#sql.count.get()?.total as number | undefined) ?? 0);
+    return this.#read(() => {
+      const version = this.#sql.dataVersion.get()?.data_version as number;
+      const due = this.#countedAt + this.#countMs / RECOUNT_SHARE;
+      if (version !== this.#countedVersion && performance.now() >= due) this.#recount();
+      return this.#count;
+    });
+  }
+
+  #recount(): void {
+    const start = performance.now();
+    this.#countedVersion = this.#sql.dataVersion.get()?.data_version as number;
+    this.#count = (this.#sql.count.get()?.total as number | undefined) ?? 0;
+    this.#countedAt = performance.now();
+    this.#countMs = this.#countedAt - start;
   }
 
   /**
@@ -385,12 +418,16 @@ export class HistoryStore {
     try {
       this.#db.exec("BEGIN IMMEDIATE");
       const lastIds = new Map<string, number>();
+      const changedBefore = sql.changes.get()!.total as number;
       const result = insert(lastIds);
+      let added = (sql.changes.get()!.total as number) - changedBefore;
       for (const [room, lastId] of lastIds) {
         sql.setLastId.run(room, lastId);
-        if (lastId > this.#maxPerRoom) sql.trim.run(room, lastId - this.#maxPerRoom);
+        if (lastId <= this.#maxPerRoom) continue;
+        added -= Number(sql.trim.run(room, lastId - this.#maxPerRoom).changes);
       }
       this.#db.exec("COMMIT");
+      this.#count += added;
       if (this.#passing) this.#failure = null;
       return result;
     } catch (error) {
@@ -485,8 +522,8 @@ function prepare(db: DatabaseSync): Statements {
     lastId: db.prepare("SELECT last_id FROM rooms WHERE room = ?"),
     firstId: db.prepare("SELECT id FROM messages WHERE room = ? ORDER BY id LIMIT 1"),
     rooms: db.prepare(
-      "SELECT room, last_id FROM rooms WHERE EXISTS " +
-        "(SELECT 1 FROM messages m WHERE m.room = rooms.room) ORDER BY room",
+      "SELECT room, last_id FROM rooms WHERE room > ? AND EXISTS " +
+        "(SELECT 1 FROM messages m WHERE m.room = rooms.room) ORDER BY room LIMIT ?",
     ),
     // Ids in a room are contiguous from the oldest retained to the last, so this costs one
     // index lookup per room instead of a scan of every message.
@@ -494,6 +531,9 @@ function prepare(db: DatabaseSync): Statements {
       "SELECT coalesce(sum(last_id - (SELECT m.id FROM messages m WHERE m.room = rooms.room " +
         "ORDER BY m.id LIMIT 1) + 1), 0) AS total FROM rooms",
     ),
+    // Rows inserted, changed or deleted by this connection: what a write added to the count.
+    changes: db.prepare("SELECT total_changes() AS total"),
+    dataVersion: db.prepare("PRAGMA data_version"),
     byClient: db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND user_name = ? AND client_id = ?`,
     ),

@@ -7,7 +7,8 @@
 import { CloseCode } from "./transport.ts";
 import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
-import type { Logger } from "./log.ts";
+import { listen } from "./listener.ts";
+import { clientText, type Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
@@ -16,8 +17,10 @@ import { healthz, metrics } from "./routes/ops.ts";
 import { assetRoutes } from "./routes/page.ts";
 import { listRooms, postMessage } from "./routes/rooms.ts";
 import {
+  checkHost,
   type Handler,
   HttpError,
+  limitReads,
   matches,
   type Route,
   route,
@@ -29,7 +32,7 @@ export { type ServerOptions, StartupError };
 
 /** A started server. */
 export interface RunningServer {
-  /** Where to open the page, e.g. `http://127.0.0.1:8080/`. */
+  /** Where to open the page, e.g. `http://127.0.0.1:8080/` (`https:` with `tls`). */
   url: URL;
   port: number;
   /** The link that creates the first account, if this server made it (`accounts`, none yet). */
@@ -38,17 +41,20 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-/** Every route the server answers; a path no pattern matches is a 404. */
+/**
+ * Every route the server answers; a path no pattern matches is a 404. Reads cost the store and
+ * are rate limited per address; posts have their own limit, the page and `/healthz` none.
+ */
 function routeTable(): Route[] {
   return [
     route(["GET"], "/chat", chat),
     ...assetRoutes(),
-    route(["GET"], "/history", history),
-    route(["GET"], "/getAllMessages", getAllMessages),
-    route(["GET"], "/rooms", listRooms),
+    route(["GET"], "/history", limitReads(history)),
+    route(["GET"], "/getAllMessages", limitReads(getAllMessages)),
+    route(["GET"], "/rooms", limitReads(listRooms)),
     route(["POST"], "/rooms/:room/messages", postMessage),
     route(["GET", "HEAD"], "/healthz", healthz),
-    route(["GET"], "/metrics", metrics),
+    route(["GET"], "/metrics", limitReads(metrics)),
     ...accountRoutes(),
   ];
 }
@@ -60,12 +66,18 @@ export async function startServer(
 ): Promise<RunningServer> {
   await using stack = new AsyncDisposableStack();
   const services = stack.use(await openServices(config, options));
-  const server = listen(config, options, services.log, dispatcher(routeTable(), services));
+  const server = listen(
+    services.config,
+    options.reusePort ?? false,
+    services.log,
+    dispatcher(routeTable(), services),
+  );
   const owned = stack.move();
 
   const { hostname, port } = server.addr;
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const url = new URL(`http://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
+  const scheme = config.tls.certFile === null ? "http" : "https";
+  const url = new URL(`${scheme}://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
   services.log.info(`listening on ${url}`);
   const setupLink = services.identity.announce(url, config.hostName, services.log);
 
@@ -84,30 +96,6 @@ export async function startServer(
   return { url, port, setupLink, shutdown };
 }
 
-/** Binds the port; a failure is a {@link StartupError} saying what to change. */
-function listen(
-  config: Config,
-  options: ServerOptions,
-  log: Logger,
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-): Deno.HttpServer<Deno.NetAddr> {
-  try {
-    return Deno.serve({
-      hostname: config.hostName,
-      port: config.port,
-      reusePort: options.reusePort,
-      onListen: () => {},
-      // The dispatcher answers whatever a handler throws; this is for a failure of its own.
-      onError: (error) => {
-        log.error(`request failed: ${(error as Error).stack ?? error}`);
-        return Response.json({ error: "internal error; see the server log" }, { status: 500 });
-      },
-    }, handler);
-  } catch (error) {
-    throw new StartupError(bindError(config, error as Error));
-  }
-}
-
 /** The handler of every request: the route table's answer, or the answer to what it threw. */
 function dispatcher(
   routes: readonly Route[],
@@ -123,8 +111,11 @@ function dispatcher(
     }
     const failed = (error: unknown) => errorResponse(context.log, error, request, url);
     try {
+      const address = info.remoteAddr.hostname;
+      // A health check may come by any name (a load balancer's, by address); it reveals nothing.
+      if (url.pathname !== "/healthz") checkHost(context, request, address);
       const { handler, path } = find(routes, request.method, url.pathname);
-      const params: RouteParams = { url, address: info.remoteAddr.hostname, path };
+      const params: RouteParams = { url, address, path };
       const response = handler(context, request, params);
       return response instanceof Promise ? response.catch(failed) : response;
     } catch (error) {
@@ -169,7 +160,8 @@ function errorResponse(log: Logger, error: unknown, request: Request, url: URL):
       status: error.code === "too_large" ? 413 : 400,
     });
   }
-  const where = `${request.method} ${url.pathname}`;
+  // The route table answered it, so the method is one of its own; the path is the client's.
+  const where = `${request.method} ${clientText(url.pathname, 200)}`;
   if (error instanceof HistoryError) {
     log.error(`${where}: ${error.message}`);
     return Response.json({ error: `the history store failed: ${error.message}` }, {
@@ -178,19 +170,4 @@ function errorResponse(log: Logger, error: unknown, request: Request, url: URL):
   }
   log.error(`${where}: ${(error as Error).stack ?? error}`);
   return Response.json({ error: "internal error; see the server log" }, { status: 500 });
-}
-
-function bindError(config: Config, error: Error): string {
-  const where = `${config.hostName}:${config.port}`;
-  if (error instanceof Deno.errors.AddrInUse) {
-    return `cannot listen on ${where}: the port is in use; stop the other server or choose ` +
-      "another port with --port or PORT";
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return `cannot listen on ${where}: this machine has no such address; check "hostName"`;
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return `cannot listen on ${where}: permission denied; ports below 1024 need privileges`;
-  }
-  return `cannot listen on ${where}: ${error.message}; check "hostName" and "port"`;
 }

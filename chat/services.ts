@@ -5,10 +5,11 @@
  */
 
 import { resolve } from "node:path";
-import { Admission } from "./admission.ts";
+import { Admission, allowedHostsOf } from "./admission.ts";
 import { type Bus, LocalBus, RedisBus } from "./bus.ts";
 import type { Client } from "./client.ts";
 import type { Config } from "./config.ts";
+import { fitConnections } from "./descriptors.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
 import { IdentityService } from "./identity.ts";
@@ -60,9 +61,10 @@ export interface Services extends AsyncDisposable {
  * Opens the log, the history store and the bus, and makes the rest. A failure is a
  * {@link StartupError} (an unexpected one is rethrown as it is), after closing what was opened.
  */
-export async function openServices(config: Config, options: ServerOptions): Promise<Services> {
+export async function openServices(given: Config, options: ServerOptions): Promise<Services> {
   await using stack = new AsyncDisposableStack();
-  const log = openLog(config, options);
+  const log = openLog(given, options);
+  const config = withinFileLimit(given, options, log);
   let shutDown = false;
   stack.defer(() => {
     // A server that failed to start says why on stderr; only one that was shut down "stopped".
@@ -73,7 +75,7 @@ export async function openServices(config: Config, options: ServerOptions): Prom
   options.onHistoryOpened?.(history);
   const bus = stack.adopt(await connectBus(config, options, history, log), (bus) => bus.close());
   const lag = stack.use(new LagMonitor());
-  const admission = new Admission(config.limits, config.allowedOrigins);
+  const admission = new Admission(config.limits, config.allowedOrigins, allowedHostsOf(config));
   const identity = stack.adopt(
     await openIdentity(config, options, admission),
     (identity) => identity.close(),
@@ -96,6 +98,18 @@ export async function openServices(config: Config, options: ServerOptions): Prom
     },
   };
   return services;
+}
+
+/**
+ * The config with `maxConnections` lowered to what the process's open-file limit allows, saying
+ * so in the log. Workers share one limit and are left as they are.
+ */
+function withinFileLimit(config: Config, options: ServerOptions, log: Logger): Config {
+  if (options.reusePort) return config;
+  const { maxConnections, note } = fitConnections(config.limits.maxConnections);
+  if (note === null) return config;
+  log.error(note);
+  return { ...config, limits: { ...config.limits, maxConnections } };
 }
 
 function openLog(config: Config, options: ServerOptions): Logger {
@@ -128,8 +142,8 @@ async function openIdentity(
       config,
       channel: options.reusePort ? `parley-identity:${resolve(config.history.path)}` : null,
       originAllowed: (origin, own) => admission.originAllowed(origin, own),
-      // parley itself serves plain HTTP, over which a browser would never send a Secure cookie.
-      secureCookies: false,
+      // Over plain HTTP a browser would never send a Secure cookie back.
+      secureCookies: config.tls.certFile !== null,
       now: options.now,
     });
   } catch (error) {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { Admission, type AdmissionLimits, TokenBucket } from "../chat/admission.ts";
+import {
+  Admission,
+  type AdmissionLimits,
+  allowedHostsOf,
+  isLoopbackName,
+  TokenBucket,
+} from "../chat/admission.ts";
 import { joinRoom, startTestServer, TestClient, type TestServer, within } from "./support.ts";
 
 const limits: AdmissionLimits = {
@@ -7,6 +13,7 @@ const limits: AdmissionLimits = {
   maxConnectionsPerIp: 2,
   messagesPerSecond: 1,
   burst: 2,
+  readsPerSecond: 1,
 };
 
 Deno.test("an address gets leases up to maxConnectionsPerIp; others are counted apart", () => {
@@ -53,6 +60,67 @@ Deno.test("an origin is allowed if absent, the server's own, or listed", () => {
   assert.ok(admission.originAllowed("https://chat.example", "http://127.0.0.1:8080"));
   assert.ok(!admission.originAllowed("https://evil.example", "http://127.0.0.1:8080"));
   assert.ok(!admission.originAllowed("null", "http://127.0.0.1:8080"));
+});
+
+Deno.test("with a host list, a Host is allowed if loopback, listed, or absent; any port unless listed with one", () => {
+  const admission = new Admission(limits, [], ["chat.example", "proxy.example:8443"]);
+  const allowed = [
+    null,
+    "127.0.0.1",
+    "127.0.0.1:8080",
+    "127.1.2.3:80",
+    "localhost",
+    "LOCALHOST:8080",
+    "localhost.",
+    "app.localhost:3000",
+    "[::1]",
+    "[::1]:8080",
+    "chat.example",
+    "Chat.Example:443",
+    "proxy.example:8443",
+  ];
+  for (const host of allowed) assert.ok(admission.hostAllowed(host), String(host));
+  const refused = [
+    "evil.example",
+    "evil.example:8080",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example",
+    "proxy.example",
+    "proxy.example:80",
+    "chat.example.evil",
+    "[::2]:8080",
+    "0.0.0.0:8080",
+    "",
+    "a b",
+    "host:port",
+  ];
+  for (const host of refused) assert.ok(!admission.hostAllowed(host), host);
+  assert.ok(new Admission(limits, []).hostAllowed("evil.example"), "no list: any host");
+});
+
+Deno.test("a loopback hostName checks Host always; another only with allowedHosts", () => {
+  for (const hostName of ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"]) {
+    assert.ok(isLoopbackName(hostName), hostName);
+    assert.deepEqual(allowedHostsOf({ hostName, allowedHosts: [] }), [], hostName);
+  }
+  assert.equal(allowedHostsOf({ hostName: "0.0.0.0", allowedHosts: [] }), null);
+  assert.equal(allowedHostsOf({ hostName: "192.168.1.5", allowedHosts: [] }), null);
+  assert.deepEqual(allowedHostsOf({ hostName: "0.0.0.0", allowedHosts: ["chat.example"] }), [
+    "chat.example",
+  ]);
+});
+
+Deno.test("reads from an address are let in up to twice readsPerSecond at once", () => {
+  const admission = new Admission({ ...limits, readsPerSecond: 2 }, []);
+  assert.deepEqual([1, 2, 3, 4, 5].map(() => admission.mayRead("a")), [
+    true,
+    true,
+    true,
+    true,
+    false,
+  ]);
+  assert.equal(admission.mayRead("b"), true);
+  assert.equal(admission.mayPost("a"), true, "posts have their own bucket");
 });
 
 Deno.test("posts from an address are let in up to the burst, and each address has its own", () => {

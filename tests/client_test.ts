@@ -891,6 +891,7 @@ Deno.test("a slow consumer closed with 1013 frees its address's place at once, t
       sendBufferBytes: 65536,
       messagesPerSecond: 1e6,
       burst: 1e6,
+      readsPerSecond: 1e6,
       maxConnectionsPerIp: 1,
     },
   });

@@ -455,7 +455,12 @@ Deno.test({
   name: "100 000 hostile inputs: every one answered, no 500, no stack in the log, always healthy",
   async fn() {
     await using server = await startTestServer({
-      limits: { messagesPerSecond: 1e6, burst: 1e6, maxConnectionsPerIp: 10_000 },
+      limits: {
+        messagesPerSecond: 1e6,
+        burst: 1e6,
+        readsPerSecond: 1e6,
+        maxConnectionsPerIp: 10_000,
+      },
     });
     const run = new FuzzRun(server);
     const uncaught: string[] = [];

@@ -625,3 +625,28 @@ Deno.test("a damaged page found at a join: that client gets 1011, /history 503 n
     await Promise.all([ann.close(), bob.close()]);
   });
 });
+
+Deno.test("count follows appends, trims and recorded messages, and another store's writes to the file", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "parley.db");
+    await withStore({ path, maxMessagesPerRoom: 3 }, async (store) => {
+      await fill(store, "lobby", 2);
+      assert.equal(store.count(), 2);
+      await fill(store, "lobby", 4);
+      assert.equal(store.count(), 3, "trimmed to the retention");
+      store.record([{ id: 1, room: "ops", userName: "bob", body: "x", timestamp: "t" }]);
+      store.record([{ id: 1, room: "ops", userName: "bob", body: "x", timestamp: "t" }]);
+      assert.equal(store.count(), 4, "a message recorded twice counts once");
+      await withStore({ path, maxMessagesPerRoom: 3 }, async (other) => {
+        assert.equal(other.count(), 4, "counted at open");
+        await fill(other, "dev", 2);
+        assert.equal(other.count(), 6);
+        const deadline = performance.now() + 5000;
+        while (store.count() !== 6 && performance.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.equal(store.count(), 6, "another store's writes are counted soon");
+      });
+    });
+  });
+});

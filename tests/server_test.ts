@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { HistoryError, type HistoryStore } from "../chat/history.ts";
 import { assets, CONTENT_SECURITY_POLICY } from "../chat/static.ts";
-import { historyOf, joinRoom, startTestServer } from "./support.ts";
+import {
+  historyOf,
+  joinRoom,
+  metric,
+  postMessage,
+  startTestServer,
+  TestClient,
+  within,
+} from "./support.ts";
 
 /** `from..to`, both included. */
 const range = (from: number, to: number): number[] =>
@@ -299,7 +307,7 @@ Deno.test("a bug in a handler is a 500 with a sentence, logged once with its sta
   assert.match((await failed.json()).error, /internal error; see the server log/);
   const log = await Deno.readTextFile(`${server.dir}/parley.log`);
   assert.equal(log.match(/the rooms query broke/g)?.length, 1, log);
-  assert.match(log, /error GET \/rooms: Error: the rooms query broke\\n\s+at /);
+  assert.match(log, /error GET "\/rooms": Error: the rooms query broke\\n\s+at /);
   const again = await fetch(new URL("/rooms", server.url));
   assert.equal(again.status, 200);
   assert.deepEqual(await again.json(), []);
@@ -313,7 +321,7 @@ Deno.test("a failing history store is a 503 naming it, logged without a stack", 
   assert.equal(failed.status, 503);
   assert.equal((await failed.json()).error, "the history store failed: the disk is full");
   const log = await Deno.readTextFile(`${server.dir}/parley.log`);
-  assert.match(log, /error GET \/history: the disk is full\n/);
+  assert.match(log, /error GET "\/history": the disk is full\n/);
   assert.doesNotMatch(log, /(\n|\\n)\s+at /);
   const again = await fetch(new URL("/history?room=lobby", server.url));
   assert.equal(again.status, 200);
@@ -352,4 +360,169 @@ Deno.test("an upgrade without Sec-WebSocket-Key is a 400 with a sentence, and no
   assert.doesNotMatch(log, /error/);
   const { client } = await joinRoom(server, { room: "r", userName: "after" });
   await client.close();
+});
+
+/** The status line and headers of the answer to `head`, sent on a new TCP connection. */
+async function rawHead(server: { port: number }, head: string): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.write(new TextEncoder().encode(head));
+  let text = "";
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(4096);
+  for (let n; !text.includes("\r\n\r\n") && (n = await conn.read(buffer)) !== null;) {
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+  }
+  return text.split("\r\n\r\n")[0];
+}
+
+/** A request head for `path` claiming `host`, with a WebSocket handshake if `upgrade`. */
+function headFor(path: string, host: string, upgrade = false): string {
+  const handshake = upgrade
+    ? "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    : "Connection: close\r\n";
+  return `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${handshake}\r\n`;
+}
+
+Deno.test("on a loopback address, a request for another Host (DNS rebinding) is 421 naming allowedHosts", async () => {
+  await using server = await startTestServer();
+  for (const path of ["/", "/history?room=lobby", "/rooms", "/metrics"]) {
+    const answer = await rawRequest(server, headFor(path, `evil.example:${server.port}`));
+    assert.match(answer, /^HTTP\/1.1 421 /, path);
+    assert.match(
+      JSON.parse(answer.split("\r\n\r\n")[1]).error,
+      /"evil\.example:\d+".*allowedHosts/,
+    );
+  }
+  const upgrade = await rawHead(server, headFor("/chat?room=r", "evil.example", true));
+  assert.match(upgrade, /^HTTP\/1.1 421 /);
+  // A load balancer's health check comes by address.
+  assert.match(await rawRequest(server, headFor("/healthz", "10.0.0.5:8080")), /^HTTP\/1.1 200 /);
+  for (
+    const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, "[::1]", "localhost"]
+  ) {
+    assert.match(await rawRequest(server, headFor("/rooms", host)), /^HTTP\/1.1 200 /, host);
+    assert.match(await rawHead(server, headFor("/chat?room=r", host, true)), /^HTTP\/1.1 101 /);
+  }
+  const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+  assert.match(log, /refused 127\.0\.0\.1: Host "evil\.example:\d+" is not this server's/);
+});
+
+Deno.test("allowedHosts adds the names a server behind a proxy answers to", async () => {
+  await using server = await startTestServer({
+    allowedHosts: ["chat.example", "alt.example:8443"],
+  });
+  for (const host of ["chat.example", "chat.example:443", "alt.example:8443", "localhost"]) {
+    assert.match(await rawRequest(server, headFor("/rooms", host)), /^HTTP\/1.1 200 /, host);
+  }
+  for (const host of ["alt.example", "alt.example:443", "evil.example"]) {
+    assert.match(await rawRequest(server, headFor("/rooms", host)), /^HTTP\/1.1 421 /, host);
+  }
+});
+
+Deno.test("reads from one address are limited with 429 and Retry-After; the page and /healthz are not", async () => {
+  await using server = await startTestServer({ limits: { readsPerSecond: 1 } });
+  const status = async (path: string) => {
+    const response = await fetch(new URL(path, server.url));
+    await response.body?.cancel();
+    return response.status;
+  };
+  // A burst of twice the rate, then one read a second.
+  assert.deepEqual(await Promise.all(["/history", "/rooms"].map(status)), [200, 200]);
+  for (const path of ["/history?room=lobby", "/rooms", "/metrics", "/getAllMessages"]) {
+    const refused = await fetch(new URL(path, server.url));
+    assert.equal(refused.status, 429, path);
+    assert.equal(refused.headers.get("retry-after"), "1", path);
+    assert.match((await refused.json()).error, /slow down: at most 1 reads per second/, path);
+  }
+  for (const path of ["/", "/", "/", "/healthz", "/healthz", "/healthz"]) {
+    assert.equal(await status(path), 200, path);
+  }
+});
+
+Deno.test("/rooms pages by name with limit and after; Link names the next page", async () => {
+  const names = range(0, 249).map((i) => `r${String(i).padStart(3, "0")}`);
+  await using server = await startTestServer({}, {
+    onHistoryOpened: (store) => {
+      for (const room of names) store.append({ room, userName: "seed", body: "x" });
+    },
+  });
+  // People in a room without history, and in one with history.
+  const { client: early } = await joinRoom(server, { room: "Q", userName: "ann" });
+  const { client: late } = await joinRoom(server, { room: "zz", userName: "bob" });
+  const { client: inside } = await joinRoom(server, { room: "r100", userName: "cy" });
+  const pages: { room: string; users: number; lastId: number }[][] = [];
+  let next: string | null = "/rooms";
+  while (next !== null) {
+    const response: Response = await fetch(new URL(next, server.url));
+    assert.equal(response.status, 200, next);
+    pages.push(await response.json());
+    next = /^<([^>]+)>; rel="next"$/.exec(response.headers.get("link") ?? "")?.[1] ?? null;
+  }
+  assert.deepEqual(pages.map((page) => page.length), [100, 100, 52]);
+  const listed = pages.flat();
+  assert.deepEqual(listed.map((r) => r.room), ["Q", ...names, "zz"]);
+  assert.deepEqual(listed.find((r) => r.room === "r100"), { room: "r100", users: 1, lastId: 1 });
+  assert.deepEqual(listed.at(-1), { room: "zz", users: 1, lastId: 0 });
+  const after = await (await fetch(new URL("/rooms?after=r247&limit=2", server.url))).json();
+  assert.deepEqual(after.map((r: { room: string }) => r.room), ["r248", "r249"]);
+  const all = await fetch(new URL("/rooms?limit=1000", server.url));
+  assert.equal((await all.json()).length, 252);
+  assert.equal(all.headers.get("link"), null);
+  for (const bad of ["limit=0", "limit=1001", "limit=x", "after=a%20b"]) {
+    const response = await fetch(new URL(`/rooms?${bad}`, server.url));
+    assert.equal(response.status, 400, bad);
+    assert.ok((await response.json()).error, bad);
+  }
+  await Promise.all([early.close(), late.close(), inside.close()]);
+});
+
+/** The median time, in ms, of `count` sequential GETs of `path`. */
+async function medianMs(server: { url: URL }, path: string, count: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    const response = await fetch(new URL(path, server.url));
+    assert.equal(response.status, 200);
+    await response.text();
+    times.push(performance.now() - start);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(count / 2)];
+}
+
+Deno.test("a /metrics scrape costs the same with 100,000 rooms as with one", async () => {
+  await using few = await startTestServer();
+  await postMessage(few, "lobby", "ann", "hi");
+  let filled: Promise<unknown> = Promise.resolve();
+  await using many = await startTestServer({}, {
+    onHistoryOpened: (store) => {
+      filled = Promise.all(
+        range(1, 100_000).map((i) => store.append({ room: `r${i}`, userName: "u", body: "x" })),
+      );
+    },
+  });
+  await filled;
+  assert.equal(await metric(many, "parley_history_messages"), 100_000);
+  const fast = await medianMs(few, "/metrics", 9);
+  const slow = await medianMs(many, "/metrics", 9);
+  assert.ok(
+    slow < 5 * fast + 15,
+    `a scrape took ${slow} ms with 100,000 rooms, ${fast} ms with one`,
+  );
+});
+
+Deno.test("1,000 refused upgrades from one address write a few log lines, not 1,000", async () => {
+  await using server = await startTestServer();
+  const long = "9".repeat(5000) + "x";
+  for (let batch = 0; batch < 10; batch++) {
+    const clients = range(1, 100).map(() => new TestClient(server.wsUrl({ since: long })));
+    const closes = await Promise.all(clients.map((client) => within(client.closed, "a refusal")));
+    assert.ok(closes.every((close) => close.code === 1008));
+  }
+  assert.equal(await metric(server, "parley_refused_total"), 1000);
+  const lines = (await Deno.readTextFile(`${server.dir}/parley.log`)).split("\n")
+    .filter((line) => line.includes("refused"));
+  assert.ok(lines.length <= 10, `${lines.length} lines:\n${lines.slice(0, 20).join("\n")}`);
+  // The client's value is quoted and cut.
+  assert.match(lines[0], /since must be a message id, not "9{64}"… \(5001 characters\)$/);
 });

@@ -8,6 +8,7 @@
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
 import type { Identity } from "../identity.ts";
+import { clientText } from "../log.ts";
 import { CloseCode, closeReason, WebSocketTransport } from "../transport.ts";
 import {
   type Dialect,
@@ -41,7 +42,7 @@ export async function chat(
       { upgrade: "websocket" },
     );
   }
-  checkOrigin(context, request, url);
+  checkOrigin(context, request, url, address);
   if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
   if (admission.full) {
     metrics.refused++;
@@ -148,7 +149,7 @@ function refuse(
   event?: ServerEvent,
 ): void {
   metrics.refused++;
-  log.error(`refused ${address}: ${message}`);
+  log.limited(address, `refused ${address}: ${message}`);
   socket.onopen = () => {
     if (event !== undefined) socket.send(encodeEvent(event));
     socket.close(CloseCode.policy, closeReason(message));
@@ -168,7 +169,7 @@ function chatQuery(url: URL): ChatQuery {
     if (Number.isNaN(since)) {
       throw new ProtocolError(
         "bad_frame",
-        `since must be a message id, not ${JSON.stringify(rawSince)}`,
+        `since must be a message id, not ${clientText(rawSince)}`,
       );
     }
   }

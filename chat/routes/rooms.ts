@@ -2,7 +2,7 @@
 
 import { maxFrameBytes, validateBody, validateRoom, validateUserName } from "../message.ts";
 import type { Services } from "../services.ts";
-import { checkOrigin, HttpError, type RouteParams } from "./route.ts";
+import { checkOrigin, HttpError, intParam, type RouteParams } from "./route.ts";
 
 /** One entry of `GET /rooms`. */
 interface RoomSummary {
@@ -11,14 +11,39 @@ interface RoomSummary {
   lastId: number;
 }
 
-/** `GET /rooms`: rooms with history or with people (here or in another worker), by name. */
-export function listRooms({ history, rooms }: Services): Response {
+/** The most rooms `/rooms` lists at once, and how many when not asked. */
+const MAX_ROOMS_LIMIT = 1000;
+const DEFAULT_ROOMS_LIMIT = 100;
+
+/**
+ * `GET /rooms?limit&after`: rooms with history or with people (here or in another worker), in
+ * name order (byte order: names are ASCII), `limit` of them after the room `after`. When there
+ * are more, `Link: </rooms?…>; rel="next"` names the next page.
+ */
+export function listRooms(
+  { history, rooms }: Services,
+  _request: Request,
+  { url }: RouteParams,
+): Response {
+  const limit = intParam(url, "limit", 1, MAX_ROOMS_LIMIT) ?? DEFAULT_ROOMS_LIMIT;
+  const rawAfter = url.searchParams.get("after");
+  const after = rawAfter === null || rawAfter === "" ? "" : validateRoom(rawAfter);
+  // One more than the page tells whether there is a next one.
+  const stored = history.rooms(after, limit + 1);
+  // Rooms with people beyond the last stored one of a full page cannot be on this page.
+  const bound = stored.length > limit ? stored[limit].room : null;
   const list = new Map<string, RoomSummary>();
-  for (const { room, lastId } of history.rooms()) list.set(room, { room, users: 0, lastId });
+  for (const { room, lastId } of stored) list.set(room, { room, users: 0, lastId });
   for (const [room, users] of rooms.presence()) {
+    if (room <= after || (bound !== null && room > bound)) continue;
     list.set(room, { room, users, lastId: list.get(room)?.lastId ?? 0 });
   }
-  return Response.json([...list.values()].sort((a, b) => a.room.localeCompare(b.room)));
+  const sorted = [...list.values()].sort((a, b) => a.room < b.room ? -1 : a.room > b.room ? 1 : 0);
+  const page = sorted.slice(0, limit);
+  const headers: HeadersInit = sorted.length > limit
+    ? { link: `</rooms?limit=${limit}&after=${page.at(-1)!.room}>; rel="next"` }
+    : {};
+  return Response.json(page, { headers });
 }
 
 /**
@@ -31,7 +56,7 @@ export async function postMessage(
   { url, address, path }: RouteParams,
 ): Promise<Response> {
   const { config, admission, rooms } = context;
-  checkOrigin(context, request, url);
+  checkOrigin(context, request, url, address);
   if (!admission.mayPost(address)) {
     throw new HttpError(
       429,

@@ -3,6 +3,7 @@
  * throws for a request the client can fix. Shared by the handlers in this directory.
  */
 
+import { clientText } from "../log.ts";
 import { DEFAULT_ROOM, validateRoom } from "../message.ts";
 import type { Services } from "../services.ts";
 
@@ -96,13 +97,55 @@ export function intParam(
   return value;
 }
 
-/** Refuses with 403 a request from a page of another origin (see `Admission.originAllowed`). */
-export function checkOrigin(context: Services, request: Request, url: URL): void {
+/**
+ * Refuses with 403 a request from a page of another origin (see `Admission.originAllowed`); the
+ * refusal is logged, at a bounded rate per `address`.
+ */
+export function checkOrigin(
+  context: Services,
+  request: Request,
+  url: URL,
+  address = "an unknown address",
+): void {
   const origin = request.headers.get("origin");
   if (context.admission.originAllowed(origin, url.origin)) return;
   context.metrics.refused++;
+  context.log.limited(address, `refused ${address}: origin ${clientText(origin)} is not allowed`);
   throw new HttpError(
     403,
     `origin ${origin} is not allowed; add it to "allowedOrigins" in config.json to allow it`,
   );
+}
+
+/**
+ * Refuses with 421 a request for a `Host` this server does not answer to (see
+ * `Admission.hostAllowed`): on a loopback address, a page of any site can reach it by making its
+ * own name resolve to 127.0.0.1, and would then pass the origin check as the server itself.
+ */
+export function checkHost(context: Services, request: Request, address: string): void {
+  const host = request.headers.get("host");
+  if (context.admission.hostAllowed(host)) return;
+  context.metrics.refused++;
+  context.log.limited(address, `refused ${address}: Host ${clientText(host)} is not this server's`);
+  throw new HttpError(
+    421,
+    `this server does not answer to the host name ${clientText(host)}; if that is its name ` +
+      '(behind a proxy), add it to "allowedHosts" in config.json',
+  );
+}
+
+/** `handler` behind the per-address limit of reads: past it, 429 with `Retry-After`. */
+export function limitReads(handler: Handler): Handler {
+  return (context, request, params) => {
+    if (!context.admission.mayRead(params.address)) {
+      context.metrics.refused++;
+      const rate = context.config.limits.readsPerSecond;
+      throw new HttpError(
+        429,
+        `slow down: at most ${rate} reads per second from one address`,
+        { "retry-after": String(Math.ceil(1 / rate)) },
+      );
+    }
+    return handler(context, request, params);
+  };
 }
