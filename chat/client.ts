@@ -11,6 +11,7 @@
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
+import type { Expiry, Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
 import {
   type ChatMessage,
@@ -41,6 +42,13 @@ export interface ClientOptions {
   room: Room;
   /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
   userName: string | null;
+  /**
+   * Who the connection is (see `identity.ts`). A name it has is the one the client is present
+   * and posts under: the query's, `hello`'s and a legacy frame's are then ignored.
+   */
+  identity?: Identity;
+  /** When the connection's credential ends, closing it with 1008, unless a `refresh` renews it. */
+  expiry?: Expiry | null;
   /** Resume after this message id. */
   since: number | null;
   limits: Config["limits"];
@@ -68,6 +76,9 @@ export interface ClientOptions {
  */
 type Phase = "opening" | "ready" | "gone";
 
+/** The longest delay `setTimeout` keeps: it fires at once for a longer one. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A connected client of a room. */
 export class Client {
   readonly #o: ClientOptions;
@@ -91,13 +102,20 @@ export class Client {
   #closeCode: number | null = null;
   #closeHandled = false;
   #failed = false;
+  /** The name comes from the credential: nothing the client says changes it. */
+  readonly #named: boolean;
+  #expiry: Expiry | null;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#transport = options.transport;
     this.#writer = writerFor(options.dialect, options.transport);
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
-    this.#wanted = options.userName;
+    const named = options.identity?.userName ?? null;
+    this.#named = named !== null;
+    this.#wanted = named ?? options.userName;
+    this.#expiry = options.expiry ?? null;
     options.room.hold();
     options.transport.listen({
       opened: () => this.#guard(() => this.#opened()),
@@ -122,6 +140,7 @@ export class Client {
     this.#o.log.info(
       `open ${this.#o.address} room=${clientText(this.#o.room.name)} dialect=${this.#o.dialect}`,
     );
+    if (this.#expiry !== null) this.#expireIn(this.#expiry.msLeft());
     const ready = this.#o.room.ready;
     if (ready === null) return this.#start();
     ready.then(() => this.#guard(() => this.#start()), (error) => this.#fail(error));
@@ -312,7 +331,42 @@ export class Client {
       throw error;
     }
     if (command.type === "hello") this.#hello(command.userName);
+    else if (command.type === "refresh") this.#refresh(command.token);
     else this.#message(command);
+  }
+
+  /** Closes the connection in `msLeft` ms, unless a refresh moves the time (see #refreshed). */
+  #expireIn(msLeft: number): void {
+    clearTimeout(this.#expiryTimer);
+    if (msLeft <= 0) return this.close(CloseCode.policy, "token expired");
+    const wait = Math.min(msLeft, MAX_TIMER_MS);
+    this.#expiryTimer = setTimeout(() => this.#guard(() => this.#expireIn(msLeft - wait)), wait);
+  }
+
+  /** A newer token: checked (never logged), then the connection lasts until it expires. */
+  #refresh(token: string): void {
+    const expiry = this.#expiry;
+    if (expiry === null) {
+      return this.#refuse(
+        new ProtocolError("bad_frame", "this connection was not opened with a token to refresh"),
+      );
+    }
+    expiry.renew(token).then(
+      (fresh) => this.#guard(() => this.#refreshed(fresh)),
+      (error) =>
+        this.#guard(() => {
+          if (!(error instanceof ProtocolError)) throw error;
+          if (this.#phase !== "gone") this.#refuse(error);
+        }),
+    );
+  }
+
+  #refreshed(fresh: Expiry): void {
+    if (this.#phase === "gone") return;
+    this.#expiry = fresh;
+    this.#expireIn(fresh.msLeft());
+    const expiresAt = new Date(fresh.expiresAt).toISOString();
+    this.#writer.refreshed({ type: "refreshed", expiresAt });
   }
 
   /** One error per episode of flooding: answering every frame of a flood would double it. */
@@ -342,6 +396,7 @@ export class Client {
   }
 
   #hello(userName: string): void {
+    if (this.#named) return;
     if (this.#wanted === null) {
       this.#wanted = userName;
       if (this.#phase === "ready") this.#enter(userName);
@@ -353,7 +408,7 @@ export class Client {
   }
 
   #message(command: Extract<ClientCommand, { type: "message" }>): void {
-    if (command.userName !== undefined) this.#setName(command.userName);
+    if (command.userName !== undefined && !this.#named) this.#setName(command.userName);
     if (this.#wanted === null) {
       return this.#refuse(
         new ProtocolError(
@@ -432,6 +487,7 @@ export class Client {
     if (this.#phase === "gone") return;
     this.#phase = "gone";
     this.#held = null;
+    clearTimeout(this.#expiryTimer);
     this.#o.lease.releaseAddress();
     try {
       this.#subscription?.close();

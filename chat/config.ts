@@ -54,7 +54,10 @@ export interface AuthConfig {
   sessionDays: number;
   /** How long an invite can be used. */
   inviteDays: number;
-  /** For `jwt`: an HMAC `secret` or a `publicKeyFile`, and the `iss` and `aud` to require. */
+  /**
+   * For `jwt`: an HS256 `secret`, or a `publicKeyFile` (PEM: RSA, EC P-256 or Ed25519), and the
+   * `iss` and `aud` to require, if set (see `chat/jwt.ts`).
+   */
   jwt: {
     secret: string | null;
     publicKeyFile: string | null;
@@ -269,6 +272,12 @@ function checkCombination({ auth, redis, tls }: Config): void {
     throw new ConfigError(
       '"auth.mode": "jwt" needs "auth.jwt.secret" or "auth.jwt.publicKeyFile" to check ' +
         "tokens with; set one of them",
+    );
+  }
+  if (auth.jwt.secret !== null && auth.jwt.publicKeyFile !== null) {
+    throw new ConfigError(
+      '"auth.jwt.secret" and "auth.jwt.publicKeyFile" are both set, but tokens are checked ' +
+        "with one key; set the other to null",
     );
   }
 }

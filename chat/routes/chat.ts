@@ -1,10 +1,13 @@
 /**
  * `GET /chat`: the WebSocket endpoint. It checks who may connect, upgrades, and hands the socket
- * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why.
+ * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why. A
+ * credential that signs nobody in is a 401 before the upgrade; a room the person may not use is
+ * refused as if it did not exist.
  */
 
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
+import type { Identity } from "../identity.ts";
 import { clientText } from "../log.ts";
 import { CloseCode, closeReason, WebSocketTransport } from "../transport.ts";
 import {
@@ -26,7 +29,11 @@ interface ChatQuery {
 }
 
 /** `GET /chat`: upgrades to a WebSocket and starts a {@link Client} in the asked room. */
-export function chat(context: Services, request: Request, { url, address }: RouteParams): Response {
+export async function chat(
+  context: Services,
+  request: Request,
+  { url, address }: RouteParams,
+): Promise<Response> {
   const { config, admission, metrics } = context;
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new HttpError(
@@ -41,6 +48,8 @@ export function chat(context: Services, request: Request, { url, address }: Rout
     metrics.refused++;
     throw new HttpError(503, "the server is full; try again later");
   }
+  const who = await context.identity.identify(request, url);
+  if (who === null) throw context.identity.signInFirst();
   const dialect = offeredDialect(request);
   const { socket, response } = upgrade(context, request, dialect);
   const lease = admission.lease(address);
@@ -52,6 +61,9 @@ export function chat(context: Services, request: Request, { url, address }: Rout
   let query: ChatQuery;
   try {
     query = chatQuery(url);
+    if (!context.identity.mayRead(who, query.room)) {
+      throw new ProtocolError("bad_room", `there is no room ${JSON.stringify(query.room)} for you`);
+    }
   } catch (error) {
     if (!(error instanceof ProtocolError)) {
       lease.release();
@@ -63,7 +75,7 @@ export function chat(context: Services, request: Request, { url, address }: Rout
     return response;
   }
   try {
-    start(context, socket, dialect, query, address, lease);
+    start(context, socket, dialect, query, who, address, lease);
   } catch (error) {
     lease.release();
     throw error;
@@ -100,10 +112,11 @@ function upgrade(
 
 /** Hands the socket to a new {@link Client}, which gives the lease back as it leaves and closes. */
 function start(
-  { config, rooms, log, metrics, clients }: Services,
+  { config, rooms, log, metrics, clients, identity }: Services,
   socket: WebSocket,
   dialect: Dialect,
   query: ChatQuery,
+  who: Identity,
   address: string,
   lease: Lease,
 ): void {
@@ -112,6 +125,8 @@ function start(
     dialect,
     room: rooms.get(query.room),
     userName: query.userName,
+    identity: who,
+    expiry: identity.expiry(who, query.room),
     since: query.since,
     limits: config.limits,
     onJoin: config.history.onJoin,
