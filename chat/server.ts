@@ -11,6 +11,7 @@ import type { Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
+import { events } from "./routes/events.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import { healthz, metrics } from "./routes/ops.ts";
 import { assetRoutes } from "./routes/page.ts";
@@ -47,6 +48,7 @@ function routeTable(): Route[] {
     route(["GET"], "/getAllMessages", getAllMessages),
     route(["GET"], "/rooms", listRooms),
     route(["POST"], "/rooms/:room/messages", postMessage),
+    route(["GET"], "/rooms/:room/events", events),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", metrics),
     ...accountRoutes(),

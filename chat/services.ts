@@ -15,6 +15,7 @@ import { IdentityService } from "./identity.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
+import { KEEPALIVE_MS } from "./transport.ts";
 
 /** The server could not start; the message says why and what to change. */
 export class StartupError extends Error {
@@ -33,6 +34,8 @@ export interface ServerOptions {
   onHistoryOpened?: (store: HistoryStore) => void;
   /** The clock sessions, invites and failed sign-ins are judged by: tests move it. */
   now?: () => number;
+  /** How often a quiet event stream sends a keepalive comment (`KEEPALIVE_MS`): tests wait less. */
+  keepaliveMs?: number;
 }
 
 /**
@@ -52,6 +55,8 @@ export interface Services extends AsyncDisposable {
   readonly admission: Admission;
   /** Who is asking, and what they may do. */
   readonly identity: IdentityService;
+  /** How often a quiet event stream says it is alive. */
+  readonly keepaliveMs: number;
   /** Set when shutdown begins: upgrades are refused and `/healthz` answers 503. */
   stopping: boolean;
 }
@@ -89,6 +94,7 @@ export async function openServices(config: Config, options: ServerOptions): Prom
     clients: new Set(),
     admission,
     identity,
+    keepaliveMs: options.keepaliveMs ?? KEEPALIVE_MS,
     stopping: false,
     [Symbol.asyncDispose]() {
       shutDown = this.stopping;
