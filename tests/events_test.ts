@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { HistoryStore } from "../chat/history.ts";
+import { chromiumMissing, launchBrowser, RECONNECT_TIMEOUT_MS } from "./browser.ts";
 import { EventStreamReader, RawFollower } from "./event_stream.ts";
 import {
   hasProgram,
@@ -24,8 +25,13 @@ function eventsUrl(server: TestServer, room: string, query = ""): URL {
  * Waits until `/metrics` says `value` for `name`: how a test learns that the server noticed a
  * follower going away, which it tells nobody else.
  */
-async function metricBecomes(server: TestServer, name: string, value: number): Promise<void> {
-  const deadline = Date.now() + TIMEOUT_MS;
+async function metricBecomes(
+  server: TestServer,
+  name: string,
+  value: number,
+  ms = TIMEOUT_MS,
+): Promise<void> {
+  const deadline = Date.now() + ms;
   let seen = await metric(server, name);
   while (seen !== value) {
     if (Date.now() > deadline) throw new Error(`${name} is ${seen}, not ${value}`);
@@ -295,4 +301,68 @@ Deno.test("a follower is told the server is going away, and its stream ends", as
   } finally {
     await server.close();
   }
+});
+
+const chromium = chromiumMissing();
+
+Deno.test({
+  name:
+    "EventSource in Chromium follows a room, is told of a restart, and resumes with Last-Event-ID: nothing lost or doubled",
+  ignore: chromium !== null && Deno.env.get("CI") !== "true",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    if (chromium !== null) throw new Error(`${chromium}; CI=true, so this test fails instead`);
+    const dir = await Deno.makeTempDir({ prefix: "parley-events-" });
+    const history = { path: `${dir}/parley.db` };
+    const browser = await launchBrowser();
+    let first: TestServer | null = null;
+    let second: TestServer | null = null;
+    try {
+      first = await startTestServer({ history });
+      const page = await browser.newPage();
+      await page.goto(new URL("/healthz", first.url).href);
+      await page.evaluate(() => {
+        const seen: string[] = [];
+        Object.assign(globalThis, { seen });
+        const events = new EventSource("/rooms/r/events");
+        events.addEventListener("message", (e) => {
+          seen.push(`${e.lastEventId} ${JSON.parse(e.data).body}`);
+        });
+        // Connection failures are error events too; only the server's has data.
+        events.addEventListener("error", (e) => {
+          if (e instanceof MessageEvent) seen.push(`error ${JSON.parse(e.data).code}`);
+        });
+      });
+      const seen = () => page.evaluate(() => (globalThis as unknown as { seen: string[] }).seen);
+      const until = (count: number, timeout = TIMEOUT_MS) =>
+        page.waitForFunction(
+          (n) => (globalThis as unknown as { seen: string[] }).seen.length >= n,
+          count,
+          { timeout },
+        );
+      await metricBecomes(first, "parley_connections", 1);
+      await postMessage(first, "r", "bot", "before the restart");
+      await until(1);
+      await first.close();
+      first = null;
+      second = await startTestServer({ port: Number(new URL(page.url()).port), history });
+      await postMessage(second, "r", "bot", "while it was away");
+      // EventSource reconnects by itself, after its own delay.
+      await metricBecomes(second, "parley_connections", 1, RECONNECT_TIMEOUT_MS);
+      await postMessage(second, "r", "bot", "live again");
+      await until(4, RECONNECT_TIMEOUT_MS);
+      assert.deepEqual(await seen(), [
+        "1 before the restart",
+        "error going_away",
+        "2 while it was away",
+        "3 live again",
+      ]);
+    } finally {
+      await browser.close();
+      await first?.close();
+      await second?.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
