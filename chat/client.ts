@@ -1,7 +1,8 @@
 /**
  * One connection's session: it joins its room under the name from the query or `hello`, turns
  * what the client sends into commands (validated, rate limited, published), sends the room's
- * history and events through its dialect's {@link Writer} with backpressure, and leaves.
+ * history and events through its dialect's {@link Writer} with backpressure, and leaves. An event
+ * stream's session only follows the room: it is never present and sends nothing to it.
  *
  * A session sees neither sockets (a {@link Transport} carries its frames) nor storage (its
  * {@link Room} has the history). An exception in a session's own code ends that connection, with
@@ -33,12 +34,13 @@ import {
   type Subscription,
 } from "./room.ts";
 import { CloseCode, type Frame, frameSize, type Transport } from "./transport.ts";
-import { REPLAY_CHUNK, type Writer, writerFor } from "./writers.ts";
+import { EVENT_STREAM, type Format, REPLAY_CHUNK, type Writer, writerFor } from "./writers.ts";
 
 /** Everything a connection needs, chosen at upgrade time. */
 export interface ClientOptions {
   transport: Transport;
-  dialect: Dialect;
+  /** A WebSocket dialect, or {@link EVENT_STREAM}: a follower that joins nothing and never sends. */
+  dialect: Format;
   room: Room;
   /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
   userName: string | null;
@@ -150,7 +152,9 @@ export class Client {
   #start(): void {
     if (this.#phase === "gone") return;
     this.#phase = "ready";
-    if (this.#o.dialect === "legacy") {
+    if (this.#o.dialect === EVENT_STREAM) {
+      this.#subscribe();
+    } else if (this.#o.dialect === "legacy") {
       // The Go server's clients get the history and every message from the start, named or not.
       this.#subscribe();
       if (this.#wanted !== null) this.#setName(this.#wanted);
@@ -310,9 +314,11 @@ export class Client {
   }
 
   #receive(frame: Frame): void {
-    if (this.#phase === "gone") return;
+    const dialect = this.#o.dialect;
+    // An event stream's peer has no way to send, and nothing it sent would count.
+    if (this.#phase === "gone" || dialect === EVENT_STREAM) return;
     this.#o.metrics.messagesIn++;
-    if (!this.#bucket.take()) return this.#throttle(frame);
+    if (!this.#bucket.take()) return this.#throttle(frame, dialect);
     this.#throttled = false;
     const max = this.#o.limits.maxMessageBytes;
     if (frameSize(frame) > maxFrameBytes(max)) {
@@ -325,7 +331,7 @@ export class Client {
     }
     let command: ClientCommand;
     try {
-      command = parseClientFrame(frame, this.#o.dialect, max);
+      command = parseClientFrame(frame, dialect, max);
     } catch (error) {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
@@ -370,7 +376,7 @@ export class Client {
   }
 
   /** One error per episode of flooding: answering every frame of a flood would double it. */
-  #throttle(frame: Frame): void {
+  #throttle(frame: Frame, dialect: Dialect): void {
     if (this.#throttled) return;
     this.#throttled = true;
     this.#refuse(
@@ -378,17 +384,17 @@ export class Client {
         "rate_limited",
         `slow down: at most ${this.#o.limits.messagesPerSecond} messages per second; ` +
           "this one was not sent",
-        this.#clientIdOf(frame),
+        this.#clientIdOf(frame, dialect),
       ),
     );
   }
 
   /** The clientId of a frame that is not otherwise read, for the error it gets. */
-  #clientIdOf(frame: Frame): string | undefined {
+  #clientIdOf(frame: Frame, dialect: Dialect): string | undefined {
     const max = this.#o.limits.maxMessageBytes;
     if (frameSize(frame) > maxFrameBytes(max)) return undefined;
     try {
-      const command = parseClientFrame(frame, this.#o.dialect, max);
+      const command = parseClientFrame(frame, dialect, max);
       return command.type === "message" ? command.clientId : undefined;
     } catch (error) {
       return error instanceof ProtocolError ? error.clientId : undefined;

@@ -12,6 +12,7 @@ import { clientText, type Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
+import { events } from "./routes/events.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import type { Samples } from "./metrics.ts";
 import { healthz, metrics, ownSamples } from "./routes/ops.ts";
@@ -56,6 +57,7 @@ function routeTable(): Route[] {
     route(["GET"], "/getAllMessages", limitReads(getAllMessages)),
     route(["GET"], "/rooms", limitReads(listRooms)),
     route(["POST"], "/rooms/:room/messages", postMessage),
+    route(["GET"], "/rooms/:room/events", events),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", limitReads(metrics)),
     ...accountRoutes(),

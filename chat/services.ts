@@ -16,6 +16,7 @@ import { IdentityService } from "./identity.ts";
 import { Logger } from "./log.ts";
 import { type Exchange, Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
+import { KEEPALIVE_MS } from "./transport.ts";
 
 /** The server could not start; the message says why and what to change. */
 export class StartupError extends Error {
@@ -38,6 +39,8 @@ export interface ServerOptions {
   onHistoryOpened?: (store: HistoryStore) => void;
   /** The clock sessions, invites and failed sign-ins are judged by: tests move it. */
   now?: () => number;
+  /** How often a quiet event stream sends a keepalive comment (`KEEPALIVE_MS`): tests wait less. */
+  keepaliveMs?: number;
 }
 
 /**
@@ -57,6 +60,8 @@ export interface Services extends AsyncDisposable {
   readonly admission: Admission;
   /** Who is asking, and what they may do. */
   readonly identity: IdentityService;
+  /** How often a quiet event stream says it is alive. */
+  readonly keepaliveMs: number;
   /** Set when shutdown begins: upgrades are refused and `/healthz` answers 503. */
   stopping: boolean;
 }
@@ -97,6 +102,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     clients: new Set(),
     admission,
     identity,
+    keepaliveMs: options.keepaliveMs ?? KEEPALIVE_MS,
     stopping: false,
     [Symbol.asyncDispose]() {
       shutDown = this.stopping;

@@ -134,3 +134,174 @@ export class WebSocketTransport implements Transport {
     this.socket.onclose = (event) => listener.closed(event.code, event.reason);
   }
 }
+
+/** How often an event stream sends a comment when nothing else: proxies drop silent streams. */
+export const KEEPALIVE_MS = 15_000;
+
+/**
+ * The most bytes an event stream hands the HTTP server at once. What it has handed over no longer
+ * counts in `bufferedAmount`, so this bounds what a stuck peer holds that the limit cannot see.
+ */
+const PULL_BYTES = 65_536;
+
+/** The `code` of an event stream's last event, by the close code it stands for. */
+const CLOSE_EVENT_CODES: Readonly<Record<number, string>> = {
+  [CloseCode.goingAway]: "going_away",
+  [CloseCode.policy]: "policy",
+  [CloseCode.serverError]: "server_error",
+  [CloseCode.tryAgainLater]: "too_slow",
+};
+
+/** A session waiting for an event stream's {@link Transport.drained}. */
+interface DrainWaiter {
+  bytes: number;
+  resolve: () => void;
+}
+
+/** One Server-Sent Event: `id:` (when given), `event:` and one `data:` line (JSON has no newline). */
+export function serverSentEvent(event: string, data: string, id?: number): string {
+  return `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`;
+}
+
+/**
+ * The {@link Transport} of a Server-Sent Events response: its {@link body} is the response's. It
+ * opens when the HTTP server first reads the body, and its peer sends nothing. What was sent and
+ * not yet read by the HTTP server waits here and is its `bufferedAmount`; the HTTP server reads
+ * only as the peer takes what it was given. Closing drops what waits (a resume gets it again)
+ * for a last `event: error` saying why, in the `code` of {@link CLOSE_EVENT_CODES}; the stream
+ * ends once that is read, or when the peer goes away.
+ */
+export class EventStreamTransport implements Transport {
+  /** The response body. */
+  readonly body: ReadableStream<Uint8Array>;
+  #state: TransportState = "connecting";
+  #listener: TransportListener | null = null;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly #encoder = new TextEncoder();
+  #queue: Uint8Array[] = [];
+  #buffered = 0;
+  /** The HTTP server is waiting to read: what is sent next goes to it at once. */
+  #reading = false;
+  /** The last event, once closing: it goes out instead of what waited. */
+  #last: { code: number; reason: string; bytes: Uint8Array } | null = null;
+  #ended = false;
+  #drainWaiters: DrainWaiter[] = [];
+  readonly #keepalive: ReturnType<typeof setInterval>;
+
+  constructor(keepaliveMs = KEEPALIVE_MS) {
+    this.body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: () => this.#pull(),
+      // An event stream's peer has no close code: it can only go away.
+      cancel: () => this.#end(this.#last?.code ?? CloseCode.goingAway, ""),
+    }, { highWaterMark: 0 });
+    this.#keepalive = setInterval(() => this.send(": keepalive\n\n"), keepaliveMs);
+  }
+
+  get state(): TransportState {
+    return this.#state;
+  }
+
+  get bufferedAmount(): number {
+    return this.#buffered;
+  }
+
+  send(text: string): void {
+    if (this.#state !== "open") return;
+    const bytes = this.#encoder.encode(text);
+    if (this.#reading) {
+      this.#reading = false;
+      this.#controller.enqueue(bytes);
+    } else {
+      this.#queue.push(bytes);
+      this.#buffered += bytes.byteLength;
+    }
+  }
+
+  drained(bytes: number): Promise<void> {
+    if (this.#state !== "open" || this.#buffered <= bytes) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push({ bytes, resolve }));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#last !== null || this.#ended) return;
+    const data = JSON.stringify({
+      type: "error",
+      code: CLOSE_EVENT_CODES[code] ?? "closed",
+      message: reason,
+    });
+    this.#last = { code, reason, bytes: this.#encoder.encode(serverSentEvent("error", data)) };
+    this.#state = "closed";
+    clearInterval(this.#keepalive);
+    this.#queue = [];
+    this.#buffered = 0;
+    this.#wakeDrainWaiters();
+    if (this.#reading) this.#pull();
+  }
+
+  listen(listener: TransportListener): void {
+    this.#listener = listener;
+  }
+
+  /** The HTTP server reads: it gets what waits (a bounded part of it), or the next send. */
+  #pull(): void {
+    if (this.#ended) return;
+    if (this.#last !== null) {
+      this.#controller.enqueue(this.#last.bytes);
+      this.#controller.close();
+      return this.#end(this.#last.code, this.#last.reason);
+    }
+    if (this.#state === "connecting") {
+      this.#state = "open";
+      this.#listener?.opened();
+      // What the session sent on opening went to the queue: hand it over below.
+    }
+    if (this.#queue.length === 0) {
+      this.#reading = true;
+      return;
+    }
+    let taken = 0;
+    let count = 0;
+    while (count < this.#queue.length && (count === 0 || taken < PULL_BYTES)) {
+      taken += this.#queue[count++].byteLength;
+    }
+    const chunks = this.#queue.splice(0, count);
+    this.#buffered -= taken;
+    this.#controller.enqueue(count === 1 ? chunks[0] : concat(chunks, taken));
+    this.#wakeDrainWaiters();
+  }
+
+  #wakeDrainWaiters(): void {
+    const waiting: DrainWaiter[] = [];
+    for (const waiter of this.#drainWaiters) {
+      if (this.#state === "open" && this.#buffered > waiter.bytes) waiting.push(waiter);
+      else waiter.resolve();
+    }
+    this.#drainWaiters = waiting;
+  }
+
+  /** Says the stream has ended, once. */
+  #end(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#state = "closed";
+    clearInterval(this.#keepalive);
+    this.#queue = [];
+    this.#buffered = 0;
+    this.#wakeDrainWaiters();
+    this.#listener?.closed(code, reason);
+  }
+}
+
+/** `chunks`, `bytes` long in all, in one array. */
+function concat(chunks: readonly Uint8Array[], bytes: number): Uint8Array {
+  const joined = new Uint8Array(bytes);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return joined;
+}

@@ -5,6 +5,7 @@
  *   frame (their shared encoding, when nothing was filtered out), history in chunks, and the acks
  *   of one turn together.
  * - legacy: the Go server's message object, one per frame, and nothing else.
+ * - event stream: Server-Sent Events for a follower that only reads; see {@link EventStreamWriter}.
  */
 
 import { setImmediate } from "node:timers";
@@ -19,7 +20,7 @@ import {
   type WelcomeEvent,
 } from "./message.ts";
 import type { Batch } from "./room.ts";
-import type { Transport } from "./transport.ts";
+import { serverSentEvent, type Transport } from "./transport.ts";
 
 /** Encodes and frames what a connection sends, for its dialect. */
 export interface Writer {
@@ -37,9 +38,16 @@ export interface Writer {
   refreshed(event: Extract<ServerEvent, { type: "refreshed" }>): void;
 }
 
-/** The writer of a dialect, sending on `transport`. */
-export function writerFor(dialect: Dialect, transport: Transport): Writer {
-  return dialect === "legacy" ? new LegacyWriter(transport) : new V1Writer(transport);
+/** The format of a Server-Sent Events response, beside the WebSocket dialects. */
+export const EVENT_STREAM = "event-stream";
+
+/** How a connection's events are written: in a WebSocket dialect, or as an event stream. */
+export type Format = Dialect | typeof EVENT_STREAM;
+
+/** The writer of a format, sending on `transport`. */
+export function writerFor(format: Format, transport: Transport): Writer {
+  if (format === EVENT_STREAM) return new EventStreamWriter(transport);
+  return format === "legacy" ? new LegacyWriter(transport) : new V1Writer(transport);
 }
 
 /**
@@ -135,4 +143,59 @@ class LegacyWriter implements Writer {
   error(): void {}
 
   refreshed(): void {}
+}
+
+/**
+ * Server-Sent Events for a follower that only reads: every event with an id (the room's log:
+ * messages today) as `id:`, `event:` (its type) and `data:` (its `parley.v1` JSON); presence,
+ * which has no id and could not be resumed, is left out. A resume that cannot be whole starts
+ * with `event: recovered`; there is no welcome and no ack.
+ */
+class EventStreamWriter implements Writer {
+  constructor(private readonly transport: Transport) {}
+
+  welcome(event: WelcomeEvent): void {
+    if (event.recovered === false) {
+      this.transport.send(serverSentEvent("recovered", '{"recovered":false}'));
+    }
+  }
+
+  replay(messages: readonly ChatMessage[]): number {
+    const text = messages.map((m) => serverSentEvent("message", encodeEvent(messageEvent(m)), m.id))
+      .join("");
+    if (text !== "") this.transport.send(text);
+    return text.length;
+  }
+
+  deliver(batches: readonly Batch[]): void {
+    const text = batches.length === 1
+      ? eventStreamOf(batches[0])
+      : batches.map(eventStreamOf).join("");
+    if (text !== "") this.transport.send(text);
+  }
+
+  ack(): void {}
+
+  error(error: ProtocolError): void {
+    const { code, message } = error;
+    this.transport.send(serverSentEvent("error", encodeEvent({ type: "error", code, message })));
+  }
+}
+
+/** The event stream of each batch, made once for all its followers. */
+const eventStreams = new WeakMap<Batch, string>();
+
+/** A batch's events that have an id, as Server-Sent Events. */
+function eventStreamOf(batch: Batch): string {
+  let text = eventStreams.get(batch);
+  if (text === undefined) {
+    // The parley.v1 frame is the events' JSON, one a line (JSON has no raw newline): reuse it.
+    const lines = batch.frame().split("\n");
+    text = batch.events.map((event, i) => {
+      const id = (event as { id?: unknown }).id;
+      return typeof id === "number" ? serverSentEvent(event.type, lines[i], id) : "";
+    }).join("");
+    eventStreams.set(batch, text);
+  }
+  return text;
 }

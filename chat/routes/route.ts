@@ -78,6 +78,16 @@ export function roomParam(url: URL): string {
   return validateRoom(url.searchParams.get("room") ?? DEFAULT_ROOM);
 }
 
+/** The room `:room` of a path, decoded and validated; a bad one is a 400. */
+export function pathRoom(path: RouteParams["path"], url: URL): string {
+  try {
+    return validateRoom(decodeURIComponent(path.room ?? ""));
+  } catch (error) {
+    if (!(error instanceof URIError)) throw error;
+    throw new HttpError(400, `the room in ${url.pathname} is not valid percent-encoding`);
+  }
+}
+
 /** The whole number `name` of a query, from `min` to `max`; absent is undefined. */
 export function intParam(
   url: URL,
