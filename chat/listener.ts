@@ -28,6 +28,8 @@ const MAX_PAUSE_MS = 1000;
 const MAX_FAILED = 32;
 /** The key of the listener's lines in the log's rate limit: a flood can fail it again and again. */
 const LOG_KEY = "listener";
+/** How long shutdown lets open responses finish before it ends them. */
+const DRAIN_MS = 2000;
 
 /**
  * Reads `config`'s TLS files and binds its address and port; a failure is a {@link StartupError}
@@ -114,11 +116,20 @@ class Supervised implements Listener {
     this.#pauseMs = Math.min(2 * this.#pauseMs, MAX_PAUSE_MS);
   }
 
+  /**
+   * Stops accepting and waits for open responses to finish, at most {@link DRAIN_MS}: an event
+   * stream to a peer that stopped reading never finishes (Deno's write to it waits for the peer),
+   * and the process exits after shutdown anyway.
+   */
   async shutdown(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#timer);
     const servers = new Set([this.#current, ...this.#failed]);
-    await Promise.all([...servers].map((server) => server.shutdown().catch(() => {})));
+    const drained = Promise.all([...servers].map((server) => server.shutdown().catch(() => {})));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, DRAIN_MS));
+    await Promise.race([drained, late]);
+    clearTimeout(timer);
   }
 }
 

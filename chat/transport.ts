@@ -172,6 +172,7 @@ export function serverSentEvent(event: string, data: string, id?: number): strin
  * ends once that is read, or when the peer goes away.
  */
 export class EventStreamTransport implements Transport {
+  readonly kind = "sse";
   /** The response body. */
   readonly body: ReadableStream<Uint8Array>;
   #state: TransportState = "connecting";

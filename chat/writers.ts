@@ -176,6 +176,9 @@ class EventStreamWriter implements Writer {
 
   ack(): void {}
 
+  /** A stream cannot send a refresh, so it never gets an answer to one. */
+  refreshed(): void {}
+
   error(error: ProtocolError): void {
     const { code, message } = error;
     this.transport.send(serverSentEvent("error", encodeEvent({ type: "error", code, message })));

@@ -7,15 +7,17 @@ import {
   historyOf,
   joinRoom,
   metric,
+  metricTotal,
   postMessage,
   startTestServer,
   TestClient,
   type TestServer,
   TIMEOUT_MS,
+  within,
 } from "./support.ts";
 
 /** Limits that let a test post as fast as it likes. */
-const FAST = { messagesPerSecond: 1e6, burst: 1e6 };
+const FAST = { messagesPerSecond: 1e6, burst: 1e6, readsPerSecond: 1e6 };
 
 function eventsUrl(server: TestServer, room: string, query = ""): URL {
   return new URL(`/rooms/${room}/events${query}`, server.url);
@@ -32,11 +34,11 @@ async function metricBecomes(
   ms = TIMEOUT_MS,
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  let seen = await metric(server, name);
+  let seen = await metricTotal(server, name);
   while (seen !== value) {
     if (Date.now() > deadline) throw new Error(`${name} is ${seen}, not ${value}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
-    seen = await metric(server, name);
+    seen = await metricTotal(server, name);
   }
 }
 
@@ -114,7 +116,7 @@ Deno.test("a room the requester may not read is a 404, as if it did not exist", 
   const response = await fetch(eventsUrl(server, "ops"));
   assert.equal(response.status, 404);
   assert.match((await response.json()).error, /no room ops that you may read/);
-  assert.equal(await metric(server, "parley_connections"), 0);
+  assert.equal(await metricTotal(server, "parley_connections"), 0);
 });
 
 Deno.test("a follower that reconnects with Last-Event-ID, or follows with ?since=, while messages are posted, gets each once: no gap, no duplicate", async () => {
@@ -285,6 +287,19 @@ Deno.test("a follower that stops reading during a large replay gets all of it, a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a follower that stopped reading does not hold up shutdown", async () => {
+  const server = await startTestServer({
+    history: { onJoin: 0 },
+    limits: { ...FAST, sendBufferBytes: 64 * 1024 * 1024 },
+  });
+  using stuck = await RawFollower.connect(server.port, "/rooms/r/events");
+  await metricBecomes(server, "parley_connections", 1);
+  // Enough that the kernel's buffers fill and the server's write to the follower waits.
+  await postMany(server, "r", 2000, 20, "z".repeat(4000));
+  assert.equal(await metricTotal(server, "parley_slow_consumer_drops_total"), 0, "still following");
+  await within(server.close(), "a shutdown with a stuck follower", 6000);
 });
 
 Deno.test("a follower is told the server is going away, and its stream ends", async () => {

@@ -314,6 +314,15 @@ export async function metric(server: HasUrl, name: string): Promise<number> {
   return Number(match[1]);
 }
 
+/** The sum of every sample of a metric family in `/metrics`, whatever its labels. */
+export async function metricTotal(server: HasUrl, family: string): Promise<number> {
+  const text = await (await fetch(new URL("/metrics", server.url))).text();
+  const sample = new RegExp(`^${family}(\\{[^}]*\\})? (\\S+)$`, "gm");
+  let total = 0;
+  for (const match of text.matchAll(sample)) total += Number(match[2]);
+  return total;
+}
+
 /**
  * Waiting for state that a callback changes (a bus listener, a subscription's reader) without
  * polling: the callback calls `wake`, and `until` re-checks its condition after every wake.
