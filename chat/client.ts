@@ -9,6 +9,7 @@
  */
 
 import type { Config } from "./config.ts";
+import { ClientIdReusedError } from "./history.ts";
 import type { Logger } from "./log.ts";
 import {
   type ClientCommand,
@@ -298,6 +299,9 @@ export class Client {
     try {
       id = (await this.#o.room.publish({ userName, body, clientId })).message.id;
     } catch (error) {
+      if (error instanceof ClientIdReusedError) {
+        return this.#refuse(new ProtocolError("bad_frame", error.message, clientId));
+      }
       return this.#refuse(
         new ProtocolError(
           "unavailable",
