@@ -1,13 +1,14 @@
 /**
  * Several instances share rooms through a real `redis-server`, started here on a free port. Where
  * it is not installed the tests are skipped with the reason, except in CI, where they fail.
+ * Restarts of Redis under traffic are in `redis_restart_test.ts`.
  */
 import assert from "node:assert/strict";
 import { RedisBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
 import { type RoomEvent, Rooms } from "../chat/room.ts";
+import { type RedisServer, sayIfSkipped, skipRedis, startRedis } from "./redis_server.ts";
 import {
-  hasProgram,
   historyOf,
   joinRoom,
   postMessage,
@@ -18,65 +19,12 @@ import {
   within,
 } from "./support.ts";
 
-const installed = await hasProgram("redis-server");
-const skip = !installed && Deno.env.get("CI") !== "true";
-if (skip) {
-  console.log("redis_test skipped: redis-server is not installed (apt-get install redis-server)");
-}
+sayIfSkipped("redis_test");
 
-/** A redis-server of our own, persisting to `dir` so a restart keeps its data. */
-async function startRedis(dir: string, port = 0) {
-  if (port === 0) {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    port = probe.addr.port;
-    probe.close();
-  }
-  const process = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("Ready to accept connections")) {
-    const { value, done } = await within(lines.read(), "redis-server to start", 10_000);
-    if (done) throw new Error(`redis-server did not start: ${seen}`);
-    seen += value;
-  }
-  const drained = (async () => {
-    while (!(await lines.read()).done);
-  })();
-  let stopped: Promise<void> | null = null;
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    stop(): Promise<void> {
-      stopped ??= (async () => {
-        process.kill("SIGKILL");
-        await process.status;
-        await drained;
-      })();
-      return stopped;
-    },
-  };
-}
-
-async function withRedis(
-  fn: (redis: Awaited<ReturnType<typeof startRedis>>, dir: string) => Promise<void>,
-) {
+/** Runs `fn` with a redis-server that keeps every write, in a temporary directory. */
+async function withRedis(fn: (redis: RedisServer, dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "parley-redis-" });
-  const redis = await startRedis(dir);
+  const redis = await startRedis(dir, { persist: true });
   try {
     await fn(redis, dir);
   } finally {
@@ -85,7 +33,7 @@ async function withRedis(
   }
 }
 
-const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: skip, fn });
+const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: skipRedis, fn });
 
 test("two instances share a room: messages in one order, presence, and dedupe by clientId", async () => {
   await withRedis(async (redis) => {
@@ -199,7 +147,7 @@ test("while Redis is down a message is refused with unavailable, and is stored o
     assert.equal(error.code, "unavailable");
     assert.equal(error.clientId, "2");
     assert.match(error.message, /same clientId/);
-    const again = await startRedis(dir, redis.port);
+    const again = await startRedis(dir, { persist: true, port: redis.port });
     try {
       // The client retries with the same clientId until the server has reconnected.
       let retrying = true;
