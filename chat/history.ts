@@ -249,6 +249,15 @@ export class HistoryStore {
     });
   }
 
+  /**
+   * The message this user stored in the room under `clientId`, if this store has it: a resend
+   * is answered from it even where whoever assigns ids (Redis) has forgotten the clientId.
+   */
+  byClientId(room: string, userName: string, clientId: string): ChatMessage | null {
+    const row = this.#sql.byClient.get(room, userName, clientId);
+    return row === undefined ? null : toMessage(room, row);
+  }
+
   /** /history semantics: no cursor -> newest `limit`; before=ID -> newest `limit` below ID; after=ID -> oldest `limit` above ID. Each page oldest first. hasMore: more exist beyond the page in that direction (older for no-cursor/before, newer for after). */
   page(room: string, query: HistoryQuery): HistoryPage {
     const limit = clampLimit(query.limit);

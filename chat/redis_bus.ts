@@ -120,6 +120,13 @@ end
 return #KEYS
 `;
 
+/** What an instance publishes to itself at every heartbeat, to know its subscription works. */
+interface Echo {
+  kind: "echo";
+  from: string;
+  n: number;
+}
+
 /** A message as the script writes it: the time is milliseconds since the epoch, as text. */
 interface RedisMessage {
   id: number;
@@ -173,6 +180,9 @@ export class RedisBus implements Bus {
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<boolean> = Promise.resolve(true);
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** The last echo published, and the last one heard back. */
+  #echoSent = 0;
+  #echoHeard = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
   /** Appends waiting for their message to be recorded here, by room. */
   readonly #waiters = new Map<string, Waiter[]>();
@@ -227,10 +237,10 @@ export class RedisBus implements Bus {
     const warning = await persistenceWarning(this.commands, redisHost(url));
     if (warning !== null) this.onError(`redis: warning: ${warning}`);
     const intervalMs = announceSeconds * 1000;
-    this.#heartbeat = setInterval(
-      () => this.#handler({ kind: "heartbeat", intervalMs }),
-      intervalMs,
-    );
+    this.#heartbeat = setInterval(() => {
+      this.#handler({ kind: "heartbeat", intervalMs });
+      this.#echo(announceSeconds);
+    }, intervalMs);
     const down = () => this.#synced = false;
     this.commands.onDown = down;
     this.events.onDown = down;
@@ -251,6 +261,8 @@ export class RedisBus implements Bus {
   }
 
   async append(message: NewMessage): Promise<AppendResult> {
+    const known = this.#known(message);
+    if (known !== null) return known;
     let [status, text] = await this.#eval(message);
     if (status === STALE_EPOCH) {
       // Redis lost its data since this instance last looked: re-seed, then try once more.
@@ -264,6 +276,18 @@ export class RedisBus implements Bus {
     const stored = fromRedis(text);
     await this.#recorded(stored);
     return { message: stored, duplicate: status === DUPLICATE };
+  }
+
+  /**
+   * A resend of a message this instance has: answered here, so that it is not stored again
+   * where Redis has forgotten its clientId (it lost its data, or a day went by).
+   */
+  #known({ room, userName, body, clientId }: NewMessage): AppendResult | null {
+    if (clientId === undefined) return null;
+    const original = this.history.byClientId(room, userName, clientId);
+    if (original === null) return null;
+    if (original.body !== body) throw new ClientIdReusedError(clientId);
+    return { message: original, duplicate: true };
   }
 
   async #eval({ room, userName, body, clientId }: NewMessage): Promise<[number, string]> {
@@ -347,6 +371,23 @@ export class RedisBus implements Bus {
 
   onEvent(handler: (event: BusEvent) => void): void {
     this.#handler = handler;
+  }
+
+  /**
+   * Makes the subscription again if it did not hear the echo published at the last beat (a
+   * connection can stay open and carry nothing, as across a broken network), then publishes
+   * the next one.
+   */
+  #echo(announceSeconds: number): void {
+    if (this.#echoHeard < this.#echoSent && this.events.up) {
+      this.events.revive(`heard nothing on the subscription for ${announceSeconds} s`);
+      this.#echoHeard = this.#echoSent;
+    }
+    const echo: Echo = { kind: "echo", from: this.#id, n: this.#echoSent + 1 };
+    this.commands.call("an echo", (c) => c.publish(CHANNEL, JSON.stringify(echo))).then(
+      () => this.#echoSent = Math.max(this.#echoSent, echo.n),
+      () => {},
+    );
   }
 
   async catchUp(room: string): Promise<void> {
@@ -462,14 +503,16 @@ export class RedisBus implements Bus {
   }
 
   #receive(text: string): void {
-    let event: BusEvent | RedisMessage;
+    let event: BusEvent | Echo | RedisMessage;
     try {
       event = JSON.parse(text);
     } catch {
       return this.onError(`redis: ignored a malformed event on ${CHANNEL}`);
     }
     if ("kind" in event) {
-      if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
+      if (event.kind === "echo") {
+        if (event.from === this.#id) this.#echoHeard = Math.max(this.#echoHeard, event.n);
+      } else if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
       return;
     }
     this.#arrived(fromRedis(event));

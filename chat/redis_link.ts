@@ -152,7 +152,7 @@ export class RedisLink {
           { cause: error },
         );
       }
-      if (this.up) this.#revive(error.message);
+      if (this.up) this.revive(error.message);
       throw error;
     }
   }
@@ -191,8 +191,11 @@ export class RedisLink {
     this.onUp();
   }
 
-  /** A call got no answer on a connection that claims to be ready: make it again. */
-  #revive(reason: string): void {
+  /**
+   * Tears the connection down and makes it again: for a connection that claims to be ready but
+   * carries nothing (`reason` says how that showed).
+   */
+  revive(reason: string): void {
     if (this.#closed || this.#reviving) return;
     this.#reviving = true;
     try {
