@@ -180,10 +180,15 @@ export class RedisBus implements Bus {
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<boolean> = Promise.resolve(true);
   #heartbeat: ReturnType<typeof setInterval> | undefined;
-  /** The last echo published, and the last one heard back. */
+  /** The last echo published since the subscription was last made, and the last heard back. */
   #echoSent = 0;
   #echoHeard = 0;
-  #retry: ReturnType<typeof setTimeout> | undefined;
+  /** Counts the times the subscription was made: an echo published before counts for nothing. */
+  #subscriptions = 0;
+  #retryCheck: ReturnType<typeof setTimeout> | undefined;
+  #retrySync: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the last epoch check failed (it is reported once per run of failures). */
+  #checkFailing = false;
   /** Appends waiting for their message to be recorded here, by room. */
   readonly #waiters = new Map<string, Waiter[]>();
   /** Ends the waits of settling and of appends at shutdown. */
@@ -232,6 +237,15 @@ export class RedisBus implements Bus {
   }
 
   async #start(url: string, announceSeconds: number): Promise<void> {
+    const down = () => this.#synced = false;
+    this.commands.onDown = down;
+    this.events.onDown = down;
+    this.commands.onUp = () => this.#reconnected();
+    this.events.onUp = () => {
+      this.#subscriptions++;
+      this.#echoHeard = this.#echoSent;
+      this.#resync();
+    };
     await this.events.call("SUBSCRIBE", (c) => c.subscribe(CHANNEL, (t) => this.#receive(t)));
     await this.#verify();
     const warning = await persistenceWarning(this.commands, redisHost(url));
@@ -241,11 +255,6 @@ export class RedisBus implements Bus {
       this.#handler({ kind: "heartbeat", intervalMs });
       this.#echo(announceSeconds);
     }, intervalMs);
-    const down = () => this.#synced = false;
-    this.commands.onDown = down;
-    this.events.onDown = down;
-    this.commands.onUp = () => this.#reconnected();
-    this.events.onUp = () => this.#resync();
     // Whatever was published while this instance was away is in the streams, in rooms it knows
     // and rooms made meanwhile.
     this.#resync();
@@ -261,6 +270,7 @@ export class RedisBus implements Bus {
   }
 
   async append(message: NewMessage): Promise<AppendResult> {
+    if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
     const known = this.#known(message);
     if (known !== null) return known;
     let [status, text] = await this.#eval(message);
@@ -323,6 +333,9 @@ export class RedisBus implements Bus {
   #recorded(message: ChatMessage): Promise<void> {
     const { room, id } = message;
     if (this.history.lastId(room) >= id) return Promise.resolve();
+    if (this.#closed) {
+      return Promise.reject(new RedisUnavailableError("this instance is shutting down"));
+    }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const waiter: Waiter = { id, resolve };
     const waiters = this.#waiters.get(room) ?? [];
@@ -383,11 +396,12 @@ export class RedisBus implements Bus {
       this.events.revive(`heard nothing on the subscription for ${announceSeconds} s`);
       this.#echoHeard = this.#echoSent;
     }
+    if (!this.events.up) return;
+    const subscription = this.#subscriptions;
     const echo: Echo = { kind: "echo", from: this.#id, n: this.#echoSent + 1 };
-    this.commands.call("an echo", (c) => c.publish(CHANNEL, JSON.stringify(echo))).then(
-      () => this.#echoSent = Math.max(this.#echoSent, echo.n),
-      () => {},
-    );
+    this.commands.call("an echo", (c) => c.publish(CHANNEL, JSON.stringify(echo))).then(() => {
+      if (subscription === this.#subscriptions) this.#echoSent = Math.max(this.#echoSent, echo.n);
+    }, () => {});
   }
 
   async catchUp(room: string): Promise<void> {
@@ -396,8 +410,18 @@ export class RedisBus implements Bus {
 
   /** The commands connection is back: check the epoch, then catch up. */
   #reconnected(): void {
-    this.#verify().then(() => this.#resync(), () => {
-      if (this.commands.up) this.#later(() => this.#reconnected());
+    clearTimeout(this.#retryCheck);
+    this.#verify().then(() => {
+      this.#checkFailing = false;
+      this.#resync();
+    }, (error: Error) => {
+      if (!this.#checkFailing) {
+        this.onError(`redis: could not check Redis's data: ${error.message}`);
+      }
+      this.#checkFailing = true;
+      if (this.commands.up && !this.#closed) {
+        this.#retryCheck = setTimeout(() => this.#reconnected(), RETRY_MS);
+      }
     });
   }
 
@@ -451,14 +475,20 @@ export class RedisBus implements Bus {
 
   /** Catches up every room that has a stream, once both connections are up, until it succeeds. */
   #resync(): void {
-    clearTimeout(this.#retry);
+    clearTimeout(this.#retrySync);
     if (this.#closed || !this.commands.up || !this.events.up) return;
     const sync = ++this.#syncs;
     this.#catchUpAll().then((ok) => {
       if (sync !== this.#syncs) return;
       if (ok) this.#synced = true;
-      else this.#later(() => this.#resync());
+      else this.#resyncSoon();
     });
+  }
+
+  #resyncSoon(): void {
+    this.#synced = false;
+    clearTimeout(this.#retrySync);
+    if (!this.#closed) this.#retrySync = setTimeout(() => this.#resync(), RETRY_MS);
   }
 
   async #catchUpAll(): Promise<boolean> {
@@ -477,14 +507,14 @@ export class RedisBus implements Bus {
       } while (cursor !== "0");
       return true;
     } catch (error) {
-      this.onError(`redis: could not catch up: ${(error as Error).message}`);
+      this.#report(error as Error);
       return false;
     }
   }
 
   /** Records the room's messages after the last one here, up to `to`, a page at a time. */
   async #fetchNewer(room: string, to: number | "+" = "+"): Promise<void> {
-    for (;;) {
+    while (!this.#closed) {
       const from = this.history.lastId(room) + 1;
       if (to !== "+" && from > to) return;
       const page = await this.#range(room, from, to);
@@ -542,7 +572,8 @@ export class RedisBus implements Bus {
   }
 
   #record(messages: ChatMessage[]): void {
-    if (messages.length === 0) return;
+    // A step that outlived the wait at shutdown must not write to a store being closed.
+    if (messages.length === 0 || this.#closed) return;
     this.history.record(messages);
     for (const message of messages) this.#handler({ kind: "message", message });
     if (this.#waiters.size > 0) this.#wakeWaiters(new Set(messages.map((m) => m.room)));
@@ -551,20 +582,19 @@ export class RedisBus implements Bus {
   /** Runs `work` after the steps before it; resolves false if it failed (it is reported). */
   #step(work: () => Promise<void>): Promise<boolean> {
     const next = this.#chain.then(work).then(() => true, (error: Error) => {
-      this.onError(`redis: could not catch up: ${error.message}`);
+      this.#report(error);
       // What was not recorded is still in the streams.
-      this.#synced = false;
-      this.#later(() => this.#resync());
+      this.#resyncSoon();
       return false;
     });
     this.#chain = next;
     return next;
   }
 
-  #later(work: () => void): void {
-    if (this.#closed) return;
-    clearTimeout(this.#retry);
-    this.#retry = setTimeout(work, RETRY_MS);
+  /** Reports a failed catch-up, unless a lost connection explains it (that was reported). */
+  #report(error: Error): void {
+    const explained = error instanceof RedisUnavailableError && !this.commands.up;
+    if (!explained) this.onError(`redis: could not catch up: ${error.message}`);
   }
 
   /** Waits `ms`, or less if the bus closes meanwhile. */
@@ -586,7 +616,8 @@ export class RedisBus implements Bus {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
-    clearTimeout(this.#retry);
+    clearTimeout(this.#retryCheck);
+    clearTimeout(this.#retrySync);
     for (const end of [...this.#onClose]) end();
     await deadline(this.#chain, COMMAND_TIMEOUT_MS, "the last catch-up").catch(() => {});
     await Promise.all([this.events.close(), this.commands.close()]);
