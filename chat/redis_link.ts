@@ -50,12 +50,13 @@ export async function deadline<T>(promise: Promise<T>, ms: number, what: string)
   }
 }
 
-/** Where a Redis URL points, for messages: never its password. */
+/** A Redis URL as messages show it: without a user name or password. */
 export function redisHost(url: string): string {
   try {
-    return new URL(url).host || "the configured Redis";
+    const { protocol, host, pathname } = new URL(url);
+    return host === "" ? "the configured URL" : `${protocol}//${host}${pathname}`;
   } catch {
-    return "the configured Redis";
+    return "the configured URL";
   }
 }
 
