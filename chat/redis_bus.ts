@@ -13,8 +13,11 @@
  * changed knows Redis lost its data. After every (re)connect each instance raises every room's
  * sequence to at least the last id it has, and after a loss nobody appends for
  * {@link SETTLE_MS}, so that every instance reconnecting meanwhile has raised the sequences
- * before the first new id is taken. Messages an instance had not recorded when Redis lost them
- * stay missing there; see the README.
+ * before the first new id is taken. What the loss costs: a message an instance had not yet
+ * recorded when Redis lost it stays missing there (the acking instance always has it); a
+ * message stored but not yet acked is stored again, under a new id, when its sender resends it
+ * through an instance that has not the original; the streams start empty, so an instance started
+ * afterwards gets only newer messages.
  *
  * @module
  */

@@ -317,7 +317,7 @@ test("a call Redis never answers fails with unavailable within seconds, and the 
       assert.equal(error.code, "unavailable");
       assert.equal(error.clientId, "s-1");
       const waited = Date.now() - sent;
-      assert.ok(waited < COMMAND_TIMEOUT_MS + 1000, `refused after ${waited} ms`);
+      assert.ok(waited < COMMAND_TIMEOUT_MS + 2000, `refused after ${waited} ms`);
       const ack = await resendUntilAcked(client, { body: "into the void", clientId: "s-1" });
       assert.equal(ack.id, 1);
       await client.close();
