@@ -633,19 +633,24 @@ export class RedisBus implements Bus {
  */
 async function persistenceWarning(link: RedisLink, host: string): Promise<string | null> {
   const config = await readPersistence(link);
-  const durable = "acks are only as durable as Redis: if it restarts, messages it acked that an " +
-    "instance had not yet recorded are missing there, and their clientIds are forgotten";
+  const durable = "acks are only as durable as Redis: if it restarts without its data, a " +
+    "message an instance had not yet recorded is missing there for good, and a resend of one " +
+    "not yet acked may be stored twice";
   const fix = "set appendonly yes and appendfsync always in Redis";
   if (config === null) {
     return `cannot tell whether Redis at ${host} keeps its data (CONFIG GET and INFO ` +
-      `persistence were refused); ${durable}, unless it has appendonly yes and appendfsync always`;
+      `persistence were refused): ${durable}, unless it has appendonly yes and appendfsync always`;
   }
   const { appendonly, appendfsync, save } = config;
   if (appendonly === "yes" && appendfsync === "always") return null;
+  if (appendonly === "yes" && appendfsync === undefined) {
+    return `Redis at ${host} has an append-only file, but refuses CONFIG GET, so whether it ` +
+      `syncs every write cannot be told: ${durable}, unless it has appendfsync always`;
+  }
   if (appendonly === "yes") {
-    return `Redis at ${host} writes its append-only file to disk ` +
+    return `Redis at ${host} syncs its append-only file ` +
       `${appendfsync === "everysec" ? "once a second" : "when its system chooses"} ` +
-      `(appendfsync ${appendfsync ?? "unknown"}): ${durable}; ${fix}`;
+      `(appendfsync ${appendfsync}): ${durable}; ${fix}`;
   }
   const kept = save === undefined
     ? "may keep only snapshots"

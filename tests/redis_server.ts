@@ -27,6 +27,8 @@ export interface RedisOptions {
   persist: boolean;
   /** The port to listen on: 0 (the default) picks a free one. */
   port?: number;
+  /** More of redis-server's configuration, as its command line takes it. */
+  args?: string[];
 }
 
 /** A running redis-server. */
@@ -59,6 +61,7 @@ export async function startRedis(dir: string, options: RedisOptions): Promise<Re
       "--save",
       "",
       ...persistence,
+      ...options.args ?? [],
     ],
     stdout: "piped",
     stderr: "null",

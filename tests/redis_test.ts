@@ -384,19 +384,34 @@ test("after Redis comes back empty, ids go on and a resend is still recognised",
 });
 
 test("an instance warns at start-up when Redis does not keep every write", async () => {
-  for (const persist of [false, true]) {
+  const cases = [
+    { persist: true, args: [], warning: null },
+    {
+      persist: false,
+      args: [],
+      warning:
+        /Redis at redis:\/\/127\.0\.0\.1:\d+ has no append-only file \(appendonly no\) and keeps nothing on disk/,
+    },
+    // Where CONFIG is disabled, INFO still tells whether there is an append-only file.
+    {
+      persist: false,
+      args: ["--rename-command", "CONFIG", ""],
+      warning: /has no append-only file \(appendonly no\) and may keep only snapshots/,
+    },
+  ];
+  for (const { persist, args, warning } of cases) {
     const dir = await Deno.makeTempDir({ prefix: "parley-redis-" });
-    const redis = await startRedis(dir, { persist });
+    const redis = await startRedis(dir, { persist, args });
     try {
       await using server = await startTestServer({ redis: redis.url });
       const log = await Deno.readTextFile(`${server.dir}/parley.log`);
-      const warning = /redis: warning: .*/.exec(log)?.[0];
-      if (persist) {
-        assert.equal(warning, undefined);
+      const logged = /redis: warning: .*/.exec(log)?.[0];
+      if (warning === null) {
+        assert.equal(logged, undefined);
       } else {
-        assert.match(warning ?? "", /has no append-only file \(appendonly no\) and keeps nothing/);
-        assert.match(warning ?? "", /acks are only as durable as Redis/);
-        assert.match(warning ?? "", /set appendonly yes and appendfsync always/);
+        assert.match(logged ?? "", warning);
+        assert.match(logged ?? "", /acks are only as durable as Redis/);
+        assert.match(logged ?? "", /set appendonly yes and appendfsync always/);
       }
     } finally {
       await redis.stop();
