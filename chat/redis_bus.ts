@@ -54,6 +54,11 @@ const DEDUPE_SECONDS = 86400;
 export const SETTLE_MS = 2000;
 /** How long an append waits to hear its own message from the subscription before recording it. */
 const RECORD_GRACE_MS = 200;
+/**
+ * How long a published echo may take to come back before the subscription counts as broken:
+ * longer than its PUBLISH may take to fail, which says nothing about the subscription.
+ */
+const ECHO_WAIT_MS = 2 * COMMAND_TIMEOUT_MS;
 /** How soon a failed catch-up or epoch check is tried again. */
 const RETRY_MS = 500;
 /** Stream entries per read, keys per scan, rooms per re-seed. */
@@ -183,11 +188,9 @@ export class RedisBus implements Bus {
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<boolean> = Promise.resolve(true);
   #heartbeat: ReturnType<typeof setInterval> | undefined;
-  /** The last echo published since the subscription was last made, and the last heard back. */
-  #echoSent = 0;
-  #echoHeard = 0;
-  /** Counts the times the subscription was made: an echo published before counts for nothing. */
-  #subscriptions = 0;
+  /** The echo published and not yet heard back, with when it was published. */
+  #echo: { n: number; at: number } | null = null;
+  #echoes = 0;
   #retryCheck: ReturnType<typeof setTimeout> | undefined;
   #retrySync: ReturnType<typeof setTimeout> | undefined;
   /** Whether the last epoch check failed (it is reported once per run of failures). */
@@ -245,8 +248,7 @@ export class RedisBus implements Bus {
     this.events.onDown = down;
     this.commands.onUp = () => this.#reconnected();
     this.events.onUp = () => {
-      this.#subscriptions++;
-      this.#echoHeard = this.#echoSent;
+      this.#echo = null;
       this.#resync();
     };
     await this.events.call("SUBSCRIBE", (c) => c.subscribe(CHANNEL, (t) => this.#receive(t)));
@@ -256,7 +258,7 @@ export class RedisBus implements Bus {
     const intervalMs = announceSeconds * 1000;
     this.#heartbeat = setInterval(() => {
       this.#handler({ kind: "heartbeat", intervalMs });
-      this.#echo(announceSeconds);
+      this.#checkEcho();
     }, intervalMs);
     // Whatever was published while this instance was away is in the streams, in rooms it knows
     // and rooms made meanwhile.
@@ -390,21 +392,26 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * Makes the subscription again if it did not hear the echo published at the last beat (a
-   * connection can stay open and carry nothing, as across a broken network), then publishes
-   * the next one.
+   * Makes the subscription again if the echo it published did not come back in time (a
+   * connection can stay open and carry nothing, as across a broken network), and publishes the
+   * next echo. Called at every beat.
    */
-  #echo(announceSeconds: number): void {
-    if (this.#echoHeard < this.#echoSent && this.events.up) {
-      this.events.revive(`heard nothing on the subscription for ${announceSeconds} s`);
-      this.#echoHeard = this.#echoSent;
-    }
+  #checkEcho(): void {
     if (!this.events.up) return;
-    const subscription = this.#subscriptions;
-    const echo: Echo = { kind: "echo", from: this.#id, n: this.#echoSent + 1 };
-    this.commands.call("an echo", (c) => c.publish(CHANNEL, JSON.stringify(echo))).then(() => {
-      if (subscription === this.#subscriptions) this.#echoSent = Math.max(this.#echoSent, echo.n);
-    }, () => {});
+    const echo = this.#echo;
+    if (echo !== null) {
+      if (Date.now() - echo.at < ECHO_WAIT_MS) return;
+      this.#echo = null;
+      const waited = Math.round((Date.now() - echo.at) / 1000);
+      return this.events.revive(`heard nothing on the subscription for ${waited} s`);
+    }
+    // Pending before it is published: it may come back before Redis answers the PUBLISH.
+    const pending = this.#echo = { n: ++this.#echoes, at: Date.now() };
+    const sent: Echo = { kind: "echo", from: this.#id, n: pending.n };
+    this.commands.call("an echo", (c) => c.publish(CHANNEL, JSON.stringify(sent))).catch(() => {
+      // Not published: nothing to hear back.
+      if (this.#echo === pending) this.#echo = null;
+    });
   }
 
   async catchUp(room: string): Promise<void> {
@@ -544,7 +551,7 @@ export class RedisBus implements Bus {
     }
     if ("kind" in event) {
       if (event.kind === "echo") {
-        if (event.from === this.#id) this.#echoHeard = Math.max(this.#echoHeard, event.n);
+        if (event.from === this.#id && event.n >= (this.#echo?.n ?? Infinity)) this.#echo = null;
       } else if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
       return;
     }
