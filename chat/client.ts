@@ -11,7 +11,7 @@
 
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
-import { HistoryError } from "./history.ts";
+import { ClientIdReusedError, HistoryError } from "./history.ts";
 import type { Expiry, Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
 import {
@@ -432,6 +432,9 @@ export class Client {
     try {
       id = (await this.#o.room.publish({ userName, body, clientId })).message.id;
     } catch (error) {
+      if (error instanceof ClientIdReusedError) {
+        return this.#refuse(new ProtocolError("bad_frame", error.message, clientId));
+      }
       return this.#refuse(
         new ProtocolError(
           "unavailable",

@@ -17,8 +17,27 @@ export interface NewMessage {
   room: string;
   userName: string;
   body: string;
-  /** When present, a second append of the same `(room, userName, clientId)` is not stored. */
+  /**
+   * When present, a second append of the same `(room, userName, clientId)` and body is not
+   * stored, and one with another body is refused with {@linkcode ClientIdReusedError}.
+   */
   clientId?: string;
+}
+
+/**
+ * A `clientId` came again with a different body. A resend is recognised only as the same
+ * message; acking this one with the other's id would drop it, and let anyone who claims a name
+ * pre-empt that user's next `clientId`. Nothing was stored.
+ */
+export class ClientIdReusedError extends Error {
+  override name = "ClientIdReusedError";
+  /** `clientId` is the command's (validated printable ASCII, so safe to quote). */
+  constructor(readonly clientId: string) {
+    super(
+      `clientId ${JSON.stringify(clientId)} was already used for a different message; ` +
+        "use a new clientId for each message",
+    );
+  }
 }
 
 /** What {@linkcode HistoryStore.append} stored, or found already stored. */
@@ -104,7 +123,7 @@ const COLUMNS = "id, user_name, body, timestamp, client_id";
 interface Pending {
   message: NewMessage;
   resolve: (result: AppendResult) => void;
-  reject: (error: HistoryError) => void;
+  reject: (error: HistoryError | ClientIdReusedError) => void;
 }
 
 interface Statements {
@@ -241,7 +260,7 @@ export class HistoryStore {
     }
   }
 
-  /** Stores a message; resolves only after it is committed. Same (room, userName, clientId) again -> the original message, duplicate: true, nothing stored. Rejects with HistoryError if the write fails. */
+  /** Stores a message; resolves only after it is committed. Same (room, userName, clientId) and body again -> the original message, duplicate: true, nothing stored; another body -> rejects with ClientIdReusedError. Rejects with HistoryError if the write fails. */
   append(message: NewMessage): Promise<AppendResult> {
     if (this.#closed) {
       return Promise.reject(
@@ -253,6 +272,17 @@ export class HistoryStore {
       // Not a microtask: frames already received this turn join the batch. Not setTimeout: it
       // is clamped to 4 ms when nested, which capped throughput at one batch per 4 ms.
       this.#timer ??= setImmediate(() => this.#writeQueued());
+    });
+  }
+
+  /**
+   * The message this user stored in the room under `clientId`, if this store has it: a resend
+   * is answered from it even where whoever assigns ids (Redis) has forgotten the clientId.
+   */
+  byClientId(room: string, userName: string, clientId: string): ChatMessage | null {
+    return this.#read(() => {
+      const row = this.#sql.byClient.get(room, userName, clientId);
+      return row === undefined ? null : toMessage(room, row);
     });
   }
 
@@ -401,14 +431,18 @@ export class HistoryStore {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    let results: AppendResult[];
+    let results: (AppendResult | ClientIdReusedError)[];
     try {
       results = this.#transaction(batch.length, (lastIds) => this.#insert(batch, lastIds));
     } catch (error) {
       for (const pending of batch) pending.reject(error as HistoryError);
       return;
     }
-    for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+    for (let i = 0; i < batch.length; i++) {
+      const result = results[i];
+      if (result instanceof ClientIdReusedError) batch[i].reject(result);
+      else batch[i].resolve(result);
+    }
   }
 
   /**
@@ -490,19 +524,24 @@ export class HistoryStore {
   }
 
   /** Assigns ids from the stored last id (so several processes may share the file) and inserts. */
-  #insert(batch: Pending[], lastIds: Map<string, number>): AppendResult[] {
+  #insert(batch: Pending[], lastIds: Map<string, number>): (AppendResult | ClientIdReusedError)[] {
     const sql = this.#sql;
     const timestamp = new Date().toISOString();
-    const results: AppendResult[] = [];
+    const results: (AppendResult | ClientIdReusedError)[] = [];
     for (const { message } of batch) {
       const { room, userName, body, clientId } = message;
       const id = (lastIds.get(room) ?? this.lastId(room)) + 1;
       // The unique index on (room, user_name, client_id) finds a known clientId as it inserts,
-      // earlier in this batch or before a restart: then the original is the answer.
+      // earlier in this batch or before a restart: then the original is the answer, if it is
+      // the same message.
       const { changes } = sql.insert.run(room, id, userName, body, timestamp, clientId ?? null);
       if (changes === 0) {
         const original = sql.byClient.get(room, userName, clientId as string)!;
-        results.push({ message: toMessage(room, original), duplicate: true });
+        results.push(
+          original.body === body
+            ? { message: toMessage(room, original), duplicate: true }
+            : new ClientIdReusedError(clientId as string),
+        );
         continue;
       }
       lastIds.set(room, id);

@@ -84,6 +84,23 @@ Deno.test("a resend of the same clientId is acked with the original id and not s
   await again.close();
 });
 
+Deno.test("a clientId used again for a different message is refused, naming the reuse", async () => {
+  await using server = await startTestServer();
+  const { client: ann } = await joinRoom(server, { room: "r", userName: "ann" });
+  ann.send({ type: "message", body: "mine", clientId: "c-1" });
+  assert.equal((await ann.next("ack")).id, 1);
+  // Anyone may claim the name: a different body under a known clientId is not a resend.
+  const { client: fake } = await joinRoom(server, { room: "r", userName: "ann", since: "1" });
+  fake.send({ type: "message", body: "not hers", clientId: "c-1" });
+  const error = await fake.next("error");
+  assert.equal(error.code, "bad_frame");
+  assert.equal(error.clientId, "c-1");
+  assert.match(error.message, /clientId "c-1" was already used for a different message/);
+  assert.equal(fake.events.some((e) => e.type === "ack"), false);
+  assert.deepEqual((await historyOf(server, "r")).map((m) => m.body), ["mine"]);
+  await Promise.all([ann.close(), fake.close()]);
+});
+
 Deno.test("a client without a name says hello first", async () => {
   await using server = await startTestServer();
   const client = new TestClient(server.wsUrl({ room: "r" }));

@@ -3,6 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import {
   type AppendResult,
+  ClientIdReusedError,
   HistoryError,
   type HistoryOptions,
   type HistoryQuery,
@@ -230,7 +231,7 @@ Deno.test("a clientId repeated within one batch is stored once", async () => {
     const [first, other, again] = await Promise.all([
       store.append(msg("lobby", "hi", { clientId: "c-1" })),
       store.append(msg("lobby", "yo", { clientId: "c-2" })),
-      store.append(msg("lobby", "hi (resent)", { clientId: "c-1" })),
+      store.append(msg("lobby", "hi", { clientId: "c-1" })),
     ]);
 
     assert.equal(first.duplicate, false);
@@ -246,6 +247,34 @@ Deno.test("a clientId repeated in a later batch returns the original message", a
     const again = await store.append(msg("lobby", "hi", { clientId: "c-1" }));
 
     assert.deepEqual(again, { message: first.message, duplicate: true });
+    assert.equal(store.lastId("lobby"), 1);
+  });
+});
+
+Deno.test("a clientId that comes again with another body is refused, and nothing is stored", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    const [first, sameBatch] = await Promise.allSettled([
+      store.append(msg("lobby", "hi", { clientId: "c-1" })),
+      store.append(msg("lobby", "pre-empted?", { clientId: "c-1" })),
+    ]);
+    assert.equal(first.status, "fulfilled");
+    assert.equal(sameBatch.status, "rejected");
+    assert.ok(sameBatch.reason instanceof ClientIdReusedError);
+    assert.equal(sameBatch.reason.clientId, "c-1");
+    assert.equal(
+      sameBatch.reason.message,
+      'clientId "c-1" was already used for a different message; use a new clientId for each message',
+    );
+    // In a later batch too; the same body is still the same message.
+    await assert.rejects(
+      store.append(msg("lobby", "hi, edited", { clientId: "c-1" })),
+      ClientIdReusedError,
+    );
+    assert.deepEqual(await store.append(msg("lobby", "hi", { clientId: "c-1" })), {
+      message: first.value.message,
+      duplicate: true,
+    });
+    assert.deepEqual(store.recent("lobby", 10).map((m) => m.body), ["hi"]);
     assert.equal(store.lastId("lobby"), 1);
   });
 });

@@ -1,13 +1,18 @@
 /**
  * Several instances share rooms through a real `redis-server`, started here on a free port. Where
  * it is not installed the tests are skipped with the reason, except in CI, where they fail.
+ * Restarts of Redis under traffic are in `redis_restart_test.ts`.
  */
 import assert from "node:assert/strict";
 import { RedisBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
 import { type RoomEvent, Rooms } from "../chat/room.ts";
+import { type RedisServer, sayIfSkipped, skipRedis, startRedis } from "./redis_server.ts";
+import { ClientIdReusedError } from "../chat/history.ts";
+import { COMMAND_TIMEOUT_MS } from "../chat/redis_link.ts";
+import { RedisProxy } from "./redis_proxy.ts";
 import {
-  hasProgram,
+  type Event,
   historyOf,
   joinRoom,
   postMessage,
@@ -18,65 +23,12 @@ import {
   within,
 } from "./support.ts";
 
-const installed = await hasProgram("redis-server");
-const skip = !installed && Deno.env.get("CI") !== "true";
-if (skip) {
-  console.log("redis_test skipped: redis-server is not installed (apt-get install redis-server)");
-}
+sayIfSkipped("redis_test");
 
-/** A redis-server of our own, persisting to `dir` so a restart keeps its data. */
-async function startRedis(dir: string, port = 0) {
-  if (port === 0) {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    port = probe.addr.port;
-    probe.close();
-  }
-  const process = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("Ready to accept connections")) {
-    const { value, done } = await within(lines.read(), "redis-server to start", 10_000);
-    if (done) throw new Error(`redis-server did not start: ${seen}`);
-    seen += value;
-  }
-  const drained = (async () => {
-    while (!(await lines.read()).done);
-  })();
-  let stopped: Promise<void> | null = null;
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    stop(): Promise<void> {
-      stopped ??= (async () => {
-        process.kill("SIGKILL");
-        await process.status;
-        await drained;
-      })();
-      return stopped;
-    },
-  };
-}
-
-async function withRedis(
-  fn: (redis: Awaited<ReturnType<typeof startRedis>>, dir: string) => Promise<void>,
-) {
+/** Runs `fn` with a redis-server that keeps every write, in a temporary directory. */
+async function withRedis(fn: (redis: RedisServer, dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "parley-redis-" });
-  const redis = await startRedis(dir);
+  const redis = await startRedis(dir, { persist: true });
   try {
     await fn(redis, dir);
   } finally {
@@ -85,7 +37,48 @@ async function withRedis(
   }
 }
 
-const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: skip, fn });
+const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: skipRedis, fn });
+
+/** Runs `fn` with a server whose shutdown must take at most a few seconds, whatever Redis does. */
+async function withBoundedServer(
+  overrides: Record<string, unknown>,
+  fn: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = await startTestServer(overrides);
+  try {
+    await fn(server);
+  } finally {
+    await within(server.close(), "the server to shut down", 5000);
+  }
+}
+
+/**
+ * Sends the message until it is acked, again with the same clientId after each `unavailable`,
+ * as a client does while Redis is away; fails on any other error.
+ */
+async function resendUntilAcked(
+  client: TestClient,
+  message: { body: string; clientId: string },
+  ms = 15_000,
+): Promise<Event> {
+  let retrying = true;
+  return await within(
+    (async () => {
+      while (retrying) {
+        client.send({ type: "message", ...message });
+        let event = await client.next();
+        while (event.type !== "ack" && event.type !== "error") event = await client.next();
+        if (event.type === "ack") return event;
+        assert.equal(event.code, "unavailable", event.message);
+        // The client's retry pacing, as a real client's backoff: not a wait for an event.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error("gave up");
+    })(),
+    `an ack for ${message.clientId}`,
+    ms,
+  ).finally(() => retrying = false);
+}
 
 test("two instances share a room: messages in one order, presence, and dedupe by clientId", async () => {
   await withRedis(async (redis) => {
@@ -199,26 +192,11 @@ test("while Redis is down a message is refused with unavailable, and is stored o
     assert.equal(error.code, "unavailable");
     assert.equal(error.clientId, "2");
     assert.match(error.message, /same clientId/);
-    const again = await startRedis(dir, redis.port);
+    const again = await startRedis(dir, { persist: true, port: redis.port });
     try {
       // The client retries with the same clientId until the server has reconnected.
-      let retrying = true;
-      const ack = await within(
-        (async () => {
-          while (retrying) {
-            client.send({ type: "message", body: "during", clientId: "2" });
-            let event = await client.next();
-            while (event.type !== "ack" && event.type !== "error") event = await client.next();
-            if (event.type === "ack") return event;
-            assert.equal(event.code, "unavailable");
-            // The client's retry pacing, as a real client's backoff: not a wait for an event.
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-        })(),
-        "an ack once Redis is back",
-        15_000,
-      ).finally(() => retrying = false);
-      assert.equal(ack?.id, 2);
+      const ack = await resendUntilAcked(client, { body: "during", clientId: "2" });
+      assert.equal(ack.id, 2);
       const messages = await client.waitFor("message", 2);
       assert.deepEqual(messages.map((m) => m.body), ["before", "during"]);
     } finally {
@@ -270,4 +248,174 @@ test("an instance that goes silent stops counting anyone as present", async () =
     await history.close();
     assert.deepEqual(errors, []);
   });
+});
+
+test("through Redis, a clientId used again for a different message is refused on any instance", async () => {
+  await withRedis(async (redis) => {
+    await using a = await startTestServer({ redis: redis.url });
+    await using b = await startTestServer({ redis: redis.url });
+    const { client: ann } = await joinRoom(a, { room: "claims", userName: "ann" });
+    ann.send({ type: "message", body: "mine", clientId: "c-1" });
+    assert.equal((await ann.next("ack")).id, 1);
+    const { client: fake } = await joinRoom(b, { room: "claims", userName: "ann", since: "1" });
+    fake.send({ type: "message", body: "not hers", clientId: "c-1" });
+    const error = await fake.next("error");
+    assert.equal(error.code, "bad_frame");
+    assert.equal(error.clientId, "c-1");
+    assert.match(error.message, /clientId "c-1" was already used for a different message/);
+    fake.send({ type: "message", body: "mine", clientId: "c-1" });
+    assert.equal((await fake.next("ack")).id, 1);
+    await Promise.all([ann.close(), fake.close()]);
+    // An instance that has not the original either: Redis's script tells them apart.
+    const fresh = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+    const bus = await RedisBus.connect(redis.url, fresh, 100, assert.fail);
+    await assert.rejects(
+      bus.append({ room: "claims", userName: "ann", body: "not hers", clientId: "c-1" }),
+      ClientIdReusedError,
+    );
+    const again = await bus.append({
+      room: "claims",
+      userName: "ann",
+      body: "mine",
+      clientId: "c-1",
+    });
+    assert.deepEqual([again.duplicate, again.message.id], [true, 1]);
+    await bus.close();
+    await fresh.close();
+    for (const server of [a, b]) {
+      assert.deepEqual((await historyOf(server, "claims")).map((m) => m.body), ["mine"]);
+    }
+  });
+});
+
+test("a connection cut off in its handshake is made again, instead of looking ready and never answering", async () => {
+  await withRedis(async (redis) => {
+    await using proxy = RedisProxy.start(redis.port);
+    await withBoundedServer({ redis: proxy.url }, async (server) => {
+      const { client } = await joinRoom(server, { room: "cut", userName: "ann" });
+      // As Redis dies, it accepts the instance's reconnections and drops them mid-handshake.
+      proxy.cutHandshakes(4);
+      proxy.dropAll();
+      const ack = await resendUntilAcked(client, { body: "after the cut", clientId: "c-1" });
+      assert.equal(ack.id, 1);
+      assert.deepEqual((await historyOf(server, "cut")).map((m) => m.body), ["after the cut"]);
+      await client.close();
+    });
+  });
+});
+
+test("a call Redis never answers fails with unavailable within seconds, and the connection is made again", async () => {
+  await withRedis(async (redis) => {
+    await using proxy = RedisProxy.start(redis.port);
+    await withBoundedServer({ redis: proxy.url }, async (server) => {
+      const { client } = await joinRoom(server, { room: "stalled", userName: "ann" });
+      // The connections stay open and carry nothing, as across a broken network.
+      proxy.stallAll();
+      const sent = Date.now();
+      client.send({ type: "message", body: "into the void", clientId: "s-1" });
+      const error = await client.next("error");
+      assert.equal(error.code, "unavailable");
+      assert.equal(error.clientId, "s-1");
+      const waited = Date.now() - sent;
+      assert.ok(waited < COMMAND_TIMEOUT_MS + 2000, `refused after ${waited} ms`);
+      const ack = await resendUntilAcked(client, { body: "into the void", clientId: "s-1" });
+      assert.equal(ack.id, 1);
+      await client.close();
+    });
+  });
+});
+
+test("a subscription that goes silent is made again", async () => {
+  await withRedis(async (redis) => {
+    await using proxy = RedisProxy.start(redis.port);
+    const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+    const errors: string[] = [];
+    const reported = new Wakeup();
+    const onError = (message: string) => {
+      errors.push(message);
+      reported.wake();
+    };
+    const listener = await RedisBus.connect(proxy.url, history, 100, onError, 0.2);
+    const heard = new Wakeup();
+    listener.onEvent(heard.wake);
+    const elsewhere = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+    const writer = await RedisBus.connect(redis.url, elsewhere, 100, assert.fail, 60);
+    // Both of the listener's connections stay open and carry nothing.
+    proxy.stallAll();
+    await reported.until(
+      () => errors.some((e) => e.includes("heard nothing on the subscription")),
+      "the listener to notice",
+      15_000,
+    );
+    // Published after it noticed, so only a working subscription (or a new catch-up) brings it.
+    await writer.append({ room: "quiet", userName: "bot", body: "anyone there?" });
+    await heard.until(() => history.lastId("quiet") === 1, "the listener to hear again");
+    await Promise.all([listener.close(), writer.close()]);
+    await Promise.all([history.close(), elsewhere.close()]);
+  });
+});
+
+test("after Redis comes back empty, ids go on and a resend is still recognised", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-redis-" });
+  let redis = await startRedis(dir, { persist: false });
+  try {
+    await using server = await startTestServer({ redis: redis.url });
+    const { client } = await joinRoom(server, { room: "reset", userName: "ann" });
+    client.send({ type: "message", body: "before", clientId: "c-1" });
+    assert.equal((await client.next("ack")).id, 1);
+    await redis.stop();
+    redis = await startRedis(dir, { persist: false, port: redis.port });
+    // Redis forgot c-1; the instance has it.
+    const resent = await resendUntilAcked(client, { body: "before", clientId: "c-1" });
+    assert.equal(resent.id, 1);
+    client.send({ type: "message", body: "reused", clientId: "c-1" });
+    assert.equal((await client.next("error")).code, "bad_frame");
+    // Ids go on above the instance's, once it has re-seeded them in the empty Redis.
+    assert.equal((await resendUntilAcked(client, { body: "after", clientId: "c-2" })).id, 2);
+    assert.deepEqual((await historyOf(server, "reset")).map((m) => [m.id, m.body]), [
+      [1, "before"],
+      [2, "after"],
+    ]);
+    await client.close();
+  } finally {
+    await redis.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("an instance warns at start-up when Redis does not keep every write", async () => {
+  const cases = [
+    { persist: true, args: [], warning: null },
+    {
+      persist: false,
+      args: [],
+      warning:
+        /Redis at redis:\/\/127\.0\.0\.1:\d+ has no append-only file \(appendonly no\) and keeps nothing on disk/,
+    },
+    // Where CONFIG is disabled, INFO still tells whether there is an append-only file.
+    {
+      persist: false,
+      args: ["--rename-command", "CONFIG", ""],
+      warning: /has no append-only file \(appendonly no\) and may keep only snapshots/,
+    },
+  ];
+  for (const { persist, args, warning } of cases) {
+    const dir = await Deno.makeTempDir({ prefix: "parley-redis-" });
+    const redis = await startRedis(dir, { persist, args });
+    try {
+      await using server = await startTestServer({ redis: redis.url });
+      const log = await Deno.readTextFile(`${server.dir}/parley.log`);
+      const logged = /redis: warning: .*/.exec(log)?.[0];
+      if (warning === null) {
+        assert.equal(logged, undefined);
+      } else {
+        assert.match(logged ?? "", warning);
+        assert.match(logged ?? "", /acks are only as durable as Redis/);
+        assert.match(logged ?? "", /set appendonly yes and appendfsync always/);
+      }
+    } finally {
+      await redis.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
 });

@@ -1,0 +1,694 @@
+/**
+ * The {@link Bus} of several instances sharing rooms through one Redis server.
+ *
+ * A Lua script in Redis assigns a room's next id, appends the message to the room's stream and
+ * publishes it, so the order is Redis's. Every instance records what it hears in its own history
+ * store, filling gaps from the stream, and catches every room up from the streams whenever its
+ * connections come back. An append is acked once the message is in Redis and in this instance's
+ * store.
+ *
+ * Redis may restart. If it kept its data (`appendonly yes`, `appendfsync always`) nothing acked
+ * is lost: the instances catch up from the streams. If it comes back empty, ids must still never
+ * be reused. `parley:epoch` names the data Redis holds: an instance that finds it missing or
+ * changed knows Redis lost its data. After every (re)connect each instance raises every room's
+ * sequence to at least the last id it has, and after a loss nobody appends for
+ * {@link SETTLE_MS}, so that every instance reconnecting meanwhile has raised the sequences
+ * before the first new id is taken. What the loss costs: a message an instance had not yet
+ * recorded when Redis lost it stays missing there (the acking instance always has it); a
+ * message stored but not yet acked is stored again, under a new id, when its sender resends it
+ * through an instance that has not the original; the streams start empty, so an instance started
+ * afterwards gets only newer messages.
+ *
+ * @module
+ */
+
+import { ANNOUNCE_SECONDS, type Bus, type BusEvent } from "./bus.ts";
+import {
+  type AppendResult,
+  ClientIdReusedError,
+  type HistoryStore,
+  type NewMessage,
+} from "./history.ts";
+import type { ChatMessage } from "./message.ts";
+import {
+  COMMAND_TIMEOUT_MS,
+  deadline,
+  type RedisClient,
+  redisHost,
+  RedisLink,
+  RedisUnavailableError,
+} from "./redis_link.ts";
+
+/** Everything parley keeps in Redis starts with this; a room's keys share its hash tag. */
+const PREFIX = "parley:";
+const CHANNEL = `${PREFIX}events`;
+/** Which data Redis holds: "<random name> <until when appends wait, ms since the epoch>". */
+const EPOCH = `${PREFIX}epoch`;
+/** How long Redis remembers a clientId for dedupe: longer than any client retries. */
+const DEDUPE_SECONDS = 86400;
+
+/**
+ * How long appends wait after Redis lost its data: much longer than instances take to reconnect
+ * (`RECONNECT_MAX_MS` apart at most: `redis_link.ts`), so all of them raise the sequences first.
+ */
+export const SETTLE_MS = 2000;
+/** How long an append waits to hear its own message from the subscription before recording it. */
+const RECORD_GRACE_MS = 200;
+/**
+ * How long a published echo may take to come back before the subscription counts as broken:
+ * longer than its PUBLISH may take to fail, which says nothing about the subscription.
+ */
+const ECHO_WAIT_MS = 2 * COMMAND_TIMEOUT_MS;
+/** How soon a failed catch-up or epoch check is tried again. */
+const RETRY_MS = 500;
+/** Stream entries per read, keys per scan, rooms per re-seed. */
+const PAGE = 1000;
+
+/** The append script's answers. */
+const STORED = 0;
+const DUPLICATE = 1;
+const STALE_EPOCH = 2;
+const REUSED = 3;
+
+/**
+ * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
+ * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
+ * KEYS: sequence, stream, clientId key ("" for none), epoch. ARGV: room, userName, body, max
+ * length, the last id this instance has (a Redis that lost its data must not hand out used ids),
+ * the clientId ("" for none), and the epoch this instance re-seeded. Returns {STALE_EPOCH, ""}
+ * if Redis holds other data than that, {DUPLICATE, original} for a known clientId with the same
+ * body, {REUSED, original} for one with another body, else {STORED, message}; messages are JSON.
+ */
+const APPEND_SCRIPT = `
+if redis.call('GET', KEYS[4]) ~= ARGV[7] then return {${STALE_EPOCH}, ''} end
+if KEYS[3] ~= '' then
+  local original = redis.call('GET', KEYS[3])
+  if original then
+    if cjson.decode(original).body == ARGV[3] then return {${DUPLICATE}, original} end
+    return {${REUSED}, original}
+  end
+end
+local id = redis.call('INCR', KEYS[1])
+if id <= tonumber(ARGV[5]) then
+  id = tonumber(ARGV[5]) + 1
+  redis.call('SET', KEYS[1], id)
+end
+local now = redis.call('TIME')
+local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+local fields = {id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms}
+if ARGV[6] ~= '' then fields.clientId = ARGV[6] end
+local message = cjson.encode(fields)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'm', message)
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], message, 'EX', ${DEDUPE_SECONDS}) end
+redis.call('PUBLISH', '${CHANNEL}', message)
+return {${STORED}, message}
+`;
+
+/**
+ * The epoch, made if missing. KEYS: epoch. ARGV: a new epoch's name, and how long appends wait
+ * in a new epoch (ms). Returns {epoch, Redis's clock in ms}.
+ */
+const EPOCH_SCRIPT = `
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1] .. ' ' .. string.format('%.0f', ms + tonumber(ARGV[2]))
+  redis.call('SET', KEYS[1], epoch)
+end
+return {epoch, string.format('%.0f', ms)}
+`;
+
+/** Raises each sequence in KEYS to at least the id at the same place in ARGV. */
+const RESEED_SCRIPT = `
+for i, key in ipairs(KEYS) do
+  local mine = tonumber(ARGV[i])
+  if tonumber(redis.call('GET', key) or '0') < mine then redis.call('SET', key, mine) end
+end
+return #KEYS
+`;
+
+/** What an instance publishes to itself at every heartbeat, to know its subscription works. */
+interface Echo {
+  kind: "echo";
+  from: string;
+  n: number;
+}
+
+/** A message as the script writes it: the time is milliseconds since the epoch, as text. */
+interface RedisMessage {
+  id: number;
+  room: string;
+  userName: string;
+  body: string;
+  ms: string;
+  clientId?: string;
+}
+
+function fromRedis(message: string | RedisMessage): ChatMessage {
+  const { id, room, userName, body, ms, clientId } = typeof message === "string"
+    ? JSON.parse(message) as RedisMessage
+    : message;
+  const chat: ChatMessage = {
+    id,
+    room,
+    userName,
+    body,
+    timestamp: new Date(Number(ms)).toISOString(),
+  };
+  if (clientId !== undefined) chat.clientId = clientId;
+  return chat;
+}
+
+/** A room's keys: they share its hash tag. */
+function roomKeys(room: string): { seq: string; log: string; client: (id: string) => string } {
+  const tag = `${PREFIX}{${room}}`;
+  return {
+    seq: `${tag}:seq`,
+    log: `${tag}:log`,
+    client: (id) => `${tag}:client:${id}`,
+  };
+}
+
+/** An append waiting for its message to be in this instance's store. */
+interface Waiter {
+  id: number;
+  resolve: () => void;
+}
+
+/**
+ * The {@link Bus} of several instances sharing rooms through a Redis server. See the module
+ * documentation for what survives a restart of Redis.
+ */
+export class RedisBus implements Bus {
+  readonly #id = crypto.randomUUID();
+  #handler: (event: BusEvent) => void = () => {};
+  /** Received messages not yet recorded and delivered. */
+  #inbound: ChatMessage[] = [];
+  /** Recording and delivery happen one step at a time, in order. */
+  #chain: Promise<boolean> = Promise.resolve(true);
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** The echo published and not yet heard back, with when it was published. */
+  #echo: { n: number; at: number } | null = null;
+  #echoes = 0;
+  #retryCheck: ReturnType<typeof setTimeout> | undefined;
+  #retrySync: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the last epoch check failed (it is reported once per run of failures). */
+  #checkFailing = false;
+  /** Appends waiting for their message to be recorded here, by room. */
+  readonly #waiters = new Map<string, Waiter[]>();
+  /** Ends the waits of settling and of appends at shutdown. */
+  readonly #onClose = new Set<() => void>();
+  #closed = false;
+  /** The epoch this instance re-seeded its ids in: null before the first check. */
+  #epoch: string | null = null;
+  /** Appends wait for this: the epoch check after a (re)connect, and the settling after a loss. */
+  #gate: Promise<void> = Promise.resolve();
+  #gateOpen = false;
+  /** Whether every room has been caught up since the connections last came back. */
+  #synced = false;
+  /** Counts catch-ups of every room: only the latest one may say the bus is in sync. */
+  #syncs = 0;
+
+  private constructor(
+    private readonly commands: RedisLink,
+    private readonly events: RedisLink,
+    private readonly history: HistoryStore,
+    private readonly maxPerRoom: number,
+    private readonly onError: (message: string) => void,
+  ) {}
+
+  /**
+   * Connects to Redis; a server that cannot be reached at start-up is an error. Warns through
+   * `onError` when Redis does not keep what it acks. The bus beats every `announceSeconds`.
+   */
+  static async connect(
+    url: string,
+    history: HistoryStore,
+    maxPerRoom: number,
+    onError: (message: string) => void,
+    announceSeconds = ANNOUNCE_SECONDS,
+  ): Promise<RedisBus> {
+    const commands = await RedisLink.open(url, "commands", onError);
+    let events: RedisLink | undefined;
+    try {
+      events = await RedisLink.open(url, "events", onError);
+      const bus = new RedisBus(commands, events, history, maxPerRoom, onError);
+      await bus.#start(url, announceSeconds);
+      return bus;
+    } catch (error) {
+      await Promise.all([commands.close(), events?.close()]);
+      throw error;
+    }
+  }
+
+  async #start(url: string, announceSeconds: number): Promise<void> {
+    const down = () => this.#synced = false;
+    this.commands.onDown = down;
+    this.events.onDown = down;
+    this.commands.onUp = () => this.#reconnected();
+    this.events.onUp = () => {
+      this.#echo = null;
+      this.#resync();
+    };
+    await this.events.call("SUBSCRIBE", (c) => c.subscribe(CHANNEL, (t) => this.#receive(t)));
+    await this.#verify();
+    const warning = await persistenceWarning(this.commands, redisHost(url));
+    if (warning !== null) this.onError(`redis: warning: ${warning}`);
+    const intervalMs = announceSeconds * 1000;
+    this.#heartbeat = setInterval(() => {
+      this.#handler({ kind: "heartbeat", intervalMs });
+      this.#checkEcho();
+    }, intervalMs);
+    // Whatever was published while this instance was away is in the streams, in rooms it knows
+    // and rooms made meanwhile.
+    this.#resync();
+  }
+
+  /**
+   * "ok" once both connections are up, the epoch is checked and every room caught up since they
+   * came back; "down" otherwise (appends fail or wait, and `/history` may be behind).
+   */
+  get redis(): "ok" | "down" {
+    const up = this.commands.up && this.events.up && this.#gateOpen && this.#synced;
+    return up ? "ok" : "down";
+  }
+
+  async append(message: NewMessage): Promise<AppendResult> {
+    if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
+    const known = this.#known(message);
+    if (known !== null) return known;
+    let [status, text] = await this.#eval(message);
+    if (status === STALE_EPOCH) {
+      // Redis lost its data since this instance last looked: re-seed, then try once more.
+      if (this.#gateOpen) this.#reconnected();
+      [status, text] = await this.#eval(message);
+      if (status === STALE_EPOCH) {
+        throw new RedisUnavailableError("Redis lost its data and is being re-seeded");
+      }
+    }
+    if (status === REUSED) throw new ClientIdReusedError(message.clientId ?? "");
+    const stored = fromRedis(text);
+    await this.#recorded(stored);
+    return { message: stored, duplicate: status === DUPLICATE };
+  }
+
+  /**
+   * A resend of a message this instance has: answered here, so that it is not stored again
+   * where Redis has forgotten its clientId (it lost its data, or a day went by).
+   */
+  #known({ room, userName, body, clientId }: NewMessage): AppendResult | null {
+    if (clientId === undefined) return null;
+    const original = this.history.byClientId(room, userName, clientId);
+    if (original === null) return null;
+    if (original.body !== body) throw new ClientIdReusedError(clientId);
+    return { message: original, duplicate: true };
+  }
+
+  async #eval({ room, userName, body, clientId }: NewMessage): Promise<[number, string]> {
+    if (!this.#gateOpen) {
+      await deadline(this.#gate, SETTLE_MS + COMMAND_TIMEOUT_MS, "checking Redis's data");
+    }
+    const keys = roomKeys(room);
+    const reply = await this.commands.call("the append", (c) =>
+      c.eval(APPEND_SCRIPT, {
+        keys: [
+          keys.seq,
+          keys.log,
+          clientId === undefined ? "" : keys.client(`${userName}\n${clientId}`),
+          EPOCH,
+        ],
+        arguments: [
+          room,
+          userName,
+          body,
+          String(this.maxPerRoom),
+          String(this.history.lastId(room)),
+          clientId ?? "",
+          this.#epoch ?? "",
+        ],
+      }));
+    return reply as [number, string];
+  }
+
+  /**
+   * Resolves once `message` is in this instance's store: normally it arrives through the
+   * subscription like everyone's; if it is slow to, it is recorded from the append's answer.
+   */
+  #recorded(message: ChatMessage): Promise<void> {
+    const { room, id } = message;
+    if (this.history.lastId(room) >= id) return Promise.resolve();
+    if (this.#closed) {
+      return Promise.reject(new RedisUnavailableError("this instance is shutting down"));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const waiter: Waiter = { id, resolve };
+    const waiters = this.#waiters.get(room) ?? [];
+    waiters.push(waiter);
+    this.#waiters.set(room, waiters);
+    const grace = setTimeout(() => this.#arrived(message), RECORD_GRACE_MS);
+    const fail = () => {
+      this.#forget(room, waiter);
+      reject(
+        new RedisUnavailableError(`message ${id} is in Redis but could not be recorded here`),
+      );
+    };
+    const limit = setTimeout(fail, RECORD_GRACE_MS + COMMAND_TIMEOUT_MS);
+    this.#onClose.add(fail);
+    return promise.finally(() => {
+      clearTimeout(grace);
+      clearTimeout(limit);
+      this.#onClose.delete(fail);
+    });
+  }
+
+  #forget(room: string, waiter: Waiter): void {
+    const rest = (this.#waiters.get(room) ?? []).filter((w) => w !== waiter);
+    if (rest.length === 0) this.#waiters.delete(room);
+    else this.#waiters.set(room, rest);
+  }
+
+  /** Resolves the appends whose messages are now recorded in these rooms. */
+  #wakeWaiters(rooms: Iterable<string>): void {
+    for (const room of rooms) {
+      const waiters = this.#waiters.get(room);
+      if (waiters === undefined) continue;
+      const lastId = this.history.lastId(room);
+      for (const waiter of waiters) if (waiter.id <= lastId) waiter.resolve();
+      const rest = waiters.filter((w) => w.id > lastId);
+      if (rest.length === 0) this.#waiters.delete(room);
+      else this.#waiters.set(room, rest);
+    }
+  }
+
+  announce(room: string, users: string[]): void {
+    const event: BusEvent = { kind: "presence", room, users, from: this.#id };
+    this.commands.call("a presence announcement", (c) => c.publish(CHANNEL, JSON.stringify(event)))
+      .catch(() => {});
+  }
+
+  onEvent(handler: (event: BusEvent) => void): void {
+    this.#handler = handler;
+  }
+
+  /**
+   * Makes the subscription again if the echo it published did not come back in time (a
+   * connection can stay open and carry nothing, as across a broken network), and publishes the
+   * next echo. Called at every beat.
+   */
+  #checkEcho(): void {
+    if (!this.events.up) return;
+    const echo = this.#echo;
+    if (echo !== null) {
+      if (Date.now() - echo.at < ECHO_WAIT_MS) return;
+      this.#echo = null;
+      const waited = Math.round((Date.now() - echo.at) / 1000);
+      return this.events.revive(`heard nothing on the subscription for ${waited} s`);
+    }
+    // Pending before it is published: it may come back before Redis answers the PUBLISH.
+    const pending = this.#echo = { n: ++this.#echoes, at: Date.now() };
+    const sent: Echo = { kind: "echo", from: this.#id, n: pending.n };
+    this.commands.call("an echo", (c) => c.publish(CHANNEL, JSON.stringify(sent))).catch(() => {
+      // Not published: nothing to hear back.
+      if (this.#echo === pending) this.#echo = null;
+    });
+  }
+
+  async catchUp(room: string): Promise<void> {
+    await this.#step(() => this.#fetchNewer(room));
+  }
+
+  /** The commands connection is back: check the epoch, then catch up. */
+  #reconnected(): void {
+    clearTimeout(this.#retryCheck);
+    this.#verify().then(() => {
+      this.#checkFailing = false;
+      this.#resync();
+    }, (error: Error) => {
+      if (!this.#checkFailing) {
+        this.onError(`redis: could not check Redis's data: ${error.message}`);
+      }
+      this.#checkFailing = true;
+      if (this.commands.up && !this.#closed) {
+        this.#retryCheck = setTimeout(() => this.#reconnected(), RETRY_MS);
+      }
+    });
+  }
+
+  /**
+   * Checks which data Redis holds and raises the sequences to this instance's ids; appends wait
+   * until that is done and, after a loss of data, until the epoch has settled.
+   */
+  #verify(): Promise<void> {
+    this.#gateOpen = false;
+    const checked = this.#checkEpoch();
+    const gate = this.#gate = checked.then((settleMs) => this.#sleep(settleMs));
+    gate.then(() => {
+      if (this.#gate === gate) this.#gateOpen = true;
+    }, () => {});
+    return checked.then(() => {});
+  }
+
+  /** Returns how long appends must still wait in the epoch Redis holds. */
+  async #checkEpoch(): Promise<number> {
+    const settle = this.#epoch !== null || this.history.rooms().length > 0 ? SETTLE_MS : 0;
+    const [epoch, now] = await this.commands.call("the epoch check", (c) =>
+      c.eval(EPOCH_SCRIPT, {
+        keys: [EPOCH],
+        arguments: [crypto.randomUUID(), String(settle)],
+      })) as [string, string];
+    if (this.#epoch !== null && epoch !== this.#epoch) {
+      this.onError(
+        "redis: Redis lost parley's data (it restarted without persistence, or was flushed): " +
+          "ids go on above the highest this instance has; messages it had not yet recorded " +
+          "are missing here",
+      );
+    }
+    await this.#reseed();
+    this.#epoch = epoch;
+    const until = Number(epoch.split(" ")[1]);
+    return Number.isFinite(until) ? Math.max(0, until - Number(now)) : 0;
+  }
+
+  /** Raises every room's sequence in Redis to at least the last id this instance has. */
+  async #reseed(): Promise<void> {
+    const rooms = this.history.rooms();
+    for (let i = 0; i < rooms.length; i += PAGE) {
+      const batch = rooms.slice(i, i + PAGE);
+      await this.commands.call("re-seeding ids", (c) =>
+        c.eval(RESEED_SCRIPT, {
+          keys: batch.map(({ room }) => roomKeys(room).seq),
+          arguments: batch.map(({ lastId }) => String(lastId)),
+        }));
+    }
+  }
+
+  /** Catches up every room that has a stream, once both connections are up, until it succeeds. */
+  #resync(): void {
+    clearTimeout(this.#retrySync);
+    if (this.#closed || !this.commands.up || !this.events.up) return;
+    const sync = ++this.#syncs;
+    this.#catchUpAll().then((ok) => {
+      if (sync !== this.#syncs) return;
+      if (ok) this.#synced = true;
+      else this.#resyncSoon();
+    });
+  }
+
+  #resyncSoon(): void {
+    this.#synced = false;
+    clearTimeout(this.#retrySync);
+    if (!this.#closed) this.#retrySync = setTimeout(() => this.#resync(), RETRY_MS);
+  }
+
+  async #catchUpAll(): Promise<boolean> {
+    let cursor = "0";
+    try {
+      do {
+        const reply = await this.commands.call(
+          "listing the rooms",
+          (c) => c.scan(cursor, { MATCH: `${PREFIX}{*}:log`, COUNT: PAGE }),
+        );
+        cursor = String(reply.cursor);
+        for (const key of reply.keys) {
+          const room = key.slice(PREFIX.length + 1, -"}:log".length);
+          if (!(await this.#step(() => this.#fetchNewer(room)))) return false;
+        }
+      } while (cursor !== "0");
+      return true;
+    } catch (error) {
+      this.#report(error as Error);
+      return false;
+    }
+  }
+
+  /** Records the room's messages after the last one here, up to `to`, a page at a time. */
+  async #fetchNewer(room: string, to: number | "+" = "+"): Promise<void> {
+    while (!this.#closed) {
+      const from = this.history.lastId(room) + 1;
+      if (to !== "+" && from > to) return;
+      const page = await this.#range(room, from, to);
+      this.#record(page);
+      if (page.length < PAGE) return;
+    }
+  }
+
+  async #range(room: string, from: number, to: number | "+"): Promise<ChatMessage[]> {
+    const entries = await this.commands.call(
+      "a read of the room's stream",
+      (c) =>
+        c.xRange(roomKeys(room).log, `${from}-0`, to === "+" ? "+" : `${to}-0`, { COUNT: PAGE }),
+    );
+    return entries.map((entry) => fromRedis(entry.message.m as string));
+  }
+
+  #receive(text: string): void {
+    let event: BusEvent | Echo | RedisMessage;
+    try {
+      event = JSON.parse(text);
+    } catch {
+      return this.onError(`redis: ignored a malformed event on ${CHANNEL}`);
+    }
+    if ("kind" in event) {
+      if (event.kind === "echo") {
+        if (event.from === this.#id && event.n >= (this.#echo?.n ?? Infinity)) this.#echo = null;
+      } else if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
+      return;
+    }
+    this.#arrived(fromRedis(event));
+  }
+
+  #arrived(message: ChatMessage): void {
+    this.#inbound.push(message);
+    if (this.#inbound.length === 1) this.#step(() => this.#drain());
+  }
+
+  /** Records and delivers what arrived, fetching from the stream whatever fell in a gap. */
+  async #drain(): Promise<void> {
+    const arrived = this.#inbound;
+    this.#inbound = [];
+    const byRoom = Map.groupBy(arrived, (message) => message.room);
+    for (const [room, messages] of byRoom) {
+      const last = this.history.lastId(room);
+      const fresh = messages.filter((m) => m.id > last).sort((a, b) => a.id - b.id);
+      if (fresh.length === 0) continue;
+      if (!fresh.every((m, i) => m.id === last + 1 + i)) {
+        await this.#fetchNewer(room, fresh.at(-1)!.id);
+      }
+      // What the stream no longer has (Redis lost it) is recorded as it arrived.
+      const lastNow = this.history.lastId(room);
+      this.#record(fresh.filter((m) => m.id > lastNow));
+    }
+  }
+
+  #record(messages: ChatMessage[]): void {
+    // A step that outlived the wait at shutdown must not write to a store being closed.
+    if (messages.length === 0 || this.#closed) return;
+    this.history.record(messages);
+    for (const message of messages) this.#handler({ kind: "message", message });
+    if (this.#waiters.size > 0) this.#wakeWaiters(new Set(messages.map((m) => m.room)));
+  }
+
+  /** Runs `work` after the steps before it; resolves false if it failed (it is reported). */
+  #step(work: () => Promise<void>): Promise<boolean> {
+    const next = this.#chain.then(work).then(() => true, (error: Error) => {
+      this.#report(error);
+      // What was not recorded is still in the streams.
+      this.#resyncSoon();
+      return false;
+    });
+    this.#chain = next;
+    return next;
+  }
+
+  /** Reports a failed catch-up, unless a lost connection explains it (that was reported). */
+  #report(error: Error): void {
+    const explained = error instanceof RedisUnavailableError && !this.commands.up;
+    if (!explained) this.onError(`redis: could not catch up: ${error.message}`);
+  }
+
+  /** Waits `ms`, or less if the bus closes meanwhile. */
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#onClose.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#onClose.add(done);
+    });
+  }
+
+  /** Stops at once: nothing waits on Redis for longer than a command's timeout. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#retryCheck);
+    clearTimeout(this.#retrySync);
+    for (const end of [...this.#onClose]) end();
+    await deadline(this.#chain, COMMAND_TIMEOUT_MS, "the last catch-up").catch(() => {});
+    await Promise.all([this.events.close(), this.commands.close()]);
+  }
+}
+
+/**
+ * Why an ack is not as durable as this Redis can make it, or null when it keeps every write
+ * (`appendonly yes`, `appendfsync always`). A Redis that refuses `CONFIG` is asked `INFO`.
+ */
+async function persistenceWarning(link: RedisLink, host: string): Promise<string | null> {
+  const config = await readPersistence(link);
+  const durable = "acks are only as durable as Redis: if it restarts without its data, a " +
+    "message an instance had not yet recorded is missing there for good, and a resend of one " +
+    "not yet acked may be stored twice";
+  const fix = "set appendonly yes and appendfsync always in Redis";
+  if (config === null) {
+    return `cannot tell whether Redis at ${host} keeps its data (CONFIG GET and INFO ` +
+      `persistence were refused): ${durable}, unless it has appendonly yes and appendfsync always`;
+  }
+  const { appendonly, appendfsync, save } = config;
+  if (appendonly === "yes" && appendfsync === "always") return null;
+  if (appendonly === "yes" && appendfsync === undefined) {
+    return `Redis at ${host} has an append-only file, but refuses CONFIG GET, so whether it ` +
+      `syncs every write cannot be told: ${durable}, unless it has appendfsync always`;
+  }
+  if (appendonly === "yes") {
+    return `Redis at ${host} syncs its append-only file ` +
+      `${appendfsync === "everysec" ? "once a second" : "when its system chooses"} ` +
+      `(appendfsync ${appendfsync}): ${durable}; ${fix}`;
+  }
+  const kept = save === undefined
+    ? "may keep only snapshots"
+    : save === ""
+    ? 'keeps nothing on disk (save "")'
+    : `keeps only snapshots (save "${save}")`;
+  return `Redis at ${host} has no append-only file (appendonly no) and ${kept}: ${durable}; ${fix}`;
+}
+
+interface Persistence {
+  appendonly: string;
+  appendfsync?: string;
+  save?: string;
+}
+
+async function readPersistence(link: RedisLink): Promise<Persistence | null> {
+  try {
+    const config = await link.call(
+      "CONFIG GET",
+      (c: RedisClient) => c.configGet(["appendonly", "appendfsync", "save"]),
+    ) as Record<string, string>;
+    if (config.appendonly !== undefined) return config as unknown as Persistence;
+  } catch {
+    // CONFIG may be renamed away; INFO says less, but something.
+  }
+  try {
+    const info = await link.call("INFO persistence", (c: RedisClient) => c.info("persistence"));
+    const aof = /^aof_enabled:(\d)/m.exec(info)?.[1];
+    if (aof === undefined) return null;
+    return { appendonly: aof === "1" ? "yes" : "no" };
+  } catch {
+    return null;
+  }
+}
