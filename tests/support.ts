@@ -113,8 +113,12 @@ export class TestClient {
   #frameCursor = 0;
   #waiters = new Set<() => void>();
 
-  constructor(url: string, protocol: string | null = "parley.v1") {
-    this.socket = protocol === null ? new WebSocket(url) : new WebSocket(url, protocol);
+  /** `headers` go with the upgrade request: `Authorization`, `Cookie`. */
+  constructor(url: string, protocol: string | null = "parley.v1", headers?: HeadersInit) {
+    const protocols = protocol === null ? [] : [protocol];
+    this.socket = headers === undefined
+      ? new WebSocket(url, protocols)
+      : new WebSocket(url, { protocols, headers });
     this.opened = new Promise((resolve, reject) => {
       this.socket.addEventListener("open", () => resolve(), { once: true });
       this.socket.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), {
