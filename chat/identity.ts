@@ -263,12 +263,18 @@ export class IdentityService {
     return identityOf(account, "session");
   }
 
-  /** Whether `identity` may read `room`: its history, its live messages. */
+  /**
+   * Whether `identity` may read `room`: its history, its live messages. The one rule of every
+   * route: anyone in open mode; else a person, within their credential's rooms, in an open room
+   * or one they are a member of.
+   */
   mayRead(identity: Identity | null, room: string): boolean {
-    const accounts = this.accounts;
-    if (accounts === null) return true;
+    if (this.mode === "open") return true;
     if (identity === null) return false;
     if (identity.rooms !== null && !identity.rooms.includes(room)) return false;
+    const accounts = this.accounts;
+    // Without the store no room is restricted: only the credential's rooms limit.
+    if (accounts === null) return true;
     return accounts.roomKind(room) === "open" || accounts.isMember(room, identity.id);
   }
 
