@@ -83,7 +83,8 @@ function connect(
   who: Browser | Record<string, string>,
   protocol: string | null = "parley.v1",
 ): TestClient {
-  return new TestClient(server.wsUrl(query), protocol, who instanceof Browser ? who.headers : who);
+  const headers = who instanceof Browser ? who.headers : who;
+  return new TestClient(server.wsUrl(query), protocol, { headers });
 }
 
 Deno.test("setup, admin, invite, a second person: both chat over WebSocket under their accounts' names", async () => {
@@ -487,7 +488,10 @@ Deno.test("with 2 workers a removal and a ban close the person's connections on 
   const bearer = { authorization: `Bearer ${await bob.token()}` };
   // Each socket is a connection of its own, which the kernel gives to either worker.
   const open = (room: string) =>
-    Array.from({ length: 12 }, () => new TestClient(parley.wsUrl({ room }), "parley.v1", bearer));
+    Array.from(
+      { length: 12 },
+      () => new TestClient(parley.wsUrl({ room }), "parley.v1", { headers: bearer }),
+    );
   const staff = open("staff");
   const lobby = open("lobby");
   try {

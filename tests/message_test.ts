@@ -52,10 +52,11 @@ Deno.test("with a fixed name (an account's), hello and legacy frames carry it, w
     body: "yo",
     userName: "carol",
   });
-  assert.deepEqual(
-    named('{"body":"no name"}', "legacy").userName,
-    "carol",
-  );
+  assert.deepEqual(named('{"body":"no name"}', "legacy"), {
+    type: "message",
+    body: "no name",
+    userName: "carol",
+  });
   assert.deepEqual(named('{"type":"hello","userName":"\u202ebob"}', "parley.v1"), {
     type: "hello",
     userName: "carol",
