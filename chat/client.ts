@@ -1,5 +1,6 @@
 /**
- * One connection's session: it joins its room under the name from the query or `hello`, turns
+ * One connection's session: it joins its room under its account's name (or, in open mode, the
+ * name from the query or `hello`), turns
  * what the client sends into commands (validated, rate limited, published), sends the room's
  * history and events through its dialect's {@link Writer} with backpressure, and leaves. An event
  * stream's session only follows the room: it is never present and sends nothing to it.
@@ -12,7 +13,7 @@
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { ClientIdReusedError, HistoryError } from "./history.ts";
-import type { Expiry, Identity } from "./identity.ts";
+import { ANYONE, type Expiry, type Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
 import {
   type ChatMessage,
@@ -45,8 +46,8 @@ export interface ClientOptions {
   /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
   userName: string | null;
   /**
-   * Who the connection is (see `identity.ts`). A name it has is the one the client is present
-   * and posts under: the query's, `hello`'s and a legacy frame's are then ignored.
+   * Who the connection is (see `identity.ts`; `ANYONE` if absent). A name it has is the one the
+   * client is present and posts under: the query's, `hello`'s and a legacy frame's are not read.
    */
   identity?: Identity;
   /** When the connection's credential ends, closing it with 1008, unless a `refresh` renews it. */
@@ -104,8 +105,6 @@ export class Client {
   #closeCode: number | null = null;
   #closeHandled = false;
   #failed = false;
-  /** The name comes from the credential: nothing the client says changes it. */
-  readonly #named: boolean;
   #expiry: Expiry | null;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -114,9 +113,7 @@ export class Client {
     this.#transport = options.transport;
     this.#writer = writerFor(options.dialect, options.transport);
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
-    const named = options.identity?.userName ?? null;
-    this.#named = named !== null;
-    this.#wanted = named ?? options.userName;
+    this.#wanted = options.identity?.userName ?? options.userName;
     this.#expiry = options.expiry ?? null;
     options.room.hold();
     options.transport.listen({
@@ -125,6 +122,16 @@ export class Client {
       closed: (code, reason) => this.#closed(code, reason),
     });
     options.metrics.opened(options.dialect, options.transport.kind);
+  }
+
+  /** Who the connection is. */
+  get identity(): Identity {
+    return this.#o.identity ?? ANYONE;
+  }
+
+  /** The name of the connection's room. */
+  get room(): string {
+    return this.#o.room.name;
   }
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
@@ -331,7 +338,7 @@ export class Client {
     }
     let command: ClientCommand;
     try {
-      command = parseClientFrame(frame, dialect, max);
+      command = parseClientFrame(frame, dialect, max, this.identity.userName);
     } catch (error) {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
@@ -394,7 +401,7 @@ export class Client {
     const max = this.#o.limits.maxMessageBytes;
     if (frameSize(frame) > maxFrameBytes(max)) return undefined;
     try {
-      const command = parseClientFrame(frame, dialect, max);
+      const command = parseClientFrame(frame, dialect, max, this.identity.userName);
       return command.type === "message" ? command.clientId : undefined;
     } catch (error) {
       return error instanceof ProtocolError ? error.clientId : undefined;
@@ -402,7 +409,6 @@ export class Client {
   }
 
   #hello(userName: string): void {
-    if (this.#named) return;
     if (this.#wanted === null) {
       this.#wanted = userName;
       if (this.#phase === "ready") this.#enter(userName);
@@ -414,7 +420,7 @@ export class Client {
   }
 
   #message(command: Extract<ClientCommand, { type: "message" }>): void {
-    if (command.userName !== undefined && !this.#named) this.#setName(command.userName);
+    if (command.userName !== undefined) this.#setName(command.userName);
     if (this.#wanted === null) {
       return this.#refuse(
         new ProtocolError(

@@ -5,9 +5,9 @@
  * How a route uses it:
  *
  * ```ts
- * const who = await context.identity.identify(request, url); // throws 401/403 for a bad credential
- * if (!context.identity.mayRead(who, room)) throw who === null ? signInFirst : forbidden;
- * const userName = who?.userName ?? nameTheClientGave; // null only in open mode
+ * const who = await personOf(context, request, url); // routes/route.ts: 401 for nobody
+ * if (!context.identity.mayRead(who, room)) return answerAsForARoomThatDoesNotExist();
+ * const userName = who.userName ?? nameTheClientGave; // null only in open mode
  * ```
  *
  * - `auth.mode: "open"`: {@link IdentityService.identify} answers {@link ANYONE} (no account, no
@@ -21,9 +21,13 @@
  *   `?token=` on the upgrade. Its `rooms` claim limits the rooms; its expiry ends a connection
  *   (see {@link IdentityService.expiry}) unless the connection renews it in time.
  *
- * A ban is announced to {@link IdentityService.subscribe}rs in every worker (so that they can
- * close the banned person's connections): workers sharing the history file share a
- * `BroadcastChannel`, which also carries the setup token's hash (see {@link IdentityService.open}).
+ * Rooms outside open mode are `open` (anyone signed in), `private` or `direct` (their members
+ * only; see `AccountStore`): {@link IdentityService.mayRead} is the one rule every route applies.
+ *
+ * A ban, and a member taken out of a room, are announced to {@link IdentityService.subscribe}rs
+ * in every worker (so that they close the connections the person lost; see {@link revokedBy}):
+ * workers sharing the history file share a `BroadcastChannel`, which also carries the setup
+ * token's hash (see {@link IdentityService.open}).
  *
  * @module
  */
@@ -71,15 +75,20 @@ export const ANYONE: Identity = Object.freeze({
   expiresAt: null,
 });
 
-/** What other code may react to; more kinds may come, so switch on `type`. */
-export type IdentityEvent = { type: "banned"; id: string; userName: string };
+/**
+ * What other code may react to: account `id` was banned, or taken out of `room`. More kinds may
+ * come, so switch on `type`.
+ */
+export type IdentityEvent =
+  | { type: "banned"; id: string; userName: string }
+  | { type: "removed"; id: string; userName: string; room: string };
 
 /** The cookie a browser's session travels in. */
 export const SESSION_COOKIE = "parley_session";
 
 /** What workers tell each other (see the module's documentation). */
 type WorkerNote =
-  | { type: "banned"; id: string; userName: string }
+  | IdentityEvent
   | { type: "setup?" }
   | { type: "setup"; hash: string };
 
@@ -201,7 +210,8 @@ export class IdentityService {
   #hear(note: WorkerNote): void {
     switch (note.type) {
       case "banned":
-        return this.#emit({ type: "banned", id: note.id, userName: note.userName });
+      case "removed":
+        return this.#emit(note);
       case "setup?":
         for (const hash of this.#setupHashes) this.#channel?.postMessage({ type: "setup", hash });
         return;
@@ -313,19 +323,25 @@ export class IdentityService {
     return identityOf(account, "session");
   }
 
-  /** The 401 for a request that needs a person and carries no credential: how to send one. */
+  /**
+   * The 401 for a request that needs a person and carries no credential: how to send one. The
+   * Go server's clients, which send none, are told this server needs an account.
+   */
   signInFirst(): HttpError {
     return new HttpError(
       401,
       this.mode === "jwt"
         ? "send your token as Authorization: Bearer <token>, or as ?token= on /chat"
-        : "sign in first: POST /api/session, or send an API token as Authorization: Bearer",
+        : "this server needs an account: sign in on its page, or send an API token as " +
+          "Authorization: Bearer <token>",
+      { "www-authenticate": 'Bearer realm="parley"' },
     );
   }
 
   /**
-   * Whether `identity` may read `room`: its history, its live messages. A room it may not read
-   * is to be answered as if it did not exist.
+   * Whether `identity` may read `room`: its history, its live messages. The one rule of every
+   * route: anyone in open mode; else a person, within their credential's rooms, in an open room
+   * or one they are a member of. A room it may not read is answered as if it did not exist.
    */
   mayRead(identity: Identity | null, room: string): boolean {
     if (this.mode === "open") return true;
@@ -390,15 +406,25 @@ export class IdentityService {
   setBanned(userName: string, banned: boolean): Account {
     const account = this.#store().setBanned(userName, banned);
     if (banned) {
-      const event: IdentityEvent = {
-        type: "banned",
-        id: String(account.id),
-        userName: account.userName,
-      };
-      this.#emit(event);
-      this.#channel?.postMessage(event satisfies WorkerNote);
+      this.#announceEvent({ type: "banned", id: String(account.id), userName: account.userName });
     }
     return account;
+  }
+
+  /**
+   * Takes `account` out of `room` (see `AccountStore.removeMember`), announced everywhere; false
+   * if it was no member.
+   */
+  removeMember(room: string, account: Account): boolean {
+    if (!this.#store().removeMember(room, account.id)) return false;
+    const id = String(account.id);
+    this.#announceEvent({ type: "removed", id, userName: account.userName, room });
+    return true;
+  }
+
+  #announceEvent(event: IdentityEvent): void {
+    this.#emit(event);
+    this.#channel?.postMessage(event satisfies WorkerNote);
   }
 
   /** Calls `listener` with every {@link IdentityEvent} of any worker; returns the unsubscribe. */
@@ -436,6 +462,23 @@ export class IdentityService {
   close(): void {
     this.#channel?.close();
     this.accounts?.close();
+  }
+}
+
+/**
+ * Why `identity`, connected to `room`, lost it by `event` (a close reason for the person: "banned"
+ * or "removed from the room"), or null if it did not.
+ */
+export function revokedBy(event: IdentityEvent, identity: Identity, room: string): string | null {
+  // Bans and removals are of accounts: a JWT's subject is no account id.
+  if ((identity.via !== "session" && identity.via !== "token") || identity.id !== event.id) {
+    return null;
+  }
+  switch (event.type) {
+    case "banned":
+      return "banned";
+    case "removed":
+      return event.room === room ? "removed from the room" : null;
   }
 }
 

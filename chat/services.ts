@@ -12,11 +12,11 @@ import type { Config } from "./config.ts";
 import { fitConnections } from "./descriptors.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
-import { IdentityService } from "./identity.ts";
+import { IdentityService, revokedBy } from "./identity.ts";
 import { Logger } from "./log.ts";
 import { type Exchange, Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
-import { KEEPALIVE_MS } from "./transport.ts";
+import { CloseCode, KEEPALIVE_MS } from "./transport.ts";
 
 /** The server could not start; the message says why and what to change. */
 export class StartupError extends Error {
@@ -91,6 +91,14 @@ export async function openServices(given: Config, options: ServerOptions): Promi
   );
   const metrics = new Metrics({ lag, worker: options.worker, exchange: options.exchange });
   history.onCommit = (seconds) => metrics.commits.observe(seconds);
+  const clients = new Set<Client>();
+  // A person banned or taken out of a room, in this worker or another, loses its connections.
+  identity.subscribe((event) => {
+    for (const client of clients) {
+      const reason = revokedBy(event, client.identity, client.room);
+      if (reason !== null) client.close(CloseCode.policy, reason);
+    }
+  });
   const owned = stack.move();
   const services: Services = {
     config,
@@ -99,7 +107,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     bus,
     rooms: new Rooms(history, bus, (message) => log.error(message)),
     metrics,
-    clients: new Set(),
+    clients,
     admission,
     identity,
     keepaliveMs: options.keepaliveMs ?? KEEPALIVE_MS,

@@ -6,6 +6,7 @@ import {
   type IdentityEvent,
   type IdentityOptions,
   IdentityService,
+  revokedBy,
 } from "../chat/identity.ts";
 import { Logger } from "../chat/log.ts";
 import { HttpError } from "../chat/routes/route.ts";
@@ -219,6 +220,44 @@ Deno.test("a ban is announced to subscribers here and in other workers; they sha
   first.setBanned("bob", false);
   first.setBanned("bob", true);
   assert.equal(here.length, 1, "an unban is no event, and an unsubscribed listener hears nothing");
+});
+
+Deno.test("a member taken out of a room is announced in every worker; revokedBy says who loses what", async () => {
+  await using dir = await tempDir();
+  const raw = { auth: { mode: "accounts" }, history: { path: `${dir.path}/parley.db` } };
+  const channel = `parley-identity-test:${dir.path}`;
+  using first = await openService(raw, { channel });
+  using second = await openService(raw, { channel });
+  const accounts = first.accounts!;
+  const alice = accounts.createFirstAdmin("alice", "h");
+  const bob = accounts.join(accounts.createInvite(alice.id).secret, "bob", "h");
+  accounts.createPrivateRoom("staff", alice.id);
+  accounts.addMember("staff", bob.id);
+  const heard = Promise.withResolvers<IdentityEvent>();
+  second.subscribe(heard.resolve);
+  assert.equal(first.removeMember("staff", bob), true);
+  assert.equal(first.removeMember("staff", bob), false, "no second event for no member");
+  const removed = await heard.promise;
+  const id = String(bob.id);
+  assert.deepEqual(removed, { type: "removed", id, userName: "bob", room: "staff" });
+  assert.equal(accounts.isMember("staff", bob.id), false);
+
+  const person = (id: number | string, via: Identity["via"] = "token"): Identity => ({
+    id: String(id),
+    userName: "x",
+    admin: false,
+    via,
+    rooms: null,
+    expiresAt: null,
+  });
+  assert.equal(revokedBy(removed, person(bob.id), "staff"), "removed from the room");
+  assert.equal(revokedBy(removed, person(bob.id, "session"), "staff"), "removed from the room");
+  assert.equal(revokedBy(removed, person(bob.id), "lobby"), null);
+  assert.equal(revokedBy(removed, person(alice.id), "staff"), null);
+  const banned: IdentityEvent = { type: "banned", id, userName: "bob" };
+  assert.equal(revokedBy(banned, person(bob.id), "lobby"), "banned");
+  assert.equal(revokedBy(banned, person(bob.id, "jwt"), "lobby"), null, "a JWT's sub is no id");
+  assert.equal(revokedBy(banned, ANYONE, "lobby"), null);
 });
 
 Deno.test("the start-up log warns when open mode listens beyond loopback", async () => {

@@ -124,13 +124,16 @@ Deno.test("a token names the person: the query, hello and a legacy frame cannot"
   const seen = await client.next("message");
   assert.equal(seen.userName, "bob", "no name claim: the sub");
   assert.equal(seen.body, "from the Go client");
-  assert.deepEqual((await historyNames(server)).sort(), ["Alice", "bob"]);
+  assert.deepEqual((await historyNames(server, alice)).sort(), ["Alice", "bob"]);
   await legacy.close();
   await client.close();
 });
 
-async function historyNames(server: TestServer): Promise<string[]> {
-  const page = await (await fetch(new URL("/history?room=lobby", server.url))).json();
+/** The names in the lobby's history, read with `token` (reading needs a person in jwt mode). */
+async function historyNames(server: TestServer, token: string): Promise<string[]> {
+  const page = await (await fetch(new URL("/history?room=lobby", server.url), {
+    headers: { authorization: `Bearer ${token}` },
+  })).json();
   return page.messages.map((m: Event) => m.userName);
 }
 
@@ -413,4 +416,37 @@ Deno.test("a connection that closes before its token expires leaves no timer beh
     await output;
     throw error;
   }
+});
+
+Deno.test("jwt mode: the rooms routes need a token, and a room outside its claim is a missing room", async () => {
+  await using server = await jwtServer();
+  const writer = await sign({ sub: "w", name: "Writer" });
+  const team = await sign({ sub: "t", name: "Teammate", rooms: ["team-*"] });
+  const get = async (path: string, token?: string) => {
+    const headers: HeadersInit = token === undefined ? {} : { authorization: `Bearer ${token}` };
+    const response = await fetch(new URL(path, server.url), { headers });
+    return { status: response.status, text: await response.text() };
+  };
+  const nobody = await get("/history?room=ops");
+  assert.equal(nobody.status, 401);
+  assert.match(JSON.parse(nobody.text).error, /send your token as Authorization: Bearer/);
+  assert.equal((await get("/rooms")).status, 401);
+  assert.equal((await get("/getAllMessages")).status, 401);
+  const missing = await get("/history?room=ops", team);
+  const posted = await fetch(new URL("/rooms/ops/messages?userName=mallory", server.url), {
+    method: "POST",
+    headers: { authorization: `Bearer ${writer}` },
+    body: "for the writer's eyes",
+  });
+  assert.equal((await posted.json()).userName, "Writer", "the token's name, not the query's");
+  assert.deepEqual(await get("/history?room=ops", team), missing, "as before the room existed");
+  assert.equal(JSON.parse((await get("/history?room=ops", writer)).text).messages.length, 1);
+  assert.deepEqual(JSON.parse((await get("/rooms", team)).text), []);
+  const refused = await fetch(new URL("/rooms/ops/messages", server.url), {
+    method: "POST",
+    headers: { authorization: `Bearer ${team}` },
+    body: "x",
+  });
+  assert.equal(refused.status, 404);
+  await refused.body?.cancel();
 });

@@ -1,7 +1,8 @@
 /**
  * `GET /chat`: the WebSocket endpoint. It checks who may connect, upgrades, and hands the socket
  * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why. A
- * credential that signs nobody in is a 401 before the upgrade; a room the person may not use is
+ * request without a credential, or with one that signs nobody in, is a 401 before the upgrade; a
+ * person is present and posts under their own name only; a room the person may not use is
  * refused as if it did not exist.
  */
 
@@ -19,7 +20,7 @@ import {
   validateUserName,
 } from "../message.ts";
 import type { Services } from "../services.ts";
-import { checkOrigin, HttpError, roomParam, type RouteParams } from "./route.ts";
+import { checkOrigin, HttpError, personOf, roomParam, type RouteParams } from "./route.ts";
 
 /** The query of `GET /chat`, validated. */
 interface ChatQuery {
@@ -43,13 +44,12 @@ export async function chat(
     );
   }
   checkOrigin(context, request, url, address);
+  const who = await personOf(context, request, url);
   if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
   if (admission.full) {
     metrics.refused++;
     throw new HttpError(503, "the server is full; try again later");
   }
-  const who = await context.identity.identify(request, url);
-  if (who === null) throw context.identity.signInFirst();
   const dialect = offeredDialect(request);
   const { socket, response } = upgrade(context, request, dialect);
   const lease = admission.lease(address);
@@ -60,9 +60,12 @@ export async function chat(
   }
   let query: ChatQuery;
   try {
-    query = chatQuery(url);
+    query = chatQuery(url, who.userName !== null);
     if (!context.identity.mayRead(who, query.room)) {
-      throw new ProtocolError("bad_room", `there is no room ${JSON.stringify(query.room)} for you`);
+      throw new ProtocolError(
+        "bad_room",
+        `there is no room ${JSON.stringify(query.room)} that you may join`,
+      );
     }
   } catch (error) {
     if (!(error instanceof ProtocolError)) {
@@ -157,10 +160,13 @@ function refuse(
   socket.onerror = () => {};
 }
 
-/** The query of `GET /chat`; a bad value is a {@link ProtocolError}. */
-function chatQuery(url: URL): ChatQuery {
+/**
+ * The query of `GET /chat`; a bad value is a {@link ProtocolError}. The name is not read for a
+ * connection `named` by its account.
+ */
+function chatQuery(url: URL, named: boolean): ChatQuery {
   const room = roomParam(url);
-  const name = url.searchParams.get("userName");
+  const name = named ? null : url.searchParams.get("userName");
   const userName = name === null || name === "" ? null : validateUserName(name);
   const rawSince = url.searchParams.get("since");
   let since: number | null = null;

@@ -3,6 +3,7 @@
  * throws for a request the client can fix. Shared by the handlers in this directory.
  */
 
+import type { Identity } from "../identity.ts";
 import { clientText } from "../log.ts";
 import { DEFAULT_ROOM, validateRoom } from "../message.ts";
 import type { Services } from "../services.ts";
@@ -142,6 +143,16 @@ export function checkHost(context: Services, request: Request, address: string):
     `this server does not answer to the host name ${clientText(host)}; if that is its name ` +
       '(behind a proxy), add it to "allowedHosts" in config.json',
   );
+}
+
+/**
+ * The person behind a request that reads or writes a room: `ANYONE` in open mode; otherwise a
+ * 401 saying how to sign in for a request without a credential (`IdentityService.signInFirst`).
+ */
+export async function personOf(context: Services, request: Request, url: URL): Promise<Identity> {
+  const who = await context.identity.identify(request, url);
+  if (who === null) throw context.identity.signInFirst();
+  return who;
 }
 
 /** `handler` behind the per-address limit of reads: past it, 429 with `Retry-After`. */
