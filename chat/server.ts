@@ -14,7 +14,7 @@ import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import { healthz, metrics } from "./routes/ops.ts";
-import { assetRoutes } from "./routes/page.ts";
+import { assetRoutes, invitePage } from "./routes/page.ts";
 import { listRooms, postMessage } from "./routes/rooms.ts";
 import {
   checkHost,
@@ -49,6 +49,7 @@ function routeTable(): Route[] {
   return [
     route(["GET"], "/chat", chat),
     ...assetRoutes(),
+    route(["GET", "HEAD"], "/join/:code", invitePage),
     route(["GET"], "/history", limitReads(history)),
     route(["GET"], "/getAllMessages", limitReads(getAllMessages)),
     route(["GET"], "/rooms", limitReads(listRooms)),

@@ -141,10 +141,13 @@ export async function waitForStatus(
   await page.locator(`#status[data-state="${state}"]`).waitFor({ state: "attached", timeout });
 }
 
-/** The names in the online list, sorted. */
+/** The names in the online list, sorted (a name with actions is its `.person` button). */
 export function onlineUsers(page: Page): Promise<string[]> {
   return page.evaluate(() =>
-    Array.from(document.querySelectorAll("#users li"), (li) => li.textContent ?? "").sort()
+    Array.from(
+      document.querySelectorAll("#users li"),
+      (li) => (li.querySelector(".person") ?? li).textContent ?? "",
+    ).sort()
   );
 }
 
@@ -152,7 +155,10 @@ export function onlineUsers(page: Page): Promise<string[]> {
 export async function waitForUsers(page: Page, names: string[]): Promise<void> {
   await page.waitForFunction(
     (wanted) => {
-      const shown = Array.from(document.querySelectorAll("#users li"), (li) => li.textContent);
+      const shown = Array.from(
+        document.querySelectorAll("#users li"),
+        (li) => (li.querySelector(".person") ?? li).textContent,
+      );
       return shown.length === wanted.length && wanted.every((name) => shown.includes(name));
     },
     names,

@@ -724,9 +724,18 @@ async function assertNamedControls(page: Page): Promise<void> {
   const namedButtons = await page.getByRole("button", { name: /\S/, includeHidden: true })
     .count();
   assert.equal(namedButtons, buttons, `a button has no accessible name:\n${await snapshot()}`);
-  const fields = await page.locator("input:not([type=hidden]), textarea").count();
+  // A password field has no ARIA role: its name is its label's text.
+  const fields = await page.locator("input:not([type=hidden]):not([type=password]), textarea")
+    .count();
   const namedFields = await page.getByRole("textbox", { name: /\S/, includeHidden: true }).count();
   assert.equal(namedFields, fields, `a text field has no accessible name:\n${await snapshot()}`);
+  const passwords = await page.locator("input[type=password]").evaluateAll((inputs) =>
+    inputs.map((input) => ({
+      id: input.id,
+      label: Array.from((input as HTMLInputElement).labels ?? [], (l) => l.textContent).join(""),
+    }))
+  );
+  for (const { id, label } of passwords) assert.match(label, /\S/, `#${id} has no label`);
   assert.ok(buttons >= 5 && fields >= 4, `only ${buttons} buttons and ${fields} fields`);
 }
 
