@@ -108,14 +108,21 @@ CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
 -- A room without a row here is open. "rooms" is the history's table of last ids.
 CREATE TABLE IF NOT EXISTS room_access (
   room TEXT PRIMARY KEY,
-  kind TEXT NOT NULL CHECK (kind IN ('open', 'private', 'direct'))
+  kind TEXT NOT NULL CHECK (kind IN ('open', 'private', 'direct')),
+  created_by INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS room_members (
   room TEXT NOT NULL,
   account_id INTEGER NOT NULL,
   PRIMARY KEY (room, account_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS room_members_account ON room_members (account_id, room);
 `;
+
+/** Columns added to tables of an earlier version, with their definitions. */
+const ADDED_COLUMNS: readonly [table: string, column: string, definition: string][] = [
+  ["room_access", "created_by", "INTEGER"],
+];
 
 const ACCOUNT = "a.id, a.user_name, a.admin, a.banned";
 
@@ -154,6 +161,25 @@ const STATEMENTS = {
     "ON CONFLICT (room) DO UPDATE SET kind = excluded.kind",
   member: "SELECT 1 AS ok FROM room_members WHERE room = ? AND account_id = ?",
   addMember: "INSERT OR IGNORE INTO room_members (room, account_id) VALUES (?, ?)",
+  removeMember: "DELETE FROM room_members WHERE room = ? AND account_id = ?",
+  room: "SELECT kind, created_by FROM room_access WHERE room = ?",
+  createRoom: "INSERT INTO room_access (room, kind, created_by) VALUES (?, ?, ?) " +
+    "ON CONFLICT (room) DO NOTHING",
+  members: "SELECT a.user_name FROM room_members m JOIN accounts a ON a.id = m.account_id " +
+    "WHERE m.room = ? ORDER BY a.name_key",
+  // Rooms after the first ? up to the second (null: no bound), in byte order like /rooms.
+  roomsOf: "SELECT m.room, r.kind FROM room_members m JOIN room_access r ON r.room = m.room " +
+    "WHERE m.account_id = ? AND m.room > ? AND (?3 IS NULL OR m.room <= ?3) ORDER BY m.room " +
+    "LIMIT ?",
+  direct: "SELECT r.room FROM room_members m JOIN room_members o ON o.room = m.room " +
+    "JOIN room_access r ON r.room = m.room " +
+    "WHERE m.account_id = ? AND o.account_id = ? AND r.kind = 'direct'",
+  directPeer: "SELECT a.user_name FROM room_members m JOIN accounts a ON a.id = m.account_id " +
+    "WHERE m.room = ? AND m.account_id != ?",
+  directsOf: "SELECT m.room, a.user_name FROM room_members m " +
+    "JOIN room_access r ON r.room = m.room AND r.kind = 'direct' " +
+    "JOIN room_members o ON o.room = m.room AND o.account_id != m.account_id " +
+    "JOIN accounts a ON a.id = o.account_id WHERE m.account_id = ? ORDER BY a.name_key",
 } as const;
 
 type Statements = Record<keyof typeof STATEMENTS, StatementSync>;
@@ -206,6 +232,7 @@ export class AccountStore {
       db.exec("BEGIN IMMEDIATE");
       try {
         db.exec(SCHEMA);
+        addColumns(db);
         db.exec("COMMIT");
       } catch (error) {
         if (db.isTransaction) db.exec("ROLLBACK");
@@ -430,6 +457,77 @@ export class AccountStore {
     this.#sql.addMember.run(room, accountId);
   }
 
+  /** Takes account `accountId` out of `room`; false if it was no member. */
+  removeMember(room: string, accountId: number): boolean {
+    return this.#sql.removeMember.run(room, accountId).changes > 0;
+  }
+
+  /** A private or direct room's kind and maker (null for a direct room); null for an open room. */
+  restriction(room: string): { kind: RoomKind; createdBy: number | null } | null {
+    const row = this.#sql.room.get(room);
+    if (row === undefined) return null;
+    return { kind: row.kind as RoomKind, createdBy: row.created_by as number | null };
+  }
+
+  /** Makes `room` private, with its maker its first member; false if it is restricted already. */
+  createPrivateRoom(room: string, createdBy: number): boolean {
+    return this.#transaction(() => {
+      if (this.#sql.createRoom.run(room, "private", createdBy).changes === 0) return false;
+      this.#sql.addMember.run(room, createdBy);
+      return true;
+    });
+  }
+
+  /** The names of `room`'s members, in name order. */
+  members(room: string): string[] {
+    return this.#sql.members.all(room).map((row) => row.user_name as string);
+  }
+
+  /**
+   * The private and direct rooms account `accountId` is a member of, in byte order: at most
+   * `limit` of them after `after`, and up to `upTo` unless it is null.
+   */
+  memberRooms(
+    accountId: number,
+    after: string,
+    upTo: string | null,
+    limit: number,
+  ): { room: string; kind: RoomKind }[] {
+    return this.#sql.roomsOf.all(accountId, after, upTo, limit).map((row) => ({
+      room: row.room as string,
+      kind: row.kind as RoomKind,
+    }));
+  }
+
+  /**
+   * The direct room of accounts `a` and `b`, in either order, made if they have none. Its name is
+   * random, so nobody can guess it, nor take it first as an open room.
+   */
+  directRoom(a: number, b: number): { room: string; created: boolean } {
+    return this.#transaction(() => {
+      const found = this.#sql.direct.get(a, b);
+      if (found !== undefined) return { room: found.room as string, created: false };
+      const room = `dm.${newSecret(12)}`;
+      this.#sql.createRoom.run(room, "direct", null);
+      this.#sql.addMember.run(room, a);
+      this.#sql.addMember.run(room, b);
+      return { room, created: true };
+    });
+  }
+
+  /** The name of the other person of direct room `room`, for its member `accountId`. */
+  directPeer(room: string, accountId: number): string | null {
+    return (this.#sql.directPeer.get(room, accountId)?.user_name as string | undefined) ?? null;
+  }
+
+  /** The direct rooms of account `accountId`, and the other person's name, by that name. */
+  directRooms(accountId: number): { room: string; with: string }[] {
+    return this.#sql.directsOf.all(accountId).map((row) => ({
+      room: row.room as string,
+      with: row.user_name as string,
+    }));
+  }
+
   close(): void {
     if (this.#db.isOpen) this.#db.close();
   }
@@ -449,6 +547,16 @@ export class AccountStore {
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
+    }
+  }
+}
+
+/** Adds {@link ADDED_COLUMNS} a table made by an earlier version lacks. */
+function addColumns(db: DatabaseSync): void {
+  for (const [table, column, definition] of ADDED_COLUMNS) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all().map((row) => row.name);
+    if (!columns.includes(column)) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
     }
   }
 }

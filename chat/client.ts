@@ -1,5 +1,6 @@
 /**
- * One connection's session: it joins its room under the name from the query or `hello`, turns
+ * One connection's session: it joins its room under its account's name (or, in open mode, the
+ * name from the query or `hello`), turns
  * what the client sends into commands (validated, rate limited, published), sends the room's
  * history and events through its dialect's {@link Writer} with backpressure, and leaves.
  *
@@ -11,6 +12,7 @@
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
+import type { Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
 import {
   type ChatMessage,
@@ -39,7 +41,15 @@ export interface ClientOptions {
   transport: Transport;
   dialect: Dialect;
   room: Room;
-  /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
+  /**
+   * Who the connection is. With a name (an account's) it is the only name the connection is
+   * present and posts under: the name of the query, a `hello` or a legacy frame is not read.
+   */
+  identity: Identity;
+  /**
+   * From the query, for a nameless identity (open mode); a `parley.v1` client without one must
+   * send `hello` before anything else.
+   */
   userName: string | null;
   /** Resume after this message id. */
   since: number | null;
@@ -97,13 +107,23 @@ export class Client {
     this.#transport = options.transport;
     this.#writer = writerFor(options.dialect, options.transport);
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
-    this.#wanted = options.userName;
+    this.#wanted = options.identity.userName ?? options.userName;
     options.room.hold();
     options.transport.listen({
       opened: () => this.#guard(() => this.#opened()),
       received: (frame) => this.#guard(() => this.#receive(frame)),
       closed: (code, reason) => this.#closed(code, reason),
     });
+  }
+
+  /** Who the connection is. */
+  get identity(): Identity {
+    return this.#o.identity;
+  }
+
+  /** The name of the connection's room. */
+  get room(): string {
+    return this.#o.room.name;
   }
 
   /** Closes the connection with a code from {@link CloseCode} and a reason for the user. */
@@ -305,7 +325,7 @@ export class Client {
     }
     let command: ClientCommand;
     try {
-      command = parseClientFrame(frame, this.#o.dialect, max);
+      command = parseClientFrame(frame, this.#o.dialect, max, this.#o.identity.userName);
     } catch (error) {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
@@ -333,7 +353,7 @@ export class Client {
     const max = this.#o.limits.maxMessageBytes;
     if (frameSize(frame) > maxFrameBytes(max)) return undefined;
     try {
-      const command = parseClientFrame(frame, this.#o.dialect, max);
+      const command = parseClientFrame(frame, this.#o.dialect, max, this.#o.identity.userName);
       return command.type === "message" ? command.clientId : undefined;
     } catch (error) {
       return error instanceof ProtocolError ? error.clientId : undefined;

@@ -5,9 +5,9 @@
  * How a route uses it:
  *
  * ```ts
- * const who = await context.identity.identify(request, url); // throws 401/403 for a bad credential
- * if (!context.identity.mayRead(who, room)) throw who === null ? signInFirst : forbidden;
- * const userName = who?.userName ?? nameTheClientGave; // null only in open mode
+ * const who = await personOf(context, request, url); // routes/route.ts: 401 for nobody
+ * if (!context.identity.mayRead(who, room)) return answerAsForARoomThatDoesNotExist();
+ * const userName = who.userName ?? nameTheClientGave; // null only in open mode
  * ```
  *
  * - `auth.mode: "open"`: {@link IdentityService.identify} answers {@link ANYONE} (no account, no
@@ -18,9 +18,13 @@
  *   Until the first account exists nobody holds a credential, so whatever needs a person is 401.
  * - `"jwt"`: not in this version; the server refuses to start with it.
  *
- * A ban is announced to {@link IdentityService.subscribe}rs in every worker (so that they can
- * close the banned person's connections): workers sharing the history file share a
- * `BroadcastChannel`, which also carries the setup token's hash (see {@link IdentityService.open}).
+ * Rooms outside open mode are `open` (anyone signed in), `private` or `direct` (their members
+ * only; see `AccountStore`): {@link IdentityService.mayRead} is the one rule every route applies.
+ *
+ * A ban, and a member taken out of a room, are announced to {@link IdentityService.subscribe}rs
+ * in every worker (so that they close the connections the person lost; see {@link revokedBy}):
+ * workers sharing the history file share a `BroadcastChannel`, which also carries the setup
+ * token's hash (see {@link IdentityService.open}).
  *
  * @module
  */
@@ -59,15 +63,20 @@ export const ANYONE: Identity = Object.freeze({
   rooms: null,
 });
 
-/** What other code may react to; more kinds may come, so switch on `type`. */
-export type IdentityEvent = { type: "banned"; id: number; userName: string };
+/**
+ * What other code may react to: account `id` was banned, or taken out of `room`. More kinds may
+ * come, so switch on `type`.
+ */
+export type IdentityEvent =
+  | { type: "banned"; id: number; userName: string }
+  | { type: "removed"; id: number; userName: string; room: string };
 
 /** The cookie a browser's session travels in. */
 export const SESSION_COOKIE = "parley_session";
 
 /** What workers tell each other (see the module's documentation). */
 type WorkerNote =
-  | { type: "banned"; id: number; userName: string }
+  | IdentityEvent
   | { type: "setup?" }
   | { type: "setup"; hash: string };
 
@@ -165,7 +174,8 @@ export class IdentityService {
   #hear(note: WorkerNote): void {
     switch (note.type) {
       case "banned":
-        return this.#emit({ type: "banned", id: note.id, userName: note.userName });
+      case "removed":
+        return this.#emit(note);
       case "setup?":
         for (const hash of this.#setupHashes) this.#channel?.postMessage({ type: "setup", hash });
         return;
@@ -270,12 +280,23 @@ export class IdentityService {
   /** Bans or unbans `userName` (see `AccountStore.setBanned`); a ban is announced everywhere. */
   setBanned(userName: string, banned: boolean): Account {
     const account = this.#store().setBanned(userName, banned);
-    if (banned) {
-      const event: IdentityEvent = { type: "banned", id: account.id, userName: account.userName };
-      this.#emit(event);
-      this.#channel?.postMessage(event satisfies WorkerNote);
-    }
+    if (banned) this.#announceEvent({ type: "banned", id: account.id, userName: account.userName });
     return account;
+  }
+
+  /**
+   * Takes `account` out of `room` (see `AccountStore.removeMember`), announced everywhere; false
+   * if it was no member.
+   */
+  removeMember(room: string, account: Account): boolean {
+    if (!this.#store().removeMember(room, account.id)) return false;
+    this.#announceEvent({ type: "removed", id: account.id, userName: account.userName, room });
+    return true;
+  }
+
+  #announceEvent(event: IdentityEvent): void {
+    this.#emit(event);
+    this.#channel?.postMessage(event satisfies WorkerNote);
   }
 
   /** Calls `listener` with every {@link IdentityEvent} of any worker; returns the unsubscribe. */
@@ -313,6 +334,20 @@ export class IdentityService {
   close(): void {
     this.#channel?.close();
     this.accounts?.close();
+  }
+}
+
+/**
+ * Why `identity`, connected to `room`, lost it by `event` (a close reason for the person: "banned"
+ * or "removed from the room"), or null if it did not.
+ */
+export function revokedBy(event: IdentityEvent, identity: Identity, room: string): string | null {
+  if (identity.via === "open" || identity.id !== event.id) return null;
+  switch (event.type) {
+    case "banned":
+      return "banned";
+    case "removed":
+      return event.room === room ? "removed from the room" : null;
   }
 }
 

@@ -208,12 +208,15 @@ function parseObject(data: string): Record<string, unknown> {
 
 /**
  * Parses one client frame of the given dialect into a command, or throws a {@link ProtocolError}
- * saying what is wrong with it. Binary frames are refused: the protocol is JSON text.
+ * saying what is wrong with it. Binary frames are refused: the protocol is JSON text. With
+ * `fixedName` (the connection's account name) the name a `hello` or a legacy frame gives is not
+ * read: the command carries `fixedName` instead.
  */
 export function parseClientFrame(
   data: unknown,
   dialect: Dialect,
   maxBytes: number,
+  fixedName: string | null = null,
 ): ClientCommand {
   if (typeof data !== "string") {
     throw new ProtocolError("bad_frame", "binary frames are not supported; send JSON text");
@@ -224,14 +227,14 @@ export function parseClientFrame(
     return {
       type: "message",
       body: validateBody(frame.body, maxBytes),
-      userName: validateUserName(frame.userName),
+      userName: fixedName ?? validateUserName(frame.userName),
     };
   }
   switch (frame.type) {
     case "message":
       return parseMessage(frame, maxBytes);
     case "hello":
-      return { type: "hello", userName: validateUserName(frame.userName) };
+      return { type: "hello", userName: fixedName ?? validateUserName(frame.userName) };
     default:
       throw new ProtocolError(
         "bad_frame",

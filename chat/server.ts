@@ -10,6 +10,7 @@ import { HistoryError } from "./history.ts";
 import { listen } from "./listener.ts";
 import { clientText, type Logger } from "./log.ts";
 import { ProtocolError } from "./message.ts";
+import { accessRoutes } from "./routes/access.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
@@ -57,6 +58,7 @@ function routeTable(): Route[] {
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", limitReads(metrics)),
     ...accountRoutes(),
+    ...accessRoutes(),
   ];
 }
 

@@ -12,10 +12,11 @@ import type { Config } from "./config.ts";
 import { fitConnections } from "./descriptors.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
-import { IdentityService } from "./identity.ts";
+import { IdentityService, revokedBy } from "./identity.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
+import { CloseCode } from "./transport.ts";
 
 /** The server could not start; the message says why and what to change. */
 export class StartupError extends Error {
@@ -80,6 +81,14 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     await openIdentity(config, options, admission),
     (identity) => identity.close(),
   );
+  const clients = new Set<Client>();
+  // A person banned or taken out of a room, in this worker or another, loses its connections.
+  identity.subscribe((event) => {
+    for (const client of clients) {
+      const reason = revokedBy(event, client.identity, client.room);
+      if (reason !== null) client.close(CloseCode.policy, reason);
+    }
+  });
   const owned = stack.move();
   const services: Services = {
     config,
@@ -88,7 +97,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     bus,
     rooms: new Rooms(history, bus, (message) => log.error(message)),
     metrics: new Metrics(lag),
-    clients: new Set(),
+    clients,
     admission,
     identity,
     stopping: false,

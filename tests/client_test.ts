@@ -4,6 +4,7 @@ import { Client } from "../chat/client.ts";
 import { Admission } from "../chat/admission.ts";
 import { type Config, defaultConfig } from "../chat/config.ts";
 import { HistoryStore } from "../chat/history.ts";
+import { ANYONE } from "../chat/identity.ts";
 import { Logger } from "../chat/log.ts";
 import type { Dialect } from "../chat/message.ts";
 import { Metrics } from "../chat/metrics.ts";
@@ -555,6 +556,7 @@ async function sessions(
         transport,
         dialect,
         room: rooms.get(room),
+        identity: ANYONE,
         userName,
         since,
         limits,

@@ -1,7 +1,8 @@
 /**
  * The account API under `/api/` (`auth.mode: "accounts"`): the first admin, signing in and out,
- * invites, API tokens, bans and admins. Every answer is JSON; every state-changing request passes
- * the origin rule. In open mode these routes answer 404: there are no accounts.
+ * invites, API tokens, bans and admins (rooms and their members are in `access.ts`). Every answer
+ * is JSON; every state-changing request passes the origin rule. In open mode these routes answer
+ * 404: there are no accounts.
  */
 
 import { type Account, AccountError, type AccountStore, nameKey } from "../accounts.ts";
@@ -215,7 +216,7 @@ function summary({ userName, admin, banned }: Account) {
 }
 
 /** The account store, or 404 in open mode. */
-function accountsOf(context: Services): AccountStore {
+export function accountsOf(context: Services): AccountStore {
   const accounts = context.identity.accounts;
   if (accounts === null) {
     throw new HttpError(
@@ -227,7 +228,7 @@ function accountsOf(context: Services): AccountStore {
 }
 
 /** The signed-in person, or 401. */
-async function signedInAs(context: Services, request: Request, url: URL): Promise<Identity> {
+export async function signedInAs(context: Services, request: Request, url: URL): Promise<Identity> {
   const who = await context.identity.identify(request, url);
   if (who === null) throw new HttpError(401, "sign in first: POST /api/session");
   return who;
@@ -279,7 +280,8 @@ function refusing<T>(work: () => T): T {
   }
 }
 
-function userNameOf(raw: string): string {
+/** An account's name from a path (percent-encoded); one that is no valid name is a 404. */
+export function userNameOf(raw: string): string {
   try {
     return validateUserName(decodeURIComponent(raw));
   } catch {
@@ -288,7 +290,7 @@ function userNameOf(raw: string): string {
 }
 
 /** A request's JSON object body, at most {@link MAX_BODY_BYTES}; 400 or 413 otherwise. */
-async function readJson(request: Request): Promise<Record<string, unknown>> {
+export async function readJson(request: Request): Promise<Record<string, unknown>> {
   const declared = Number(request.headers.get("content-length") ?? 0);
   const tooLarge = () => new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
   if (declared > MAX_BODY_BYTES) throw tooLarge();

@@ -1,10 +1,13 @@
 /**
  * `GET /chat`: the WebSocket endpoint. It checks who may connect, upgrades, and hands the socket
- * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why.
+ * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why. Outside
+ * open mode a request without a credential is refused before the upgrade (401), and a person is
+ * present and posts under their account's name only.
  */
 
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
+import type { Identity } from "../identity.ts";
 import { clientText } from "../log.ts";
 import { CloseCode, closeReason, WebSocketTransport } from "../transport.ts";
 import {
@@ -16,7 +19,7 @@ import {
   validateUserName,
 } from "../message.ts";
 import type { Services } from "../services.ts";
-import { checkOrigin, HttpError, roomParam, type RouteParams } from "./route.ts";
+import { checkOrigin, HttpError, personOf, roomParam, type RouteParams } from "./route.ts";
 
 /** The query of `GET /chat`, validated. */
 interface ChatQuery {
@@ -26,7 +29,11 @@ interface ChatQuery {
 }
 
 /** `GET /chat`: upgrades to a WebSocket and starts a {@link Client} in the asked room. */
-export function chat(context: Services, request: Request, { url, address }: RouteParams): Response {
+export async function chat(
+  context: Services,
+  request: Request,
+  { url, address }: RouteParams,
+): Promise<Response> {
   const { config, admission, metrics } = context;
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new HttpError(
@@ -36,6 +43,7 @@ export function chat(context: Services, request: Request, { url, address }: Rout
     );
   }
   checkOrigin(context, request, url, address);
+  const who = await personOf(context, request, url);
   if (context.stopping) throw new HttpError(503, "the server is shutting down; reconnect shortly");
   if (admission.full) {
     metrics.refused++;
@@ -51,7 +59,13 @@ export function chat(context: Services, request: Request, { url, address }: Rout
   }
   let query: ChatQuery;
   try {
-    query = chatQuery(url);
+    query = chatQuery(url, who.userName !== null);
+    if (!context.identity.mayRead(who, query.room)) {
+      throw new ProtocolError(
+        "bad_room",
+        `there is no room ${JSON.stringify(query.room)} that you may join`,
+      );
+    }
   } catch (error) {
     if (!(error instanceof ProtocolError)) {
       lease.release();
@@ -63,7 +77,7 @@ export function chat(context: Services, request: Request, { url, address }: Rout
     return response;
   }
   try {
-    start(context, socket, dialect, query, address, lease);
+    start(context, socket, dialect, query, who, address, lease);
   } catch (error) {
     lease.release();
     throw error;
@@ -104,6 +118,7 @@ function start(
   socket: WebSocket,
   dialect: Dialect,
   query: ChatQuery,
+  identity: Identity,
   address: string,
   lease: Lease,
 ): void {
@@ -111,6 +126,7 @@ function start(
     transport: new WebSocketTransport(socket),
     dialect,
     room: rooms.get(query.room),
+    identity,
     userName: query.userName,
     since: query.since,
     limits: config.limits,
@@ -142,10 +158,13 @@ function refuse(
   socket.onerror = () => {};
 }
 
-/** The query of `GET /chat`; a bad value is a {@link ProtocolError}. */
-function chatQuery(url: URL): ChatQuery {
+/**
+ * The query of `GET /chat`; a bad value is a {@link ProtocolError}. The name is not read for a
+ * connection `named` by its account.
+ */
+function chatQuery(url: URL, named: boolean): ChatQuery {
   const room = roomParam(url);
-  const name = url.searchParams.get("userName");
+  const name = named ? null : url.searchParams.get("userName");
   const userName = name === null || name === "" ? null : validateUserName(name);
   const rawSince = url.searchParams.get("since");
   let since: number | null = null;

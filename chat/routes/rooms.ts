@@ -1,14 +1,18 @@
 /** The rooms: which there are, and posting to one over plain HTTP (curl, bots). */
 
+import type { AccountStore, RoomKind } from "../accounts.ts";
+import type { Identity } from "../identity.ts";
 import { maxFrameBytes, validateBody, validateRoom, validateUserName } from "../message.ts";
 import type { Services } from "../services.ts";
-import { checkOrigin, HttpError, intParam, type RouteParams } from "./route.ts";
+import { checkOrigin, HttpError, intParam, personOf, type RouteParams } from "./route.ts";
 
-/** One entry of `GET /rooms`. */
+/** One entry of `GET /rooms`; `kind` (and `with`, the other person of a direct room) outside open mode. */
 interface RoomSummary {
   room: string;
   users: number;
   lastId: number;
+  kind?: RoomKind;
+  with?: string;
 }
 
 /** The most rooms `/rooms` lists at once, and how many when not asked. */
@@ -16,47 +20,90 @@ const MAX_ROOMS_LIMIT = 1000;
 const DEFAULT_ROOMS_LIMIT = 100;
 
 /**
- * `GET /rooms?limit&after`: rooms with history or with people (here or in another worker), in
- * name order (byte order: names are ASCII), `limit` of them after the room `after`. When there
- * are more, `Link: </rooms?…>; rel="next"` names the next page.
+ * `GET /rooms?limit&after`: the rooms the requester may read that have history, people (here or
+ * in another worker) or, for private and direct rooms, the requester as a member; in name order
+ * (byte order: names are ASCII), `limit` of them after the room `after`. When there are more,
+ * `Link: </rooms?…>; rel="next"` names the next page.
  */
-export function listRooms(
-  { history, rooms }: Services,
-  _request: Request,
+export async function listRooms(
+  context: Services,
+  request: Request,
   { url }: RouteParams,
-): Response {
+): Promise<Response> {
+  const { identity, rooms } = context;
+  const who = await personOf(context, request, url);
   const limit = intParam(url, "limit", 1, MAX_ROOMS_LIMIT) ?? DEFAULT_ROOMS_LIMIT;
   const rawAfter = url.searchParams.get("after");
   const after = rawAfter === null || rawAfter === "" ? "" : validateRoom(rawAfter);
+  const visible = (room: string) => identity.mayRead(who, room);
   // One more than the page tells whether there is a next one.
-  const stored = history.rooms(after, limit + 1);
-  // Rooms with people beyond the last stored one of a full page cannot be on this page.
+  const stored = storedRooms(context, after, limit + 1, visible);
+  // Rooms beyond the last stored one of a full page cannot be on this page.
   const bound = stored.length > limit ? stored[limit].room : null;
+  const within = (room: string) => room > after && (bound === null || room <= bound);
   const list = new Map<string, RoomSummary>();
   for (const { room, lastId } of stored) list.set(room, { room, users: 0, lastId });
   for (const [room, users] of rooms.presence()) {
-    if (room <= after || (bound !== null && room > bound)) continue;
+    if (!within(room) || !visible(room)) continue;
     list.set(room, { room, users, lastId: list.get(room)?.lastId ?? 0 });
+  }
+  if (identity.accounts !== null && who.id !== 0) {
+    for (const { room } of identity.accounts.memberRooms(who.id, after, bound, limit + 1)) {
+      if (!list.has(room)) list.set(room, { room, users: 0, lastId: 0 });
+    }
   }
   const sorted = [...list.values()].sort((a, b) => a.room < b.room ? -1 : a.room > b.room ? 1 : 0);
   const page = sorted.slice(0, limit);
+  if (identity.accounts !== null) {
+    for (const entry of page) describe(entry, identity.accounts, who);
+  }
   const headers: HeadersInit = sorted.length > limit
     ? { link: `</rooms?limit=${limit}&after=${page.at(-1)!.room}>; rel="next"` }
     : {};
   return Response.json(page, { headers });
 }
 
+/** Up to `count` rooms with history after `after` that pass `visible`, in name order. */
+function storedRooms(
+  { history }: Services,
+  after: string,
+  count: number,
+  visible: (room: string) => boolean,
+): { room: string; lastId: number }[] {
+  const found: { room: string; lastId: number }[] = [];
+  for (let cursor = after;;) {
+    const batch = history.rooms(cursor, count);
+    for (const entry of batch) {
+      if (visible(entry.room)) found.push(entry);
+      if (found.length === count) return found;
+    }
+    if (batch.length < count) return found;
+    cursor = batch[batch.length - 1].room;
+  }
+}
+
+/** Adds a room's kind to its entry, and for a direct room the other person's name. */
+function describe(entry: RoomSummary, accounts: AccountStore, who: Identity): void {
+  const kind = accounts.roomKind(entry.room);
+  entry.kind = kind;
+  if (kind !== "direct") return;
+  const peer = accounts.directPeer(entry.room, who.id);
+  if (peer !== null) entry.with = peer;
+}
+
 /**
- * `POST /rooms/:room/messages`: stores and broadcasts the body (text, or JSON with `userName` and
- * `body`), and answers 201 with the stored message. Rate limited per address like a connection.
+ * `POST /rooms/:room/messages`: stores and broadcasts the body (text, or JSON with `body` and, in
+ * open mode, `userName`), and answers 201 with the stored message. A person with an account posts
+ * under its name, whatever the request says. Rate limited per address like a connection.
  */
 export async function postMessage(
   context: Services,
   request: Request,
   { url, address, path }: RouteParams,
 ): Promise<Response> {
-  const { config, admission, rooms } = context;
+  const { config, admission, rooms, identity } = context;
   checkOrigin(context, request, url, address);
+  const who = await personOf(context, request, url);
   if (!admission.mayPost(address)) {
     throw new HttpError(
       429,
@@ -65,6 +112,9 @@ export async function postMessage(
     );
   }
   const room = validateRoom(decodeRoom(path.room!, url));
+  if (!identity.mayPost(who, room)) {
+    throw new HttpError(404, `there is no room ${JSON.stringify(room)} that you may post in`);
+  }
   const text = await readBody(request, maxFrameBytes(config.limits.maxMessageBytes));
   let userName: unknown = url.searchParams.get("userName") ?? "anonymous";
   let body: unknown = text;
@@ -72,7 +122,7 @@ export async function postMessage(
     ({ userName, body } = parseJson(text));
   }
   const { message } = await rooms.get(room).publish({
-    userName: validateUserName(userName),
+    userName: who.userName ?? validateUserName(userName),
     body: validateBody(body, config.limits.maxMessageBytes),
   });
   return Response.json(message, { status: 201 });

@@ -3,6 +3,7 @@
  * throws for a request the client can fix. Shared by the handlers in this directory.
  */
 
+import type { Identity } from "../identity.ts";
 import { clientText } from "../log.ts";
 import { DEFAULT_ROOM, validateRoom } from "../message.ts";
 import type { Services } from "../services.ts";
@@ -132,6 +133,20 @@ export function checkHost(context: Services, request: Request, address: string):
     `this server does not answer to the host name ${clientText(host)}; if that is its name ` +
       '(behind a proxy), add it to "allowedHosts" in config.json',
   );
+}
+
+/** What a request that needs a person and has none is told (401), in every route that reads a room. */
+export const NEEDS_ACCOUNT = "this server needs an account: sign in on its page, or send an API " +
+  "token as Authorization: Bearer <token>";
+
+/**
+ * The person behind a request that reads or writes a room: `ANYONE` in open mode; otherwise
+ * 401 with {@link NEEDS_ACCOUNT} for a request without a credential (see `IdentityService`).
+ */
+export async function personOf(context: Services, request: Request, url: URL): Promise<Identity> {
+  const who = await context.identity.identify(request, url);
+  if (who !== null) return who;
+  throw new HttpError(401, NEEDS_ACCOUNT, { "www-authenticate": 'Bearer realm="parley"' });
 }
 
 /** `handler` behind the per-address limit of reads: past it, 429 with `Retry-After`. */
