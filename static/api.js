@@ -65,10 +65,11 @@ export function passwordError(password) {
 export function readMe(status, data) {
   const body = isObject(data) ? data : {};
   const mode = body.mode === "accounts" ? "accounts" : "open";
-  const signedIn = status >= 200 && status < 300 && typeof body.userName === "string";
+  const signedIn = mode === "accounts" && status >= 200 && status < 300 &&
+    typeof body.userName === "string";
   return {
     mode,
-    userName: mode === "accounts" && signedIn ? /** @type {string} */ (body.userName) : null,
+    userName: signedIn ? /** @type {string} */ (body.userName) : null,
     admin: signedIn && body.admin === true,
   };
 }
@@ -179,6 +180,17 @@ export class Api {
   async removeMember(room, userName) {
     const path = `/api/rooms/${encodeURIComponent(room)}/members/${encodeURIComponent(userName)}`;
     await this.#call("DELETE", path);
+  }
+
+  /**
+   * The members of a private room (for its members and admins).
+   * @param {string} room
+   * @returns {Promise<string[]>}
+   */
+  async members(room) {
+    const data = await this.#call("GET", `/api/rooms/${encodeURIComponent(room)}/members`);
+    const members = Array.isArray(data.members) ? data.members : [];
+    return members.filter((name) => typeof name === "string");
   }
 
   /**

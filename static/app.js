@@ -9,7 +9,7 @@
  */
 
 import { AccountForms } from "./account_forms.js";
-import { Api } from "./api.js";
+import { Api, sentence } from "./api.js";
 import { closeReason, Connection, isBan, POLICY_CLOSE } from "./connection.js";
 import { entryOf, firstView } from "./entry.js";
 import { confirmAction } from "./forms.js";
@@ -20,7 +20,7 @@ import { Outbox } from "./outbox.js";
 import { DEFAULT_ROOM, nameError, roomError } from "./protocol.js";
 import { RoomDialogs } from "./room_dialogs.js";
 import { showRooms } from "./room_list.js";
-import { fetchRooms, roomAccess, roomLabel } from "./rooms.js";
+import { fetchRooms, roomLabel } from "./rooms.js";
 import { showUsers } from "./users.js";
 
 const NAME_KEY = "parley.userName";
@@ -64,6 +64,7 @@ const ui = {
   notice: find("notice", HTMLElement),
   composer: find("composer", HTMLFormElement),
   message: find("message", HTMLTextAreaElement),
+  messages: find("messages", HTMLElement),
   signOut: find("sign-out", HTMLButtonElement),
   invite: find("invite", HTMLButtonElement),
   roomsSection: find("rooms-section", HTMLElement),
@@ -100,6 +101,8 @@ const state = {
   joined: false,
   unread: 0,
   /** @type {import("./rooms.js").RoomEntry[]} */ rooms: [],
+  /** The server refused the room on screen: its close needs no second notice. */
+  refused: false,
   /** @type {ReturnType<typeof setTimeout> | undefined} */ noticeTimer: undefined,
   /** @type {ReturnType<typeof setInterval> | undefined} */ countdownTimer: undefined,
 };
@@ -177,15 +180,16 @@ const roomDialogs = new RoomDialogs({
     membersDialog: find("members-dialog", HTMLDialogElement),
     membersForm: find("members-form", HTMLFormElement),
     membersTitle: find("members-title", HTMLElement),
+    members: find("members", HTMLElement),
     memberName: find("member-name", HTMLInputElement),
     membersStatus: find("members-status", HTMLElement),
     membersError: find("members-error", HTMLElement),
     membersClose: find("members-close", HTMLButtonElement),
     memberAdd: find("member-add", HTMLButtonElement),
-    memberRemove: find("member-remove", HTMLButtonElement),
   },
   api,
   room: () => state.room,
+  me: () => state.userName,
   onCreated: (room) => openRoom(room, { kind: "private", peer: null }),
   onChanged: refreshRooms,
 });
@@ -368,7 +372,8 @@ function onError(error) {
     case "bad_room":
       // Before the welcome, this is the server refusing to let the person in.
       if (!connection.online) {
-        leaveChat(error.text);
+        if (state.mode === "accounts") refused(error.text);
+        else leaveChat(error.text);
         return;
       }
   }
@@ -385,34 +390,35 @@ function onDrop(close) {
   }
   if (close.code === POLICY_CLOSE) {
     // Refused for good (the room was taken away, say): the notice stays until read.
-    showNotice(reason, STICKY);
+    if (!state.refused) showNotice(reason, STICKY);
     refreshRooms();
     return;
   }
   if (reason) showNotice(reason);
   // A refused upgrade is only a 1006 to the page: an ended session, or a room it may not open.
-  if (state.mode === "accounts" && close.code === 1006) checkAccess(state.room);
+  if (state.mode === "accounts" && close.code === 1006) checkSession();
 }
 
 /**
- * After a failed connection with accounts: back to the sign-in form if the session ended, or
- * stop trying if the room is one the person may not open. A server that cannot be reached is
- * neither: the connection keeps trying.
- * @param {string} room
+ * After a failed connection with accounts: back to the sign-in form if the session ended. A
+ * server that cannot be reached has not ended it: the connection keeps trying.
  */
-async function checkAccess(room) {
+async function checkSession() {
   const me = await api.me();
-  if (!state.joined || room !== state.room) return;
-  if (me.mode === "accounts" && me.userName === null) {
+  if (state.joined && me.mode === "accounts" && me.userName === null) {
     signedOut("Your session has ended; sign in again.");
-    return;
   }
-  if (connection.online) return;
-  const refusal = await roomAccess(room);
-  if (refusal === null || !state.joined || room !== state.room || connection.online) return;
-  connection.close();
-  setStatus("stopped", STATUS_TEXT.stopped);
-  showNotice(refusal, STICKY);
+}
+
+/**
+ * The server will not let the person into the room on screen (with accounts: a private room
+ * they are not a member of); the close that follows stops the connection.
+ * @param {string} text
+ */
+function refused(text) {
+  state.refused = true;
+  ui.messages.classList.add("refused");
+  showNotice(sentence(text), STICKY);
 }
 
 // ---------- the outbox on screen ----------
@@ -481,6 +487,8 @@ function enterRoom(room) {
   connection.close();
   state.room = room;
   state.unread = 0;
+  state.refused = false;
+  ui.messages.classList.remove("refused");
   paging.reset();
   list.reset();
   drawUsers([]);
@@ -506,7 +514,7 @@ function openRoom(room, known) {
     state.rooms = [...state.rooms, { room, ...known, users: 0, lastId: 0 }];
   }
   setSidebar(false);
-  if (room !== state.room) enterRoom(room);
+  if (room !== state.room || connection.stopped) enterRoom(room);
   ui.message.focus();
 }
 
@@ -647,7 +655,7 @@ function drawRooms() {
   if (state.mode !== "accounts") return;
   showRooms(roomsUi, state.rooms, state.room, (room) => {
     setSidebar(false);
-    if (room !== state.room) enterRoom(room);
+    if (room !== state.room || connection.stopped) enterRoom(room);
     ui.message.focus();
   });
 }
@@ -765,7 +773,7 @@ function onSwitchSubmit(event) {
     return;
   }
   setSidebar(false);
-  if (room !== state.room) enterRoom(room);
+  if (room !== state.room || connection.stopped) enterRoom(room);
   else ui.switchRoom.value = "";
   ui.message.focus();
 }

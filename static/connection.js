@@ -122,6 +122,7 @@ export class Connection {
   /** @type {unknown} */ #retryTimer = undefined;
   /** Counts `close` calls, so a drop handler that closed or reopened is not overruled. */
   #closes = 0;
+  #stopped = false;
 
   /** @param {ConnectionOptions} options */
   constructor(options) {
@@ -134,6 +135,11 @@ export class Connection {
   /** True from the server's `welcome` until the socket drops: commands can be sent. */
   get online() {
     return this.#online && this.#socket !== null && this.#socket.readyState === OPEN;
+  }
+
+  /** True after a refusal on policy, until `open`: nothing reconnects by itself. */
+  get stopped() {
+    return this.#stopped;
   }
 
   /** The id the next socket resumes after, or null when it asks for the recent history. */
@@ -152,6 +158,7 @@ export class Connection {
     this.#userName = userName;
     this.#since = null;
     this.#welcomed = false;
+    this.#stopped = false;
     this.#attempt = 0;
     this.#connect();
   }
@@ -252,6 +259,7 @@ export class Connection {
     this.#o.onDrop({ code, reason });
     if (closes !== this.#closes) return;
     if (code === POLICY_CLOSE) {
+      this.#stopped = true;
       this.#o.onStatus({ state: "stopped" });
       return;
     }

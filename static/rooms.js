@@ -5,8 +5,6 @@
  * name, never by its opaque room name). No DOM here; `fetch` is injectable.
  */
 
-import { sentence } from "./api.js";
-
 /** How many rooms the list asks for at once. */
 export const ROOMS_LIMIT = 1000;
 
@@ -24,7 +22,8 @@ export const ROOMS_LIMIT = 1000;
 const KINDS = new Set(["open", "private", "direct"]);
 
 /**
- * The entries of a `/rooms` answer; malformed ones are dropped, a missing kind is `open`.
+ * The entries of a `/rooms` answer (`with` names the other person of a direct room); malformed
+ * ones are dropped, and a missing kind (open mode) is `open`.
  * @param {unknown} data
  * @returns {RoomEntry[]}
  */
@@ -35,7 +34,7 @@ export function readRooms(data) {
   for (const value of data) {
     if (typeof value !== "object" || value === null || typeof value.room !== "string") continue;
     const kind = KINDS.has(value.kind) ? /** @type {RoomKind} */ (value.kind) : "open";
-    const peer = kind === "direct" && typeof value.peer === "string" ? value.peer : null;
+    const peer = kind === "direct" && typeof value.with === "string" ? value.with : null;
     entries.push({
       room: value.room,
       kind,
@@ -91,33 +90,4 @@ export async function fetchRooms(fetchFn = fetch) {
     throw new Error(`Could not list the rooms: ${reason}`);
   }
   return readRooms(data);
-}
-
-/** The statuses that mean the person may not read a room, rather than that reading failed. */
-const REFUSED = new Set([401, 403, 404]);
-
-/**
- * Why the person may not open `room`, asked by reading its newest message: the server's reason as
- * a sentence, or null when they may, or when the server cannot say now (it is unreachable).
- * @param {string} room
- * @param {typeof fetch} [fetchFn]
- * @returns {Promise<string | null>}
- */
-export async function roomAccess(room, fetchFn = fetch) {
-  let response;
-  try {
-    response = await fetchFn(`/history?${new URLSearchParams({ room, limit: "1" })}`, {
-      headers: { Accept: "application/json" },
-      cache: "no-store",
-    });
-  } catch {
-    return null;
-  }
-  if (!REFUSED.has(response.status)) return null;
-  let reason = "";
-  try {
-    const data = await response.json();
-    if (data && typeof data.error === "string") reason = data.error;
-  } catch { /* no reason given */ }
-  return sentence(reason || "You may not open this room.");
 }

@@ -22,7 +22,7 @@ import { hueOf, initialOf } from "./avatar.js";
 /**
  * Shows the names present, `me` first and the rest alphabetically. A large room lists only its
  * first names; `total`, when larger, is how many are here. A name with `actionsFor` actions is a
- * button that shows them.
+ * button that shows them; the actions shown stay shown when the list is drawn again.
  * @param {UserListElements} ui
  * @param {string[]} users
  * @param {string} me
@@ -37,6 +37,7 @@ export function showUsers(ui, users, me, total = null, actionsFor = () => []) {
     if (b === me) return 1;
     return a.localeCompare(b, undefined, { sensitivity: "base" });
   });
+  const expanded = ui.list.dataset.expanded;
   const items = unique.map((name, i) => {
     const li = document.createElement("li");
     li.className = hueOf(name);
@@ -44,7 +45,7 @@ export function showUsers(ui, users, me, total = null, actionsFor = () => []) {
     li.dataset.initial = initialOf(name);
     const actions = actionsFor(name);
     if (actions.length === 0) li.textContent = name;
-    else withActions(li, name, actions, `person-actions-${i}`);
+    else withActions(ui.list, li, name, actions, `person-actions-${i}`, name === expanded);
     return li;
   });
   ui.list.replaceChildren(...items);
@@ -53,24 +54,27 @@ export function showUsers(ui, users, me, total = null, actionsFor = () => []) {
 }
 
 /**
- * Fills `li` with the name as a button that shows or hides the actions' row under it.
+ * Fills `li` with the name as a button that shows or hides the actions' row under it; the list
+ * remembers whose row is shown.
+ * @param {HTMLElement} list
  * @param {HTMLElement} li
  * @param {string} name
  * @param {PersonAction[]} actions
  * @param {string} id
+ * @param {boolean} open
  */
-function withActions(li, name, actions, id) {
+function withActions(list, li, name, actions, id, open) {
   li.classList.add("has-actions");
   const person = document.createElement("button");
   person.type = "button";
   person.className = "person";
   person.textContent = name;
-  person.setAttribute("aria-expanded", "false");
+  person.setAttribute("aria-expanded", String(open));
   person.setAttribute("aria-controls", id);
   const row = document.createElement("div");
   row.className = "person-actions";
   row.id = id;
-  row.hidden = true;
+  row.hidden = !open;
   for (const action of actions) {
     const button = document.createElement("button");
     button.type = "button";
@@ -81,8 +85,16 @@ function withActions(li, name, actions, id) {
     row.append(button);
   }
   person.addEventListener("click", () => {
+    for (const other of list.querySelectorAll(".person-actions")) {
+      if (other !== row) other.toggleAttribute("hidden", true);
+    }
+    for (const other of list.querySelectorAll(".person")) {
+      if (other !== person) other.setAttribute("aria-expanded", "false");
+    }
     row.hidden = !row.hidden;
     person.setAttribute("aria-expanded", String(!row.hidden));
+    if (row.hidden) delete list.dataset.expanded;
+    else list.dataset.expanded = name;
   });
   li.append(person, row);
 }
