@@ -17,6 +17,7 @@ import history from "../static/history.js" with { type: "text" };
 import invite from "../static/invite.js" with { type: "text" };
 import messageList from "../static/message_list.js" with { type: "text" };
 import outbox from "../static/outbox.js" with { type: "text" };
+import people from "../static/people.js" with { type: "text" };
 import protocol from "../static/protocol.js" with { type: "text" };
 import roomDialogs from "../static/room_dialogs.js" with { type: "text" };
 import roomList from "../static/room_list.js" with { type: "text" };
@@ -71,6 +72,7 @@ export const assets: ReadonlyMap<string, Asset> = new Map([
   ["/invite.js", script(invite)],
   ["/message_list.js", script(messageList)],
   ["/outbox.js", script(outbox)],
+  ["/people.js", script(people)],
   ["/protocol.js", script(protocol)],
   ["/room_dialogs.js", script(roomDialogs)],
   ["/room_list.js", script(roomList)],

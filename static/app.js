@@ -12,15 +12,15 @@ import { AccountForms } from "./account_forms.js";
 import { Api, sentence } from "./api.js";
 import { closeReason, Connection, isBan, POLICY_CLOSE } from "./connection.js";
 import { entryOf, firstView } from "./entry.js";
-import { confirmAction } from "./forms.js";
 import { HistoryPaging } from "./history.js";
 import { InviteDialog } from "./invite.js";
 import { MessageList } from "./message_list.js";
 import { Outbox } from "./outbox.js";
+import { PeopleActions } from "./people.js";
 import { DEFAULT_ROOM, nameError, roomError } from "./protocol.js";
 import { RoomDialogs } from "./room_dialogs.js";
 import { showRooms } from "./room_list.js";
-import { fetchRooms, roomLabel } from "./rooms.js";
+import { RoomDirectory, roomLabel } from "./rooms.js";
 import { showUsers } from "./users.js";
 
 const NAME_KEY = "parley.userName";
@@ -78,15 +78,6 @@ const roomsUi = {
   directHeading: find("direct-heading", HTMLElement),
 };
 
-const confirmUi = {
-  dialog: find("confirm-dialog", HTMLDialogElement),
-  form: find("confirm-form", HTMLFormElement),
-  title: find("confirm-title", HTMLElement),
-  text: find("confirm-text", HTMLElement),
-  ok: find("confirm-ok", HTMLButtonElement),
-  cancel: find("confirm-cancel", HTMLButtonElement),
-};
-
 const usersUi = {
   list: find("users", HTMLElement),
   counts: [find("user-count", HTMLElement), find("users-count", HTMLElement)],
@@ -100,7 +91,6 @@ const state = {
   room: "",
   joined: false,
   unread: 0,
-  /** @type {import("./rooms.js").RoomEntry[]} */ rooms: [],
   /** The server refused the room on screen: its close needs no second notice. */
   refused: false,
   /** @type {ReturnType<typeof setTimeout> | undefined} */ noticeTimer: undefined,
@@ -190,8 +180,35 @@ const roomDialogs = new RoomDialogs({
   api,
   room: () => state.room,
   me: () => state.userName,
-  onCreated: (room) => openRoom(room, { kind: "private", peer: null }),
+  onCreated: (room) => {
+    rooms.know(room, "private", null);
+    goToRoom(room);
+  },
   onChanged: refreshRooms,
+});
+
+const rooms = new RoomDirectory();
+
+const people = new PeopleActions({
+  api,
+  confirm: {
+    dialog: find("confirm-dialog", HTMLDialogElement),
+    form: find("confirm-form", HTMLFormElement),
+    title: find("confirm-title", HTMLElement),
+    text: find("confirm-text", HTMLElement),
+    ok: find("confirm-ok", HTMLButtonElement),
+    cancel: find("confirm-cancel", HTMLButtonElement),
+  },
+  notice: showNotice,
+  me: () => state.mode === "accounts" ? { userName: state.userName, admin: state.admin } : null,
+  place: () => {
+    const entry = rooms.entry(state.room);
+    return { room: state.room, label: roomLabel(entry), kind: entry.kind };
+  },
+  openDirect: (room, peer) => {
+    rooms.know(room, "direct", peer);
+    goToRoom(room);
+  },
 });
 
 // ---------- notices, status, title ----------
@@ -261,7 +278,7 @@ function updateTitle() {
 
 /** The room on screen as the page names it: `#room`, or `@person` for a direct room. */
 function roomTitle() {
-  const entry = roomEntry(state.room);
+  const entry = rooms.entry(state.room);
   return `${entry.kind === "direct" ? "@" : "#"}${roomLabel(entry)}`;
 }
 
@@ -395,7 +412,7 @@ function onDrop(close) {
     return;
   }
   if (reason) showNotice(reason);
-  // A refused upgrade is only a 1006 to the page: an ended session, or a room it may not open.
+  // A refused upgrade (401: the session ended) is only a 1006 to the page.
   if (state.mode === "accounts" && close.code === 1006) checkSession();
 }
 
@@ -462,19 +479,9 @@ function updateUrl() {
   history.replaceState(null, "", url);
 }
 
-/**
- * The list's entry for `room`; a room not (yet) on it is an open room.
- * @param {string} room
- * @returns {import("./rooms.js").RoomEntry}
- */
-function roomEntry(room) {
-  return state.rooms.find((entry) => entry.room === room) ??
-    { room, kind: "open", peer: null, users: 0, lastId: 0 };
-}
-
 /** Names the room on screen by its label, and offers what can be done in it. */
 function showRoomName() {
-  const entry = roomEntry(state.room);
+  const entry = rooms.entry(state.room);
   ui.roomName.textContent = roomLabel(entry);
   ui.roomName.dataset.kind = entry.kind;
   ui.message.placeholder = `Message ${roomTitle()}`;
@@ -505,16 +512,14 @@ function enterRoom(room) {
 }
 
 /**
- * Enters `room`, known to be of this kind before the room list says so (it was just made).
+ * Goes to `room` from the sidebar or the switch form: entered anew unless it is the room on screen
+ * and still connected.
  * @param {string} room
- * @param {{ kind: import("./rooms.js").RoomKind, peer: string | null }} known
  */
-function openRoom(room, known) {
-  if (!state.rooms.some((entry) => entry.room === room)) {
-    state.rooms = [...state.rooms, { room, ...known, users: 0, lastId: 0 }];
-  }
+function goToRoom(room) {
   setSidebar(false);
   if (room !== state.room || connection.stopped) enterRoom(room);
+  else ui.switchRoom.value = "";
   ui.message.focus();
 }
 
@@ -621,9 +626,9 @@ function onSignedIn(me) {
  * @param {string} [why]
  */
 function signedOut(why = "") {
+  // Unsent messages stay: signed in again under the same name, they go out (see join).
   closeChat();
-  outbox.clear();
-  state.rooms = [];
+  rooms.clear();
   state.admin = false;
   accountForms.showSignIn(why, state.userName);
 }
@@ -642,7 +647,7 @@ async function signOut() {
 async function refreshRooms() {
   if (state.mode !== "accounts" || !state.joined) return;
   try {
-    state.rooms = await fetchRooms();
+    await rooms.refresh();
   } catch {
     return; // the list stays as it was; the next refresh tries again
   }
@@ -653,11 +658,7 @@ async function refreshRooms() {
 
 function drawRooms() {
   if (state.mode !== "accounts") return;
-  showRooms(roomsUi, state.rooms, state.room, (room) => {
-    setSidebar(false);
-    if (room !== state.room || connection.stopped) enterRoom(room);
-    ui.message.focus();
-  });
+  showRooms(roomsUi, rooms.entries, state.room, goToRoom);
 }
 
 /**
@@ -666,67 +667,7 @@ function drawRooms() {
  * @param {number | null} [total]
  */
 function drawUsers(users, total = null) {
-  showUsers(usersUi, users, state.userName, total, personActions);
-}
-
-/**
- * What the person can do with `name` (with accounts): message them; in a private room, remove
- * them; as an admin, ban them.
- * @param {string} name
- * @returns {import("./users.js").PersonAction[]}
- */
-function personActions(name) {
-  if (state.mode !== "accounts" || name === state.userName) return [];
-  /** @type {import("./users.js").PersonAction[]} */
-  const actions = [{ label: "Message", run: () => messagePerson(name) }];
-  if (roomEntry(state.room).kind === "private") {
-    actions.push({ label: "Remove", run: () => removePerson(name), danger: true });
-  }
-  if (state.admin) actions.push({ label: "Ban", run: () => banPerson(name), danger: true });
-  return actions;
-}
-
-/** @param {string} name */
-async function messagePerson(name) {
-  try {
-    const room = await api.direct(name);
-    openRoom(room, { kind: "direct", peer: name });
-  } catch (error) {
-    showNotice(/** @type {Error} */ (error).message);
-  }
-}
-
-/** @param {string} name */
-async function removePerson(name) {
-  const room = state.room;
-  const sure = await confirmAction(confirmUi, {
-    title: `Remove ${name}?`,
-    text: `${name} leaves #${roomLabel(roomEntry(room))} and no longer sees it.`,
-    ok: "Remove",
-  });
-  if (!sure) return;
-  try {
-    await api.removeMember(room, name);
-    showNotice(`${name} was removed from the room.`);
-  } catch (error) {
-    showNotice(/** @type {Error} */ (error).message);
-  }
-}
-
-/** @param {string} name */
-async function banPerson(name) {
-  const sure = await confirmAction(confirmUi, {
-    title: `Ban ${name}?`,
-    text: `${name} is signed out everywhere and cannot sign in again until an admin unbans them.`,
-    ok: "Ban",
-  });
-  if (!sure) return;
-  try {
-    await api.ban(name);
-    showNotice(`${name} is banned.`);
-  } catch (error) {
-    showNotice(/** @type {Error} */ (error).message);
-  }
+  showUsers(usersUi, users, state.userName, total, (name) => people.for(name));
 }
 
 async function invitePeople() {
@@ -772,10 +713,7 @@ function onSwitchSubmit(event) {
     ui.switchRoom.focus();
     return;
   }
-  setSidebar(false);
-  if (room !== state.room || connection.stopped) enterRoom(room);
-  else ui.switchRoom.value = "";
-  ui.message.focus();
+  goToRoom(room);
 }
 
 /**
@@ -831,6 +769,7 @@ function onVisibilityChange() {
   state.unread = 0;
   updateTitle();
   reconnectNowIfWaiting();
+  refreshRooms();
 }
 
 function wire() {
@@ -845,7 +784,7 @@ function wire() {
   ui.invite.addEventListener("click", invitePeople);
   ui.newRoom.addEventListener("click", () => roomDialogs.openNewRoom());
   ui.manageMembers.addEventListener("click", () => {
-    roomDialogs.openMembers(roomLabel(roomEntry(state.room)));
+    roomDialogs.openMembers(roomLabel(rooms.entry(state.room)));
   });
   ui.usersToggle.addEventListener("click", () => {
     setSidebar(!ui.sidebar.classList.contains("open"));

@@ -16,7 +16,7 @@ import { groupRooms, roomLabel } from "./rooms.js";
 /**
  * Draws `entries`, marking `current`; a click calls `open` with the room's name.
  * @param {RoomListElements} ui
- * @param {import("./rooms.js").RoomEntry[]} entries
+ * @param {readonly import("./rooms.js").RoomEntry[]} entries
  * @param {string} current
  * @param {(room: string) => void} open
  */

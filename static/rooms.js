@@ -58,7 +58,7 @@ export function roomLabel(entry) {
 /**
  * The rooms in the two groups the page lists, each in label order: rooms (open and private), and
  * direct rooms.
- * @param {RoomEntry[]} entries
+ * @param {readonly RoomEntry[]} entries
  * @returns {{ rooms: RoomEntry[], direct: RoomEntry[] }}
  */
 export function groupRooms(entries) {
@@ -90,4 +90,51 @@ export async function fetchRooms(fetchFn = fetch) {
     throw new Error(`Could not list the rooms: ${reason}`);
   }
   return readRooms(data);
+}
+
+/**
+ * The rooms the person may open, as last listed, and rooms known before the list says so (one
+ * just made); a room it does not know is an open room.
+ */
+export class RoomDirectory {
+  /** @type {RoomEntry[]} */ #entries = [];
+
+  /** @returns {readonly RoomEntry[]} */
+  get entries() {
+    return this.#entries;
+  }
+
+  /**
+   * The entry of `room`.
+   * @param {string} room
+   * @returns {RoomEntry}
+   */
+  entry(room) {
+    return this.#entries.find((entry) => entry.room === room) ??
+      { room, kind: "open", peer: null, users: 0, lastId: 0 };
+  }
+
+  /**
+   * Records what is known of `room` until the list is read again, unless the list has it.
+   * @param {string} room
+   * @param {RoomKind} kind
+   * @param {string | null} peer
+   */
+  know(room, kind, peer) {
+    if (this.#entries.some((entry) => entry.room === room)) return;
+    this.#entries = [...this.#entries, { room, kind, peer, users: 0, lastId: 0 }];
+  }
+
+  /**
+   * Reads the list again; throws (keeping the old list) if it cannot.
+   * @param {typeof fetch} [fetchFn]
+   */
+  async refresh(fetchFn) {
+    this.#entries = await fetchRooms(fetchFn);
+  }
+
+  /** Forgets every room (the person signed out). */
+  clear() {
+    this.#entries = [];
+  }
 }

@@ -979,6 +979,31 @@ Deno.test({
         }
       });
 
+      await step("without accounts, a setup or invite link shows the open form", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            for (const path of ["/setup?token=abc", "/join/abc"]) {
+              await page.goto(new URL(path, server.url).href);
+              await page.locator("#join-error", { hasText: "This server has no accounts" })
+                .waitFor();
+              assert.ok(await page.locator("#join-form").isVisible());
+              assert.ok(await page.locator("#account-form").isHidden());
+              assert.equal(new URL(page.url()).pathname, "/", "the link stays in the URL");
+            }
+            await page.locator("#name").fill("quinn");
+            await page.locator("#join").click();
+            await waitForStatus(page, "online");
+            assert.ok(await page.locator("#rooms-section").isHidden(), "a room list in open mode");
+            assert.ok(await page.locator("#leave").isVisible());
+            assert.ok(await page.locator("#sign-out").isHidden());
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
       await step("the new forms on a phone and a desktop, light and dark", async () => {
         await Deno.mkdir(OUTPUT, { recursive: true });
         await withServer(ACCOUNTS, async (server) => {
@@ -991,6 +1016,19 @@ Deno.test({
             const bob = await personPage(browser, contexts);
             await createAccount(bob, await inviteLink(admin), "bob", BOB_PASSWORD);
             await waitForUsers(admin, ["Admin", "bob"]);
+            // A private room and a direct room, for the list to show every kind.
+            const made = await admin.evaluate(async () => {
+              const post = (path: string, body: unknown) =>
+                fetch(path, {
+                  method: "POST",
+                  headers: { "content-type": "application/json" },
+                  body: JSON.stringify(body),
+                });
+              const plans = await post("/api/rooms", { room: "plans", kind: "private" });
+              const direct = await post("/api/direct", { userName: "bob" });
+              return [plans.status, direct.status];
+            });
+            assert.deepEqual(made, [201, 201]);
             for (const size of SIZES) {
               for (const scheme of ["light", "dark"] as const) {
                 await formScreenshots(browser, server, size, scheme);
@@ -1155,7 +1193,8 @@ async function formScreenshots(
     await waitForUsers(page, ["Admin", "bob"]);
     if (size.isMobile) await page.locator("#users-toggle").click();
     await page.locator("#users .person", { hasText: /^bob$/ }).click();
-    await page.locator("#rooms button", { hasText: /^lobby$/ }).waitFor();
+    await page.locator("#direct-rooms button", { hasText: /^bob$/ }).waitFor();
+    assert.deepEqual(await listedRooms(page), { rooms: ["lobby", "plans"], direct: ["bob"] });
     await shot("accounts-chat");
     await page.getByRole("button", { name: "Invite people" }).click();
     await page.locator("#invite-status", { hasText: /\S/ }).waitFor();

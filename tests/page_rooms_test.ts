@@ -5,7 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { Api } from "../static/api.js";
-import { fetchRooms, groupRooms, readRooms, type RoomEntry, roomLabel } from "../static/rooms.js";
+import {
+  fetchRooms,
+  groupRooms,
+  readRooms,
+  RoomDirectory,
+  type RoomEntry,
+  roomLabel,
+} from "../static/rooms.js";
 import { browserFetch } from "./page_fakes.ts";
 import { startTestServer } from "./support.ts";
 
@@ -88,4 +95,25 @@ Deno.test("grouped as the sidebar shows them: rooms, then direct rooms, each by 
   ]);
   assert.deepEqual(grouped.rooms.map(roomLabel), ["Alpha", "beta", "zeta"]);
   assert.deepEqual(grouped.direct.map(roomLabel), ["Bob", "carol"]);
+});
+
+Deno.test("the directory: a room just made is known before the list has it, then as listed", async () => {
+  await using server = await startTestServer({ auth: { mode: "accounts" } });
+  const fetchFn = browserFetch(server);
+  const api = new Api(fetchFn);
+  await api.setup(server.setupLink!.searchParams.get("token")!, "Admin", "admin-password-1");
+  const directory = new RoomDirectory();
+  assert.deepEqual(directory.entry("lobby"), entry("lobby", "open"), "an unknown room is open");
+  await api.createPrivateRoom("plans");
+  directory.know("plans", "private", null);
+  directory.know("plans", "direct", "bob"); // known already: the first word stands
+  assert.deepEqual(directory.entries, [entry("plans", "private")]);
+
+  await directory.refresh(fetchFn);
+  assert.deepEqual(directory.entries, [entry("plans", "private")]);
+  const failing = () => Promise.resolve(new Response("{}", { status: 503 }));
+  await assert.rejects(directory.refresh(failing as typeof fetch), /Could not list the rooms/);
+  assert.equal(directory.entries.length, 1, "a failed refresh keeps the list");
+  directory.clear();
+  assert.deepEqual(directory.entries, []);
 });
