@@ -25,6 +25,7 @@ import {
   sampleMachine,
   sampleProc,
 } from "./stats.ts";
+import { benchToken } from "./bench_account.ts";
 import { pinning, type ServerKind, type ServerProcess, startServer } from "./server_process.ts";
 import type {
   ConnectedReport,
@@ -125,6 +126,11 @@ export interface BenchOptions extends Scenario {
    * parley's legacy dialect. parley only: the baseline speaks `parley.v1` alone. Default 0.
    */
   legacy?: number;
+  /**
+   * parley's `auth.mode`. With `accounts` the tool creates an admin with the setup link parley
+   * prints, and every connection sends that account's API token on its upgrade. Default `open`.
+   */
+  auth?: "open" | "accounts";
 }
 
 /** Delivery figures of a set of subscribers: all of a run's, or one kind of them. */
@@ -320,12 +326,16 @@ async function runOnce(
 ): Promise<RunResult> {
   let process: ServerProcess | null = null;
   const label = "kind" in server ? server.kind : "url";
+  const accounts = label === "parley" && authOf(options) === "accounts";
   if ("kind" in server) {
     log(
       options,
       `[${label}] starting the server${server.serverCpus ? ` on CPU ${server.serverCpus}` : ""}`,
     );
-    process = await startServer(server.kind, { cpus: server.serverCpus });
+    process = await startServer(server.kind, {
+      cpus: server.serverCpus,
+      config: accounts ? { authMode: "accounts" } : undefined,
+    });
   }
   const base = process ? process.url : (server as { url: string }).url;
   const room = `bench-${crypto.randomUUID().slice(0, 8)}`;
@@ -333,7 +343,9 @@ async function runOnce(
   const shares = assignConnections(options);
   const workers = shares.map(() => new LoadWorker());
   try {
-    return await measure(options, label, url, process, workers, shares, loadCpus);
+    // In accounts mode every connection signs in with the token of an admin made for the run.
+    const token = accounts ? await benchToken(base, process!.banner) : null;
+    return await measure(options, label, url, token, process, workers, shares, loadCpus);
   } finally {
     await Promise.all(
       workers.map((w) => w.ask({ type: "close" }, "closed", 10_000).catch(() => {})),
@@ -363,6 +375,7 @@ async function measure(
   options: BenchOptions,
   label: ServerKind | "url",
   url: string,
+  token: string | null,
   process: ServerProcess | null,
   workers: LoadWorker[],
   shares: number[][],
@@ -400,6 +413,7 @@ async function measure(
           senders: indices.filter((i) => i < options.senders),
           legacy: indices.filter((i) => i >= firstLegacy),
           concurrency: perWorker,
+          token,
           timeoutMs: 20_000,
         },
         "connected",
@@ -638,6 +652,27 @@ function legacyOf(options: BenchOptions): number {
   return options.legacy ?? 0;
 }
 
+/** How parley runs: open mode unless the run asks for accounts. */
+function authOf(options: BenchOptions): "open" | "accounts" {
+  return options.auth ?? "open";
+}
+
+/**
+ * Why `options` cannot run, or null: accounts mode sets up the parley the tool starts (not one
+ * at `--url`), and its connections share one account, so that `/rooms` cannot count legacy ones.
+ */
+function authConflict(options: BenchOptions): string | null {
+  if (authOf(options) !== "accounts") return null;
+  if (options.target === "url" || options.target === "baseline") {
+    return "--auth accounts sets up the parley this tool starts: use it without --url and --baseline";
+  }
+  if (legacyOf(options) > 0) {
+    return "--auth accounts and --legacy do not go together: every connection is the one bench " +
+      "account, so the tool cannot tell when the legacy ones have joined";
+  }
+  return null;
+}
+
 /**
  * Polls `GET /rooms` (at most 10 s) until the run's room lists `count` users, so that every legacy
  * subscriber is subscribed before the first message; warns in the progress output otherwise.
@@ -691,6 +726,8 @@ function ratio(a: number | null, b: number | null): number | null {
 
 /** Runs a scenario against the target(s) the options name and returns every figure. */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const conflict = authConflict(options);
+  if (conflict !== null) throw new Error(conflict);
   const legacyCount = legacyOf(options);
   const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
   if (legacyCount > options.subscribers - senders) {
@@ -803,8 +840,9 @@ function describe(options: BenchOptions): string {
     ? `held ${options.durationS} s`
     : `${options.warmupS} s warm-up + ${options.durationS} s`;
   const legacy = legacyOf(options) > 0 ? ` (${formatCount(legacyOf(options))} legacy)` : "";
+  const auth = authOf(options) === "accounts" ? ", parley in accounts mode" : "";
   return `${options.name}: ${formatCount(options.subscribers)} subscribers${legacy}, ${load}, ` +
-    `${options.bodyBytes}-byte bodies, ${time}`;
+    `${options.bodyBytes}-byte bodies, ${time}${auth}`;
 }
 
 /** The report as a table: one column per server, plus the ratio. */
@@ -930,6 +968,8 @@ const USAGE = `usage: deno task bench --scenario fanout|chat|crowd|idle [options
   --legacy N            N subscribers (not senders) in parley's legacy dialect, no subprotocol;
                         reported apart from the parley.v1 ones (parley only: the baseline has
                         no legacy dialect and runs all subscribers as parley.v1)
+  --auth open|accounts  parley's auth.mode (default open); accounts: the tool makes an admin
+                        with the printed setup link, and every connection sends its API token
   --no-pin              do not pin the server and the load to separate CPUs
   --json                print the figures as one JSON object on the last line
   --quiet               no progress lines`;
@@ -1009,6 +1049,14 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
       case "--legacy":
         options.legacy = Math.floor(number(i++));
         break;
+      case "--auth": {
+        const mode = value(i++);
+        if (mode !== "open" && mode !== "accounts") {
+          throw new Error(`--auth is open or accounts, not ${JSON.stringify(mode)}\n${USAGE}`);
+        }
+        options.auth = mode;
+        break;
+      }
       case "--no-pin":
         options.pin = false;
         break;
@@ -1034,6 +1082,8 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
   if (legacy > 0 && options.target === "baseline") {
     throw new Error(`--legacy is for parley only: the baseline has no legacy dialect\n${USAGE}`);
   }
+  const conflict = authConflict(options);
+  if (conflict !== null) throw new Error(`${conflict}\n${USAGE}`);
   return options;
 }
 

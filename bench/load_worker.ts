@@ -65,7 +65,10 @@ function send(connection: Connection, start: StartCommand): void {
   sentTotal++;
   const head = `${start.marker}${connection.index}|${seq}|${nowUs()}|`;
   const body = head + padding.slice(0, Math.max(1, start.bodyBytes - head.length));
-  connection.socket?.send(`{"type":"message","body":"${body}","clientId":"c${seq}"}`);
+  // The sender's index in the clientId: in accounts mode every sender is the same account, and a
+  // clientId is unique per name.
+  const clientId = `c${connection.index}-${seq}`;
+  connection.socket?.send(`{"type":"message","body":"${body}","clientId":"${clientId}"}`);
 }
 
 /** Reads the send time that follows `<marker><sender>|<seq>|` at `from`; -1 if malformed. */
@@ -141,6 +144,7 @@ function open(
   sender: boolean,
   legacy: boolean,
   timeoutMs: number,
+  headers: Record<string, string>,
 ): Promise<string> {
   return new Promise((resolve) => {
     let settled = false;
@@ -155,24 +159,30 @@ function open(
     const timer = setTimeout(() => settle(`no welcome within ${timeoutMs} ms`), timeoutMs);
     // A legacy connection gets no welcome: it counts as connected once the upgrade is answered.
     let welcomed = false;
-    WsClient.connect(`${url}&userName=u${index}`, legacy ? "" : "parley.v1", {
-      text: (data: string) => {
-        if (welcomed || legacy) {
-          onFrame(connection, data);
-          return;
-        }
-        if (settled || !data.includes('"welcome"')) return;
-        welcomed = true;
-        connections.push(connection);
-        settle("");
-        const rest = data.indexOf("\n");
-        if (rest >= 0) onFrame(connection, data.slice(rest + 1));
+    WsClient.connect(
+      `${url}&userName=u${index}`,
+      legacy ? "" : "parley.v1",
+      {
+        text: (data: string) => {
+          if (welcomed || legacy) {
+            onFrame(connection, data);
+            return;
+          }
+          if (settled || !data.includes('"welcome"')) return;
+          welcomed = true;
+          connections.push(connection);
+          settle("");
+          const rest = data.indexOf("\n");
+          if (rest >= 0) onFrame(connection, data.slice(rest + 1));
+        },
+        closed: (code: number, reason: string) => {
+          if (!settled) settle(`closed ${code} ${reason}`);
+          else if (!closing && welcomed) closes[code] = (closes[code] ?? 0) + 1;
+        },
       },
-      closed: (code: number, reason: string) => {
-        if (!settled) settle(`closed ${code} ${reason}`);
-        else if (!closing && welcomed) closes[code] = (closes[code] ?? 0) + 1;
-      },
-    }, timeoutMs).then(
+      timeoutMs,
+      headers,
+    ).then(
       (socket) => {
         connection.socket = socket;
         if (settled && !welcomed) socket.close(); // timed out before the welcome
@@ -192,6 +202,9 @@ async function connectAll(command: ConnectCommand): Promise<void> {
   const legacy = new Set(command.legacy);
   const queue = command.indices.slice();
   const failures: string[] = [];
+  const headers: Record<string, string> = command.token
+    ? { authorization: `Bearer ${command.token}` }
+    : {};
   let failed = 0;
   let lastWelcomeMs = 0;
   const firstStartMs = Date.now();
@@ -203,6 +216,7 @@ async function connectAll(command: ConnectCommand): Promise<void> {
         senders.has(index),
         legacy.has(index) && !senders.has(index),
         command.timeoutMs,
+        headers,
       );
       if (reason === "") {
         lastWelcomeMs = Date.now();

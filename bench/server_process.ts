@@ -12,6 +12,11 @@ export type ServerKind = "parley" | "baseline";
 export interface ServerProcess {
   /** `http://127.0.0.1:PORT/` as the server printed it. */
   url: string;
+  /**
+   * Its stdout up to the end of what came with the URL: parley prints its setup link in the same
+   * write as the URL line.
+   */
+  banner: string;
   pid: number;
   /** The CPU list it is pinned to, or null when not pinned. */
   cpus: string | null;
@@ -56,6 +61,8 @@ export interface ParleyConfigOverrides {
   burst?: number;
   /** `limits.sendBufferBytes`; default 16 MiB, so that no benchmark subscriber is dropped. */
   sendBufferBytes?: number;
+  /** `auth.mode`; parley's default (`open`) when absent. */
+  authMode?: "open" | "accounts";
 }
 
 /** The config parley runs with: limits lifted so the benchmark is not throttled. */
@@ -81,6 +88,7 @@ export function parleyConfig(
       idleTimeoutSeconds: 0,
       readsPerSecond: 1000000,
     },
+    ...(overrides.authMode === undefined ? {} : { auth: { mode: overrides.authMode } }),
   };
 }
 
@@ -224,6 +232,7 @@ export async function startCommand(
     tail = (tail + text).slice(-4096);
   };
   let urlMs = -1;
+  let banner = "";
   let found: ((url: string) => void) | null = null;
   const urlPromise = new Promise<string>((resolve) => (found = resolve));
   const pump = async (stream: ReadableStream<Uint8Array>, scan: boolean): Promise<void> => {
@@ -237,6 +246,7 @@ export async function startCommand(
         const match = URL_PATTERN.exec(seen);
         if (match) {
           urlMs = performance.now() - spawnedAt;
+          banner = seen;
           found(match[0]);
           found = null;
           seen = "";
@@ -279,7 +289,7 @@ export async function startCommand(
   // "http://0.0.0.0:PORT/" would not be reachable as such: the tool only talks to 127.0.0.1.
   const url = new URL(outcome.replace(/[.,;)'"]+$/, ""));
   url.hostname = "127.0.0.1";
-  return { url: url.href, pid: child.pid, cpus, urlMs, output: () => tail, stop };
+  return { url: url.href, banner, pid: child.pid, cpus, urlMs, output: () => tail, stop };
 }
 
 /** Stops a child: SIGTERM, then SIGKILL if it has not exited after `graceMs`. */

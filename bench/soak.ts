@@ -166,6 +166,14 @@ async function scrape(base: string): Promise<Map<string, number>> {
   return samples;
 }
 
+/** `parley_connections` over every dialect and transport; null if the scrape failed. */
+function connectionsOf(samples: Map<string, number>): number | null {
+  if (samples.size === 0) return null;
+  let open = 0;
+  for (const [name, n] of samples) if (name.startsWith("parley_connections{")) open += n;
+  return open;
+}
+
 /**
  * Open file descriptors of a process: the entries of `/proc/<pid>/fd`, listed by `ls` (Deno 2.9
  * lets only `--allow-all` read `/proc` itself). Null where that fails.
@@ -229,7 +237,7 @@ class Sampler {
       fds,
       lagSeconds: metrics.get("parley_event_loop_lag_seconds") ?? null,
       cpuPercent: round1(cpuPercent(previous, server)),
-      connections: metrics.get("parley_connections") ?? null,
+      connections: connectionsOf(metrics),
       delivered: p.delivered,
       undelivered: p.sent * this.steady.connected - p.delivered,
       churned: this.churn.joined,

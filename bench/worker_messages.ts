@@ -16,6 +16,11 @@ export interface ConnectCommand {
    */
   legacy: number[];
   concurrency: number;
+  /**
+   * An API token every connection sends (`Authorization: Bearer`), for parley in accounts mode;
+   * none when absent or null.
+   */
+  token?: string | null;
   /** Give up on a connection that has no `welcome` after this long. */
   timeoutMs: number;
 }

@@ -38,14 +38,15 @@ export class WsClient {
 
   /**
    * Connects, performs the upgrade with `protocol` (`""`: no `Sec-WebSocket-Protocol` header,
-   * as parley's legacy clients connect), and starts reading. Rejects on a failed connection or a
-   * non-101 answer; `timeoutMs` bounds the handshake.
+   * as parley's legacy clients connect) and `headers` (`Authorization`, say), and starts
+   * reading. Rejects on a failed connection or a non-101 answer; `timeoutMs` bounds the handshake.
    */
   static async connect(
     url: string,
     protocol: string,
     handlers: ClientHandlers,
     timeoutMs: number,
+    headers: Record<string, string> = {},
   ): Promise<WsClient> {
     const target = new URL(url);
     if (target.protocol !== "ws:" && target.protocol !== "http:") {
@@ -60,7 +61,8 @@ export class WsClient {
       const request = `GET ${target.pathname}${target.search} HTTP/1.1\r\n` +
         `Host: ${target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-        (protocol === "" ? "" : `Sec-WebSocket-Protocol: ${protocol}\r\n`) + "\r\n";
+        (protocol === "" ? "" : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+        Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
       await writeAll(conn, encoder.encode(request));
       let head: Uint8Array = new Uint8Array(0);
       let end = -1;

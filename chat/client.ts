@@ -12,7 +12,7 @@
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { HistoryError } from "./history.ts";
-import type { Identity } from "./identity.ts";
+import { ANYONE, type Expiry, type Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
 import {
   type ChatMessage,
@@ -41,16 +41,15 @@ export interface ClientOptions {
   transport: Transport;
   dialect: Dialect;
   room: Room;
-  /**
-   * Who the connection is. With a name (an account's) it is the only name the connection is
-   * present and posts under: the name of the query, a `hello` or a legacy frame is not read.
-   */
-  identity: Identity;
-  /**
-   * From the query, for a nameless identity (open mode); a `parley.v1` client without one must
-   * send `hello` before anything else.
-   */
+  /** From the query; a `parley.v1` client without one must send `hello` before anything else. */
   userName: string | null;
+  /**
+   * Who the connection is (see `identity.ts`; `ANYONE` if absent). A name it has is the one the
+   * client is present and posts under: the query's, `hello`'s and a legacy frame's are not read.
+   */
+  identity?: Identity;
+  /** When the connection's credential ends, closing it with 1008, unless a `refresh` renews it. */
+  expiry?: Expiry | null;
   /** Resume after this message id. */
   since: number | null;
   limits: Config["limits"];
@@ -78,6 +77,9 @@ export interface ClientOptions {
  */
 type Phase = "opening" | "ready" | "gone";
 
+/** The longest delay `setTimeout` keeps: it fires at once for a longer one. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A connected client of a room. */
 export class Client {
   readonly #o: ClientOptions;
@@ -101,24 +103,28 @@ export class Client {
   #closeCode: number | null = null;
   #closeHandled = false;
   #failed = false;
+  #expiry: Expiry | null;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#transport = options.transport;
     this.#writer = writerFor(options.dialect, options.transport);
     this.#bucket = new TokenBucket(options.limits.messagesPerSecond, options.limits.burst);
-    this.#wanted = options.identity.userName ?? options.userName;
+    this.#wanted = options.identity?.userName ?? options.userName;
+    this.#expiry = options.expiry ?? null;
     options.room.hold();
     options.transport.listen({
       opened: () => this.#guard(() => this.#opened()),
       received: (frame) => this.#guard(() => this.#receive(frame)),
       closed: (code, reason) => this.#closed(code, reason),
     });
+    options.metrics.opened(options.dialect, options.transport.kind);
   }
 
   /** Who the connection is. */
   get identity(): Identity {
-    return this.#o.identity;
+    return this.#o.identity ?? ANYONE;
   }
 
   /** The name of the connection's room. */
@@ -141,6 +147,7 @@ export class Client {
     this.#o.log.info(
       `open ${this.#o.address} room=${clientText(this.#o.room.name)} dialect=${this.#o.dialect}`,
     );
+    if (this.#expiry !== null) this.#expireIn(this.#expiry.msLeft());
     const ready = this.#o.room.ready;
     if (ready === null) return this.#start();
     ready.then(() => this.#guard(() => this.#start()), (error) => this.#fail(error));
@@ -325,13 +332,48 @@ export class Client {
     }
     let command: ClientCommand;
     try {
-      command = parseClientFrame(frame, this.#o.dialect, max, this.#o.identity.userName);
+      command = parseClientFrame(frame, this.#o.dialect, max, this.identity.userName);
     } catch (error) {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
     }
     if (command.type === "hello") this.#hello(command.userName);
+    else if (command.type === "refresh") this.#refresh(command.token);
     else this.#message(command);
+  }
+
+  /** Closes the connection in `msLeft` ms, unless a refresh moves the time (see #refreshed). */
+  #expireIn(msLeft: number): void {
+    clearTimeout(this.#expiryTimer);
+    if (msLeft <= 0) return this.close(CloseCode.policy, "token expired");
+    const wait = Math.min(msLeft, MAX_TIMER_MS);
+    this.#expiryTimer = setTimeout(() => this.#guard(() => this.#expireIn(msLeft - wait)), wait);
+  }
+
+  /** A newer token: checked (never logged), then the connection lasts until it expires. */
+  #refresh(token: string): void {
+    const expiry = this.#expiry;
+    if (expiry === null) {
+      return this.#refuse(
+        new ProtocolError("bad_frame", "this connection was not opened with a token to refresh"),
+      );
+    }
+    expiry.renew(token).then(
+      (fresh) => this.#guard(() => this.#refreshed(fresh)),
+      (error) =>
+        this.#guard(() => {
+          if (!(error instanceof ProtocolError)) throw error;
+          if (this.#phase !== "gone") this.#refuse(error);
+        }),
+    );
+  }
+
+  #refreshed(fresh: Expiry): void {
+    if (this.#phase === "gone") return;
+    this.#expiry = fresh;
+    this.#expireIn(fresh.msLeft());
+    const expiresAt = new Date(fresh.expiresAt).toISOString();
+    this.#writer.refreshed({ type: "refreshed", expiresAt });
   }
 
   /** One error per episode of flooding: answering every frame of a flood would double it. */
@@ -353,7 +395,7 @@ export class Client {
     const max = this.#o.limits.maxMessageBytes;
     if (frameSize(frame) > maxFrameBytes(max)) return undefined;
     try {
-      const command = parseClientFrame(frame, this.#o.dialect, max, this.#o.identity.userName);
+      const command = parseClientFrame(frame, this.#o.dialect, max, this.identity.userName);
       return command.type === "message" ? command.clientId : undefined;
     } catch (error) {
       return error instanceof ProtocolError ? error.clientId : undefined;
@@ -400,6 +442,7 @@ export class Client {
       );
     }
     this.#writer.ack(clientId, id);
+    if (this.#o.dialect === "parley.v1") this.#o.metrics.acks++;
   }
 
   #refuse(error: ProtocolError): void {
@@ -450,6 +493,7 @@ export class Client {
     if (this.#phase === "gone") return;
     this.#phase = "gone";
     this.#held = null;
+    clearTimeout(this.#expiryTimer);
     this.#o.lease.releaseAddress();
     try {
       this.#subscription?.close();
@@ -466,7 +510,7 @@ export class Client {
     this.#closeHandled = true;
     const code = this.#closeCode ?? peerCode;
     this.#guard(() => this.#leave());
-    this.#o.metrics.closed(code);
+    this.#o.metrics.closed(code, this.#o.dialect, this.#transport.kind);
     this.#o.lease.release();
     this.#o.log.info(
       `close ${this.#o.address} room=${clientText(this.#o.room.name)} code=${code}${

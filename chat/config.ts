@@ -36,6 +36,11 @@ export interface Config {
   workers: number | "auto";
   redis: string | null;
   auth: AuthConfig;
+  /**
+   * PEM files to serve HTTPS and WSS with, both or neither; read at start. With them the session
+   * cookie is `Secure`.
+   */
+  tls: { certFile: string | null; keyFile: string | null };
 }
 
 /** Who people are (see `chat/identity.ts`). */
@@ -49,7 +54,10 @@ export interface AuthConfig {
   sessionDays: number;
   /** How long an invite can be used. */
   inviteDays: number;
-  /** For `jwt`: an HMAC `secret` or a `publicKeyFile`, and the `iss` and `aud` to require. */
+  /**
+   * For `jwt`: an HS256 `secret`, or a `publicKeyFile` (PEM: RSA, EC P-256 or Ed25519), and the
+   * `iss` and `aud` to require, if set (see `chat/jwt.ts`).
+   */
   jwt: {
     secret: string | null;
     publicKeyFile: string | null;
@@ -95,6 +103,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze<Config>({
     inviteDays: 7,
     jwt: { secret: null, publicKeyFile: null, issuer: null, audience: null },
   },
+  tls: { certFile: null, keyFile: null },
 });
 
 type Check = (value: unknown, key: string) => void;
@@ -188,6 +197,7 @@ const checks: Checks = {
       audience: nullOrString,
     },
   },
+  tls: { certFile: nullOrString, keyFile: nullOrString },
 };
 
 function isOrigin(value: string): boolean {
@@ -245,7 +255,13 @@ function mergeSection(
 }
 
 /** Refuses settings that are each valid but cannot work together; the message names both. */
-function checkCombination({ auth, redis }: Config): void {
+function checkCombination({ auth, redis, tls }: Config): void {
+  if ((tls.certFile === null) !== (tls.keyFile === null)) {
+    const [set, unset] = tls.certFile === null ? ["keyFile", "certFile"] : ["certFile", "keyFile"];
+    throw new ConfigError(
+      `"tls.${set}" is set without "tls.${unset}": set both to serve HTTPS, or neither`,
+    );
+  }
   if (auth.mode === "accounts" && redis !== null) {
     throw new ConfigError(
       '"auth.mode": "accounts" cannot be used with "redis": accounts live in the history file, ' +
@@ -256,6 +272,12 @@ function checkCombination({ auth, redis }: Config): void {
     throw new ConfigError(
       '"auth.mode": "jwt" needs "auth.jwt.secret" or "auth.jwt.publicKeyFile" to check ' +
         "tokens with; set one of them",
+    );
+  }
+  if (auth.jwt.secret !== null && auth.jwt.publicKeyFile !== null) {
+    throw new ConfigError(
+      '"auth.jwt.secret" and "auth.jwt.publicKeyFile" are both set, but tokens are checked ' +
+        "with one key; set the other to null",
     );
   }
 }

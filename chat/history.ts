@@ -149,6 +149,8 @@ export class HistoryStore {
   #countedVersion = 0;
   #countedAt = 0;
   #countMs = 0;
+  /** Told how long each committed write transaction took, in seconds (for `/metrics`). */
+  onCommit: ((seconds: number) => void) | null = null;
 
   private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
     this.#db = db;
@@ -415,6 +417,7 @@ export class HistoryStore {
    */
   #transaction<T>(count: number, insert: (lastIds: Map<string, number>) => T): T {
     const sql = this.#sql;
+    const started = performance.now();
     try {
       this.#db.exec("BEGIN IMMEDIATE");
       const lastIds = new Map<string, number>();
@@ -427,6 +430,7 @@ export class HistoryStore {
         added -= Number(sql.trim.run(room, lastId - this.#maxPerRoom).changes);
       }
       this.#db.exec("COMMIT");
+      this.onCommit?.((performance.now() - started) / 1000);
       this.#count += added;
       if (this.#passing) this.#failure = null;
       return result;

@@ -16,7 +16,10 @@
  *   cookie {@link SESSION_COOKIE} or by `Authorization: Bearer <API token>`; no credential is
  *   `null`. A request that changes something with a cookie must come from an allowed origin.
  *   Until the first account exists nobody holds a credential, so whatever needs a person is 401.
- * - `"jwt"`: not in this version; the server refuses to start with it.
+ * - `"jwt"`: a person is whoever a token signed by another service says (`jwt.ts`): sent as
+ *   `Authorization: Bearer <JWT>`, or by a browser's WebSocket, which cannot send headers, as
+ *   `?token=` on the upgrade. Its `rooms` claim limits the rooms; its expiry ends a connection
+ *   (see {@link IdentityService.expiry}) unless the connection renews it in time.
  *
  * Rooms outside open mode are `open` (anyone signed in), `private` or `direct` (their members
  * only; see `AccountStore`): {@link IdentityService.mayRead} is the one rule every route applies.
@@ -33,7 +36,9 @@ import { Buffer } from "node:buffer";
 import { timingSafeEqual } from "node:crypto";
 import { type Account, AccountStore, digest, newSecret } from "./accounts.ts";
 import type { AuthConfig, Config } from "./config.ts";
+import { CLOCK_SKEW_MS, type TokenClaims, TokenError, TokenVerifier } from "./jwt.ts";
 import { clientText, type Logger } from "./log.ts";
+import { ProtocolError } from "./message.ts";
 import { HttpError } from "./routes/route.ts";
 
 /** How an identity was established. */
@@ -41,26 +46,33 @@ export type Via = "open" | "session" | "token" | "jwt";
 
 /** The person behind a request or a connection. */
 export interface Identity {
-  /** The account's id; 0 for {@link ANYONE}. */
-  readonly id: number;
+  /**
+   * Who it is, for comparing identities: an account's id in decimal (see {@link accountId}), a
+   * JWT's `sub`; "" for {@link ANYONE}.
+   */
+  readonly id: string;
   /** The account's name, which is the name a person posts under; null for {@link ANYONE}. */
   readonly userName: string | null;
   readonly admin: boolean;
   readonly via: Via;
   /**
-   * The rooms the credential itself is limited to (a JWT's claim), or null: no limit beyond the
-   * rooms' own rules. {@link IdentityService.mayRead} applies it.
+   * The rooms the credential itself is limited to (a JWT's claim: names, or patterns such as
+   * "team-*"), or null: no limit beyond the rooms' own rules. {@link IdentityService.mayRead}
+   * applies it.
    */
   readonly rooms: readonly string[] | null;
+  /** When the credential stops vouching for the person (a JWT's `exp`), in ms; null: never. */
+  readonly expiresAt: number | null;
 }
 
 /** Open mode's answer to every request: nobody in particular, who may do anything open mode allows. */
 export const ANYONE: Identity = Object.freeze({
-  id: 0,
+  id: "",
   userName: null,
   admin: false,
   via: "open",
   rooms: null,
+  expiresAt: null,
 });
 
 /**
@@ -68,8 +80,8 @@ export const ANYONE: Identity = Object.freeze({
  * come, so switch on `type`.
  */
 export type IdentityEvent =
-  | { type: "banned"; id: number; userName: string }
-  | { type: "removed"; id: number; userName: string; room: string };
+  | { type: "banned"; id: string; userName: string }
+  | { type: "removed"; id: string; userName: string; room: string };
 
 /** The cookie a browser's session travels in. */
 export const SESSION_COOKIE = "parley_session";
@@ -82,6 +94,22 @@ type WorkerNote =
 
 /** How long a worker starting without accounts waits to hear another one's setup token. */
 const SETUP_ASK_MS = 250;
+
+/**
+ * The end of a connection's credential (see {@link IdentityService.expiry}): the connection
+ * closes then, unless it renews the credential with a newer token first.
+ */
+export interface Expiry {
+  /** The credential's expiry, in ms since the epoch. */
+  readonly expiresAt: number;
+  /** Milliseconds until the connection must close: the expiry, and the clock skew allowed. */
+  msLeft(): number;
+  /**
+   * The expiry of `token`, a newer token for the same person and room; a ProtocolError
+   * (`forbidden`) if it is not valid, is another person's, or does not allow the room.
+   */
+  renew(token: string): Promise<Expiry>;
+}
 
 /** How to build an {@link IdentityService}. */
 export interface IdentityOptions {
@@ -102,6 +130,9 @@ export class IdentityService {
   /** The accounts in `accounts` mode; null in open mode. */
   readonly accounts: AccountStore | null;
   readonly #options: IdentityOptions;
+  /** The key tokens are checked with in `jwt` mode; null in the others. */
+  readonly #tokens: TokenVerifier | null;
+  readonly #now: () => number;
   readonly #channel: BroadcastChannel | null;
   readonly #listeners = new Set<(event: IdentityEvent) => void>();
   /** Hashes of setup tokens this worker or another printed; a token itself is never kept. */
@@ -111,10 +142,16 @@ export class IdentityService {
   /** Called when another worker tells its setup token's hash, while this one is asking. */
   #heardSetup: (() => void) | null = null;
 
-  private constructor(options: IdentityOptions, accounts: AccountStore | null) {
+  private constructor(
+    options: IdentityOptions,
+    accounts: AccountStore | null,
+    tokens: TokenVerifier | null,
+  ) {
     this.#options = options;
     this.mode = options.config.auth.mode;
     this.accounts = accounts;
+    this.#tokens = tokens;
+    this.#now = options.now ?? Date.now;
     this.#channel = accounts !== null && options.channel !== null
       ? new BroadcastChannel(options.channel)
       : null;
@@ -126,15 +163,14 @@ export class IdentityService {
   /**
    * Opens the account store (in `accounts` mode) and, if there are no accounts yet, makes the
    * setup token that {@link announce} prints, unless another worker already has one: then this
-   * one accepts that worker's token instead of printing a second. Throws an Error for a mode this
-   * version cannot run, or a store that cannot be opened.
+   * one accepts that worker's token instead of printing a second. In `jwt` mode, loads the key
+   * tokens are checked with. Throws an Error for a store that cannot be opened or a key that
+   * cannot be used.
    */
   static async open(options: IdentityOptions): Promise<IdentityService> {
     const { auth, history } = options.config;
     if (auth.mode === "jwt") {
-      throw new Error(
-        '"auth.mode": "jwt" is not supported by this version of parley yet; use "accounts"',
-      );
+      return new IdentityService(options, null, await TokenVerifier.open(auth.jwt));
     }
     const accounts = auth.mode === "accounts"
       ? AccountStore.open({
@@ -144,7 +180,7 @@ export class IdentityService {
         now: options.now,
       })
       : null;
-    const service = new IdentityService(options, accounts);
+    const service = new IdentityService(options, accounts, null);
     try {
       if (accounts !== null && accounts.count() === 0) await service.#prepareSetup();
     } catch (error) {
@@ -224,8 +260,11 @@ export class IdentityService {
    * (`Authorization: Bearer …`) or of its session cookie, or null if it carries neither. A
    * credential that signs nobody in (unknown, expired, revoked, of a banned account) is a 401
    * HttpError; a cookie's request that changes something from a page of another origin is a 403.
+   * In `jwt` mode, the person of the token (see the module's documentation), or null without one;
+   * a token that is not valid is a 401 saying why.
    */
   identify(request: Request, url: URL): Promise<Identity | null> {
+    if (this.#tokens !== null) return this.#identifyByToken(this.#tokens, request, url);
     try {
       return Promise.resolve(this.#identify(request, url));
     } catch (error) {
@@ -233,10 +272,31 @@ export class IdentityService {
     }
   }
 
+  async #identifyByToken(
+    tokens: TokenVerifier,
+    request: Request,
+    url: URL,
+  ): Promise<Identity | null> {
+    const upgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+    const token = bearerToken(request, "a token") ??
+      (upgrade ? url.searchParams.get("token") || null : null);
+    if (token === null) return null;
+    try {
+      return identityOfToken(await tokens.verify(token, this.#now()));
+    } catch (error) {
+      if (error instanceof TokenError) {
+        throw new HttpError(401, error.message, {
+          "www-authenticate": 'Bearer error="invalid_token"',
+        });
+      }
+      throw error;
+    }
+  }
+
   #identify(request: Request, url: URL): Identity | null {
     const accounts = this.accounts;
     if (accounts === null) return ANYONE;
-    const token = bearerToken(request);
+    const token = bearerToken(request, "an API token");
     if (token !== null) {
       const account = accounts.tokenAccount(token);
       if (account === null) {
@@ -263,13 +323,35 @@ export class IdentityService {
     return identityOf(account, "session");
   }
 
-  /** Whether `identity` may read `room`: its history, its live messages. */
+  /**
+   * The 401 for a request that needs a person and carries no credential: how to send one. The
+   * Go server's clients, which send none, are told this server needs an account.
+   */
+  signInFirst(): HttpError {
+    return new HttpError(
+      401,
+      this.mode === "jwt"
+        ? "send your token as Authorization: Bearer <token>, or as ?token= on /chat"
+        : "this server needs an account: sign in on its page, or send an API token as " +
+          "Authorization: Bearer <token>",
+      { "www-authenticate": 'Bearer realm="parley"' },
+    );
+  }
+
+  /**
+   * Whether `identity` may read `room`: its history, its live messages. The one rule of every
+   * route: anyone in open mode; else a person, within their credential's rooms, in an open room
+   * or one they are a member of. A room it may not read is answered as if it did not exist.
+   */
   mayRead(identity: Identity | null, room: string): boolean {
+    if (this.mode === "open") return true;
+    if (identity === null) return false;
+    if (identity.rooms !== null && !identity.rooms.some((pattern) => matchesRoom(pattern, room))) {
+      return false;
+    }
     const accounts = this.accounts;
     if (accounts === null) return true;
-    if (identity === null) return false;
-    if (identity.rooms !== null && !identity.rooms.includes(room)) return false;
-    return accounts.roomKind(room) === "open" || accounts.isMember(room, identity.id);
+    return accounts.roomKind(room) === "open" || accounts.isMember(room, accountId(identity));
   }
 
   /** Whether `identity` may post in `room`; today whoever may read it. */
@@ -277,10 +359,55 @@ export class IdentityService {
     return this.mayRead(identity, room);
   }
 
+  /**
+   * The expiry of a connection to `room` opened as `identity`, which a `refresh` frame renews;
+   * null for a credential that does not expire while connected.
+   */
+  expiry(identity: Identity, room: string): Expiry | null {
+    const tokens = this.#tokens;
+    const expiresAt = identity.expiresAt;
+    if (tokens === null || expiresAt === null) return null;
+    return {
+      expiresAt,
+      msLeft: () => expiresAt + CLOCK_SKEW_MS - this.#now(),
+      renew: async (token) => {
+        const fresh = await this.#renewed(tokens, identity, token, room);
+        return this.expiry(fresh, room)!;
+      },
+    };
+  }
+
+  async #renewed(
+    tokens: TokenVerifier,
+    current: Identity,
+    token: string,
+    room: string,
+  ): Promise<Identity> {
+    let fresh: Identity;
+    try {
+      fresh = identityOfToken(await tokens.verify(token, this.#now()));
+    } catch (error) {
+      if (error instanceof TokenError) throw new ProtocolError("forbidden", error.message);
+      throw error;
+    }
+    if (fresh.id !== current.id) {
+      throw new ProtocolError(
+        "forbidden",
+        "this token is another person's; a connection stays the person it was opened as",
+      );
+    }
+    if (!this.mayRead(fresh, room)) {
+      throw new ProtocolError("forbidden", "this token does not allow the room of this connection");
+    }
+    return fresh;
+  }
+
   /** Bans or unbans `userName` (see `AccountStore.setBanned`); a ban is announced everywhere. */
   setBanned(userName: string, banned: boolean): Account {
     const account = this.#store().setBanned(userName, banned);
-    if (banned) this.#announceEvent({ type: "banned", id: account.id, userName: account.userName });
+    if (banned) {
+      this.#announceEvent({ type: "banned", id: String(account.id), userName: account.userName });
+    }
     return account;
   }
 
@@ -290,7 +417,8 @@ export class IdentityService {
    */
   removeMember(room: string, account: Account): boolean {
     if (!this.#store().removeMember(room, account.id)) return false;
-    this.#announceEvent({ type: "removed", id: account.id, userName: account.userName, room });
+    const id = String(account.id);
+    this.#announceEvent({ type: "removed", id, userName: account.userName, room });
     return true;
   }
 
@@ -342,7 +470,10 @@ export class IdentityService {
  * or "removed from the room"), or null if it did not.
  */
 export function revokedBy(event: IdentityEvent, identity: Identity, room: string): string | null {
-  if (identity.via === "open" || identity.id !== event.id) return null;
+  // Bans and removals are of accounts: a JWT's subject is no account id.
+  if ((identity.via !== "session" && identity.via !== "token") || identity.id !== event.id) {
+    return null;
+  }
   switch (event.type) {
     case "banned":
       return "banned";
@@ -354,16 +485,45 @@ export function revokedBy(event: IdentityEvent, identity: Identity, room: string
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 function identityOf(account: Account, via: Via): Identity {
-  return { id: account.id, userName: account.userName, admin: account.admin, via, rooms: null };
+  return {
+    id: String(account.id),
+    userName: account.userName,
+    admin: account.admin,
+    via,
+    rooms: null,
+    expiresAt: null,
+  };
 }
 
-/** The token of `Authorization: Bearer …`, or null without the header; another scheme is a 401. */
-function bearerToken(request: Request): string | null {
+function identityOfToken({ sub, name, admin, rooms, expiresAt }: TokenClaims): Identity {
+  return { id: sub, userName: name, admin, via: "jwt", rooms, expiresAt };
+}
+
+/** The account id of an identity of `accounts` mode (a session's or an API token's). */
+export function accountId(identity: Identity): number {
+  if (identity.via !== "session" && identity.via !== "token") {
+    throw new Error(`an identity of ${identity.via} mode has no account`);
+  }
+  return Number(identity.id);
+}
+
+/** Whether `room` is the room `pattern` names, or one of those it matches (`*`: any run). */
+function matchesRoom(pattern: string, room: string): boolean {
+  if (!pattern.includes("*")) return pattern === room;
+  const source = pattern.replaceAll(".", "\\.").replaceAll("*", ".*");
+  return new RegExp(`^${source}$`).test(room);
+}
+
+/**
+ * The token of `Authorization: Bearer …`, or null without the header; another scheme is a 401
+ * that asks for `what` ("an API token").
+ */
+function bearerToken(request: Request, what: string): string | null {
   const header = request.headers.get("authorization");
   if (header === null) return null;
   const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(header);
   if (match === null) {
-    throw new HttpError(401, "send an API token as Authorization: Bearer <token>");
+    throw new HttpError(401, `send ${what} as Authorization: Bearer <token>`);
   }
   return match[1];
 }

@@ -2,7 +2,8 @@
  * The listening socket, kept listening. `Deno.serve` stops accepting for good when accepting fails
  * (out of file descriptors: "Too many open files"), and the process would go on refusing every
  * connection; so a listener that fails while not shutting down is served again on its port, after
- * a pause that grows until it binds. The connections it had go on being served.
+ * a pause that grows until it binds. The connections it had go on being served. With `tls` set it
+ * serves HTTPS and WSS, with the certificate and key read once at start, also when served again.
  */
 
 import type { Config } from "./config.ts";
@@ -28,18 +29,23 @@ const MAX_FAILED = 32;
 /** The key of the listener's lines in the log's rate limit: a flood can fail it again and again. */
 const LOG_KEY = "listener";
 
-/** Binds `config`'s address and port; a failure is a {@link StartupError} saying what to change. */
+/**
+ * Reads `config`'s TLS files and binds its address and port; a failure is a {@link StartupError}
+ * saying what to change.
+ */
 export function listen(
   config: Config,
   reusePort: boolean,
   log: Logger,
   handler: Deno.ServeHandler<Deno.NetAddr>,
 ): Listener {
+  const tls = readTls(config.tls);
   const serve = (port: number) =>
     Deno.serve({
       hostname: config.hostName,
       port,
       reusePort,
+      ...tls,
       onListen: () => {},
       // The dispatcher answers whatever a handler throws; this is for a failure of its own.
       onError: (error) => {
@@ -51,7 +57,9 @@ export function listen(
   try {
     first = serve(config.port);
   } catch (error) {
-    throw new StartupError(bindError(config, error as Error));
+    throw new StartupError(
+      (tls && tlsError(config.tls, error as Error)) ?? bindError(config, error as Error),
+    );
   }
   return new Supervised(first, serve, log);
 }
@@ -112,6 +120,45 @@ class Supervised implements Listener {
     const servers = new Set([this.#current, ...this.#failed]);
     await Promise.all([...servers].map((server) => server.shutdown().catch(() => {})));
   }
+}
+
+/** The certificate and key `Deno.serve` is given, or null without `tls`. */
+function readTls({ certFile, keyFile }: Config["tls"]): Deno.TlsCertifiedKeyPem | null {
+  if (certFile === null || keyFile === null) return null;
+  return { cert: readPem("tls.certFile", certFile), key: readPem("tls.keyFile", keyFile) };
+}
+
+function readPem(key: string, path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    // deno.json's start task lets parley read only below the directory it runs in.
+    const fix = error instanceof Deno.errors.NotCapable
+      ? "put it below the directory parley runs in"
+      : `check "${key}"`;
+    throw new StartupError(`cannot read "${key}" ${path}: ${(error as Error).message}; ${fix}`);
+  }
+}
+
+/**
+ * What is wrong with the certificate or the key, naming the file, if `error` is Deno refusing
+ * one of them; null if it is about something else (the address).
+ */
+function tlsError({ certFile, keyFile }: Config["tls"], error: Error): string | null {
+  const why = error.message;
+  if (/mismatch|consistent/i.test(why)) {
+    return `the key in "tls.keyFile" ${keyFile} is not the key of the certificate in ` +
+      `"tls.certFile" ${certFile} (${why}); give the key the certificate was made with`;
+  }
+  if (/certificate/i.test(why)) {
+    return `"tls.certFile" ${certFile} holds no usable PEM certificate (${why}); give the ` +
+      'file that starts with "-----BEGIN CERTIFICATE-----"';
+  }
+  if (/key/i.test(why)) {
+    return `"tls.keyFile" ${keyFile} holds no usable PEM private key (${why}); give the ` +
+      'unencrypted key, the file that starts with "-----BEGIN PRIVATE KEY-----"';
+  }
+  return null;
 }
 
 function bindError(config: Config, error: Error): string {

@@ -1,7 +1,8 @@
 /**
- * One line per event, to stderr and appended to `logfilePath`; message bodies are never logged.
- * Client text cannot forge or hide lines: every line is escaped, cut to a bounded length, and
- * refusals can be rate limited per address.
+ * One line per event, to stderr and appended to `logfilePath`; message bodies are never logged,
+ * nor is anything shaped like a JWT (see {@link withoutTokens}). Client text cannot forge or hide
+ * lines: every line is escaped, cut to a bounded length, and refusals can be rate limited per
+ * address.
  */
 
 import { setImmediate } from "node:timers";
@@ -70,8 +71,19 @@ export class Logger {
       ? `${cut(message, MAX_MESSAGE)}… (${message.length} characters)`
       : message;
     const name = this.name ? `${escapeControls(this.name)}: ` : "";
-    return `${new Date().toISOString()} ${level} ${name}${escapeControls(text)}\n`;
+    return `${new Date().toISOString()} ${level} ${name}${escapeControls(withoutTokens(text))}\n`;
   }
+}
+
+/** A JWT, or the start of one: its header is base64url JSON, which begins `eyJ` (`{"`). */
+const JWT = /(?<![\w-])eyJ[\w-]{4,}(?:\.[\w-]*){0,2}/g;
+
+/**
+ * The text with every JWT in it, whole or cut, replaced by `[token]`. Whoever logs a URL or a
+ * frame need not remember that a token may be in it (`?token=` on `/chat`, a `refresh` frame).
+ */
+export function withoutTokens(text: string): string {
+  return text.includes("eyJ") ? text.replace(JWT, "[token]") : text;
 }
 
 function writeAll(target: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array): void {

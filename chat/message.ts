@@ -28,7 +28,9 @@ export type ErrorCode =
   | "rate_limited"
   | "bad_name"
   | "bad_room"
-  | "unavailable";
+  | "unavailable"
+  /** A `refresh` whose token is not valid, is another person's, or does not allow the room. */
+  | "forbidden";
 
 /** The limits a `parley.v1` client is told in its welcome, so it can keep within them. */
 export interface ProtocolLimits {
@@ -56,6 +58,8 @@ export type ServerEvent =
   | ({ type: "message" } & ChatMessage)
   | { type: "ack"; clientId?: string; id: number }
   | { type: "join" | "leave"; userName: string; users: string[] }
+  /** A `refresh` was accepted: the connection lasts until the new token's expiry (ISO 8601). */
+  | { type: "refreshed"; expiresAt: string }
   /** `clientId` is the one of the command that caused the error, when it had one. */
   | { type: "error"; code: ErrorCode; message: string; clientId?: string };
 
@@ -65,7 +69,9 @@ export type WelcomeEvent = Extract<ServerEvent, { type: "welcome" }>;
 /** What a client asks for, once its frame has been validated. */
 export type ClientCommand =
   | { type: "message"; body: string; clientId?: string; userName?: string }
-  | { type: "hello"; userName: string };
+  | { type: "hello"; userName: string }
+  /** A newer token for a connection opened with one that expires (`auth.mode: "jwt"`). */
+  | { type: "refresh"; token: string };
 
 /**
  * A frame or parameter the protocol refuses; `code` is the `error` event's code, `clientId` the one
@@ -235,10 +241,15 @@ export function parseClientFrame(
       return parseMessage(frame, maxBytes);
     case "hello":
       return { type: "hello", userName: fixedName ?? validateUserName(frame.userName) };
+    case "refresh":
+      if (typeof frame.token !== "string" || frame.token === "") {
+        throw new ProtocolError("bad_frame", '"token" must be the new token, a string');
+      }
+      return { type: "refresh", token: frame.token };
     default:
       throw new ProtocolError(
         "bad_frame",
-        `unknown frame type ${shortJson(frame.type)}; use "message" or "hello"`,
+        `unknown frame type ${shortJson(frame.type)}; use "message", "hello" or "refresh"`,
       );
   }
 }

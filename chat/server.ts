@@ -14,7 +14,8 @@ import { accessRoutes } from "./routes/access.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { chat } from "./routes/chat.ts";
 import { getAllMessages, history } from "./routes/history.ts";
-import { healthz, metrics } from "./routes/ops.ts";
+import type { Samples } from "./metrics.ts";
+import { healthz, metrics, ownSamples } from "./routes/ops.ts";
 import { assetRoutes, invitePage } from "./routes/page.ts";
 import { listRooms, postMessage } from "./routes/rooms.ts";
 import {
@@ -33,13 +34,15 @@ export { type ServerOptions, StartupError };
 
 /** A started server. */
 export interface RunningServer {
-  /** Where to open the page, e.g. `http://127.0.0.1:8080/`. */
+  /** Where to open the page, e.g. `http://127.0.0.1:8080/` (`https:` with `tls`). */
   url: URL;
   port: number;
   /** The link that creates the first account, if this server made it (`accounts`, none yet). */
   setupLink: URL | null;
   /** Stops accepting, closes every socket with 1001, flushes history; idempotent. */
   shutdown(): Promise<void>;
+  /** Its own `/metrics` samples, for a scrape another worker answers. */
+  samples(): Samples;
 }
 
 /**
@@ -79,7 +82,8 @@ export async function startServer(
 
   const { hostname, port } = server.addr;
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const url = new URL(`http://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
+  const scheme = config.tls.certFile === null ? "http" : "https";
+  const url = new URL(`${scheme}://${shown === "0.0.0.0" ? "127.0.0.1" : shown}:${port}/`);
   services.log.info(`listening on ${url}`);
   const setupLink = services.identity.announce(url, config.hostName, services.log);
 
@@ -95,7 +99,7 @@ export async function startServer(
     })();
     return stopped;
   };
-  return { url, port, setupLink, shutdown };
+  return { url, port, setupLink, shutdown, samples: () => ownSamples(services) };
 }
 
 /** The handler of every request: the route table's answer, or the answer to what it threw. */

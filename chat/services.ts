@@ -14,7 +14,7 @@ import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
 import { IdentityService, revokedBy } from "./identity.ts";
 import { Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { type Exchange, Metrics } from "./metrics.ts";
 import { Rooms } from "./room.ts";
 import { CloseCode } from "./transport.ts";
 
@@ -31,6 +31,10 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** Prefixes this server's log lines, e.g. "worker 2". */
   name?: string;
+  /** This server's worker number, labelling its per-worker gauges in `/metrics`. */
+  worker?: number;
+  /** How `/metrics` gets the other workers' samples, to answer for the whole process. */
+  exchange?: Exchange;
   /** Called with the history store once it is open: tests use it to make the store fail. */
   onHistoryOpened?: (store: HistoryStore) => void;
   /** The clock sessions, invites and failed sign-ins are judged by: tests move it. */
@@ -81,6 +85,8 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     await openIdentity(config, options, admission),
     (identity) => identity.close(),
   );
+  const metrics = new Metrics({ lag, worker: options.worker, exchange: options.exchange });
+  history.onCommit = (seconds) => metrics.commits.observe(seconds);
   const clients = new Set<Client>();
   // A person banned or taken out of a room, in this worker or another, loses its connections.
   identity.subscribe((event) => {
@@ -96,7 +102,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     history,
     bus,
     rooms: new Rooms(history, bus, (message) => log.error(message)),
-    metrics: new Metrics(lag),
+    metrics,
     clients,
     admission,
     identity,
@@ -151,8 +157,8 @@ async function openIdentity(
       config,
       channel: options.reusePort ? `parley-identity:${resolve(config.history.path)}` : null,
       originAllowed: (origin, own) => admission.originAllowed(origin, own),
-      // parley itself serves plain HTTP, over which a browser would never send a Secure cookie.
-      secureCookies: false,
+      // Over plain HTTP a browser would never send a Secure cookie back.
+      secureCookies: config.tls.certFile !== null,
       now: options.now,
     });
   } catch (error) {

@@ -33,6 +33,8 @@ export interface TransportListener {
 
 /** A connection's frames in and out, whatever carries them. */
 export interface Transport {
+  /** What carries the frames (`websocket`, `sse`): `/metrics` counts connections by it. */
+  readonly kind: string;
   readonly state: TransportState;
   /** Bytes sent but not yet written to the network: how far behind the peer is. */
   readonly bufferedAmount: number;
@@ -78,6 +80,8 @@ const MAX_DRAIN_POLL_MS = 128;
 
 /** The {@link Transport} of an upgraded WebSocket. */
 export class WebSocketTransport implements Transport {
+  readonly kind = "websocket";
+
   constructor(private readonly socket: WebSocket) {}
 
   get state(): TransportState {

@@ -3,10 +3,21 @@
  * main thread watches them. A worker that throws or stops answering is a dead worker: its people
  * would stay "online" and shutdown would wait for it forever, so the pool reports it and main.ts
  * exits non-zero for a supervisor to restart parley. Shutdown is bounded whatever the workers do.
+ * A `/metrics` scrape is for the whole process: the worker that answers it asks the main thread,
+ * which asks the others (see {@link SCRAPE_MS}).
  */
 
 import { type Config, ConfigError } from "./config.ts";
+import type { Samples } from "./metrics.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
+
+/**
+ * How long a scrape waits for each other worker's samples, in milliseconds. One that has not
+ * answered by then (its loop is blocked, or it is dead) is counted with the last samples it gave,
+ * at worst those of its last pong (one that answers no ping for `2 × pingMs` ends the process):
+ * its counters never go back.
+ */
+export const SCRAPE_MS = 500;
 
 /** A worker threw, stopped answering, or failed to start; the message says which and why. */
 export class WorkerFailure extends Error {
@@ -34,7 +45,7 @@ export interface WorkerPool {
   shutdown(): Promise<void>;
 }
 
-type Answer = Exclude<FromWorker, { type: "ready" }>;
+type Answer = Exclude<FromWorker, { type: "ready" | "scrape" }>;
 /** A request before it is given its id. */
 type Request = ToWorker extends infer T ? T extends ToWorker ? Omit<T, "id"> : never : never;
 
@@ -46,6 +57,10 @@ class Thread {
   #dead = false;
   readonly ready: Promise<void>;
   readonly died: Promise<WorkerFailure>;
+  /** The newest samples it gave, with an answer or a scrape; null before the first. */
+  latest: Samples | null = null;
+  /** Called with the id of each `scrape` it asks. */
+  onScrape: (id: number) => void = () => {};
 
   constructor(readonly worker: Worker, readonly index: number) {
     const ready = Promise.withResolvers<void>();
@@ -54,6 +69,9 @@ class Thread {
     this.died = died.promise;
     worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
       if (data.type === "ready") return ready.resolve();
+      // Even an answer that came too late is newer than what it gave before.
+      if ("samples" in data && data.samples !== null) this.latest = data.samples;
+      if (data.type === "scrape") return this.onScrape(data.id);
       this.#waiting.get(data.id)?.(data);
       this.#waiting.delete(data.id);
     };
@@ -82,6 +100,19 @@ class Thread {
     this.worker.postMessage({ ...message, id } as ToWorker);
     return promise;
   }
+
+  /** Answers its `scrape` of `id` with every other thread's samples, fresh or their last. */
+  async answerScrape(id: number, threads: readonly Thread[]): Promise<void> {
+    const others = threads.filter((thread) => thread !== this);
+    const answers = await Promise.all(
+      others.map((thread) => thread.ask({ type: "samples" }, SCRAPE_MS)),
+    );
+    const stale = answers.filter((answer) => answer?.type !== "samples" || answer.samples === null);
+    // Each answer that came has made its thread's latest.
+    const samples = others.flatMap((thread) => thread.latest === null ? [] : [thread.latest]);
+    const peers: ToWorker = { type: "peers", id, report: { samples, stale: stale.length } };
+    this.worker.postMessage(peers);
+  }
 }
 
 /** Starts `count` workers on one port: the first binds (port 0 picks one), the rest join it. */
@@ -108,10 +139,11 @@ export async function startWorkers(
         index,
       );
       threads.push(thread);
+      thread.onScrape = (id) => thread.answerScrape(id, threads);
       const died = thread.died.then((failure) => Promise.reject(failure));
       await Promise.race([thread.ready, died]);
       const answer = await Promise.race([
-        thread.ask({ type: "start", config: { ...config, port }, index }, 30_000),
+        thread.ask({ type: "start", config: { ...config, port }, index, count }, 30_000),
         died,
       ]);
       if (answer?.type !== "listening") {

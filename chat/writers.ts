@@ -15,6 +15,7 @@ import {
   encodeLegacy,
   messageEvent,
   type ProtocolError,
+  type ServerEvent,
   type WelcomeEvent,
 } from "./message.ts";
 import type { Batch } from "./room.ts";
@@ -32,6 +33,8 @@ export interface Writer {
   ack(clientId: string | undefined, id: number): void;
   /** Says what was wrong with what the client sent. */
   error(error: ProtocolError): void;
+  /** Says a `refresh` was accepted. */
+  refreshed(event: Extract<ServerEvent, { type: "refreshed" }>): void;
 }
 
 /** The writer of a dialect, sending on `transport`. */
@@ -88,6 +91,10 @@ class V1Writer implements Writer {
     this.#send(encodeEvent({ type: "error", code, message, clientId }));
   }
 
+  refreshed(event: Extract<ServerEvent, { type: "refreshed" }>): void {
+    this.#send(encodeEvent(event));
+  }
+
   /** A frame with the queued acks added, which leaves none queued. */
   #withAcks(frame: string): string {
     if (this.#acks.length === 0) return frame;
@@ -126,4 +133,6 @@ class LegacyWriter implements Writer {
   ack(): void {}
 
   error(): void {}
+
+  refreshed(): void {}
 }

@@ -179,6 +179,67 @@ Deno.test("rooms are open unless made private or direct, then members only", () 
   assert.throws(() => store.setRoomKind("x", "secret" as "open"), /CHECK constraint/);
 });
 
+Deno.test("a private room is made once, by its first member; members are listed by name", () => {
+  using store = disposable(openStore());
+  const alice = store.createFirstAdmin("alice", "h");
+  const bob = store.join(store.createInvite(alice.id).secret, "Bob", "h");
+  assert.equal(store.createPrivateRoom("ops", bob.id), true);
+  assert.equal(store.createPrivateRoom("ops", alice.id), false, "taken");
+  assert.deepEqual(store.restriction("ops"), { kind: "private", createdBy: bob.id });
+  assert.equal(store.restriction("lobby"), null);
+  store.addMember("ops", alice.id);
+  assert.deepEqual(store.members("ops"), ["alice", "Bob"]);
+  assert.equal(store.removeMember("ops", alice.id), true);
+  assert.equal(store.removeMember("ops", alice.id), false);
+  assert.deepEqual(store.members("ops"), ["Bob"]);
+});
+
+Deno.test("a direct room is one per pair, in either order, with a random name", () => {
+  using store = disposable(openStore());
+  const alice = store.createFirstAdmin("alice", "h");
+  const bob = store.join(store.createInvite(alice.id).secret, "bob", "h");
+  const carol = store.join(store.createInvite(alice.id).secret, "carol", "h");
+  const made = store.directRoom(alice.id, bob.id);
+  assert.equal(made.created, true);
+  assert.match(made.room, /^dm\.[\w-]{16}$/);
+  assert.deepEqual(store.directRoom(bob.id, alice.id), { room: made.room, created: false });
+  const other = store.directRoom(carol.id, alice.id).room;
+  assert.notEqual(other, made.room);
+  assert.equal(store.roomKind(made.room), "direct");
+  assert.equal(store.directPeer(made.room, alice.id), "bob");
+  assert.deepEqual(store.directRooms(alice.id), [
+    { room: made.room, with: "bob" },
+    { room: other, with: "carol" },
+  ]);
+  assert.deepEqual(store.directRooms(bob.id), [{ room: made.room, with: "alice" }]);
+});
+
+Deno.test("an account's rooms page by name after a room and up to a bound", () => {
+  using store = disposable(openStore());
+  for (const room of ["d", "a", "c", "b"]) store.createPrivateRoom(room, 7);
+  store.createPrivateRoom("e", 8);
+  const names = (after: string, upTo: string | null, limit: number) =>
+    store.memberRooms(7, after, upTo, limit).map(({ room }) => room);
+  assert.deepEqual(names("", null, 10), ["a", "b", "c", "d"]);
+  assert.deepEqual(names("a", null, 2), ["b", "c"]);
+  assert.deepEqual(names("", "c", 10), ["a", "b", "c"]);
+  assert.deepEqual(store.memberRooms(7, "c", null, 10), [{ room: "d", kind: "private" }]);
+});
+
+Deno.test("a room_access table of the first version gets its created_by column", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/parley.db`;
+  using old = disposable(new DatabaseSync(path));
+  old.exec(
+    "CREATE TABLE room_access (room TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID; " +
+      "INSERT INTO room_access VALUES ('ops', 'private')",
+  );
+  using store = disposable(openStore({ path }));
+  assert.deepEqual(store.restriction("ops"), { kind: "private", createdBy: null });
+  assert.equal(store.createPrivateRoom("dev", 3), true);
+  assert.deepEqual(store.restriction("dev"), { kind: "private", createdBy: 3 });
+});
+
 Deno.test("accounts live in the history file: a second connection, and a second server, see them", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/parley.db`;

@@ -1,94 +1,15 @@
 import assert from "node:assert/strict";
-import { startTestServer, type TestServer } from "./support.ts";
+import {
+  ADMIN_PASSWORD,
+  BOB_PASSWORD,
+  Browser,
+  manualClock,
+  setupToken,
+  withPeople,
+} from "./people.ts";
+import { startTestServer } from "./support.ts";
 
 const DAY = 86_400_000;
-const ADMIN_PASSWORD = "admin-password-1";
-const BOB_PASSWORD = "bob-password-22";
-
-/** An answer of the API: its status, headers and JSON body (null for none). */
-interface Answer {
-  status: number;
-  headers: Headers;
-  // deno-lint-ignore no-explicit-any
-  body: any;
-}
-
-/** A client of the API that keeps the session cookie it is given, as a browser does. */
-class Browser {
-  cookie: string | null = null;
-  /** Every cookie value the server set, to look for in the log afterwards. */
-  readonly secrets: string[] = [];
-
-  constructor(readonly server: TestServer) {}
-
-  async call(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<Answer> {
-    const response = await fetch(new URL(path, this.server.url), {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-        ...(this.cookie === null ? {} : { cookie: this.cookie }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const setCookie = response.headers.get("set-cookie");
-    if (setCookie !== null) {
-      const value = /^parley_session=([^;]*)/.exec(setCookie)![1];
-      this.cookie = value === "" ? null : `parley_session=${value}`;
-      if (value !== "") this.secrets.push(value);
-    }
-    const text = await response.text();
-    return {
-      status: response.status,
-      headers: response.headers,
-      body: text ? JSON.parse(text) : null,
-    };
-  }
-}
-
-/** A clock the server's account store reads, moved by the test. */
-function manualClock() {
-  const clock = { now: Date.now(), read: () => clock.now };
-  return clock;
-}
-
-async function setupToken(server: TestServer): Promise<string> {
-  const log = await Deno.readTextFile(server.config.logfilePath);
-  const links = [...log.matchAll(/create the admin account at (\S+)/g)].map((m) => new URL(m[1]));
-  assert.equal(links.length, 1, log);
-  assert.equal(links[0].origin, server.url.origin);
-  assert.equal(links[0].pathname, "/setup");
-  return links[0].searchParams.get("token")!;
-}
-
-/** A server in accounts mode with its admin signed in, and `bob` joined with an invite. */
-async function withPeople(clock = manualClock(), auth: Record<string, unknown> = {}) {
-  const server = await startTestServer({ auth: { mode: "accounts", ...auth } }, {
-    now: clock.read,
-  });
-  const admin = new Browser(server);
-  const token = await setupToken(server);
-  const setup = await admin.call("POST", "/api/setup", {
-    token,
-    userName: "Admin",
-    password: ADMIN_PASSWORD,
-  });
-  assert.equal(setup.status, 201, JSON.stringify(setup.body));
-  const invite = await admin.call("POST", "/api/invites");
-  assert.equal(invite.status, 201);
-  const bob = new Browser(server);
-  const joined = await bob.call("POST", `/api/join/${invite.body.code}`, {
-    userName: "bob",
-    password: BOB_PASSWORD,
-  });
-  assert.equal(joined.status, 201, JSON.stringify(joined.body));
-  return { server, admin, bob, clock, setupToken: token, inviteCode: invite.body.code as string };
-}
 
 Deno.test("setup link -> admin -> invite -> a second person joins -> both are who they say", async () => {
   const clock = manualClock();

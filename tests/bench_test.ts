@@ -92,6 +92,15 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bench: counts add up against parley in accounts mode, every connection with the token",
+  ignore: !hasParley,
+  fn: async () => {
+    // Without the API token on their upgrades the connections would be refused with 401.
+    await countsAddUp({ ...SHORT, target: "parley", auth: "accounts" });
+  },
+});
+
 Deno.test("bench: the legacy frame check", () => {
   const one =
     '{"userName":"u1","body":"~b1|0|0|5|xx","timestamp":"2026-11-27T13:00:00.000Z","id":1}';
@@ -122,4 +131,16 @@ Deno.test("bench: --legacy is refused for the baseline and for senders", () => {
   refused(["--scenario", "fanout", "--baseline", "--legacy", "5"], "parley only");
   refused(["--scenario", "chat", "--subscribers", "20", "--legacy", "11"], "not senders");
   assert(parseArgs(["--scenario", "chat", "--legacy", "100"]).legacy === 100, "--legacy 100");
+});
+
+Deno.test("bench: --auth accounts is for the parley the tool starts, without legacy subscribers", () => {
+  const refused = (args: string[], words: string): void => {
+    assert.throws(() => parseArgs(args), (error: Error) => error.message.includes(words));
+  };
+  refused(["--auth", "ldap"], "open or accounts");
+  refused(["--auth", "accounts", "--url", "ws://127.0.0.1:1/chat"], "without --url");
+  refused(["--auth", "accounts", "--baseline"], "without --url and --baseline");
+  refused(["--auth", "accounts", "--legacy", "5"], "do not go together");
+  assert(parseArgs(["--scenario", "crowd", "--auth", "accounts"]).auth === "accounts");
+  assert(parseArgs(["--scenario", "crowd"]).auth === undefined, "open unless asked");
 });

@@ -7,7 +7,7 @@ import { HistoryStore } from "../chat/history.ts";
 import { ANYONE } from "../chat/identity.ts";
 import { Logger } from "../chat/log.ts";
 import type { Dialect } from "../chat/message.ts";
-import { Metrics } from "../chat/metrics.ts";
+import { exposition, Metrics } from "../chat/metrics.ts";
 import { Rooms } from "../chat/room.ts";
 import { MemoryTransport } from "./memory_transport.ts";
 import { RawSocket } from "./raw_socket.ts";
@@ -337,7 +337,10 @@ Deno.test("closed connections release their resources", async () => {
     assert.deepEqual(await rooms(), [{ room: "churn", users: 20, lastId: 0 }]);
     await Promise.all(clients.map(({ client }) => client.close()));
     assert.deepEqual(await rooms(), []);
-    assert.equal(await metric(server, "parley_connections"), 0);
+    assert.equal(
+      await metric(server, 'parley_connections{dialect="parley.v1",transport="websocket"}'),
+      0,
+    );
     assert.equal(await metric(server, "parley_rooms"), 0);
   }
 });
@@ -579,7 +582,7 @@ async function sessions(
 }
 
 const disconnects = (metrics: Metrics) =>
-  metrics.render({ connections: 0, rooms: 0, historyMessages: 0 }).split("\n")
+  exposition(metrics.samples({ rooms: 0, historyMessages: 0 })).split("\n")
     .filter((line) => line.startsWith("parley_disconnects_total"));
 
 Deno.test("a close the runtime reports twice is handled once: one disconnect, one onClose", async () => {

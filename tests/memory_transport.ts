@@ -11,6 +11,7 @@ import { type Event, Wakeup } from "./support.ts";
  * `unread`, the peer reads nothing until {@link drain}: what is sent stays in `bufferedAmount`.
  */
 export class MemoryTransport implements Transport {
+  readonly kind = "memory";
   state: TransportState = "connecting";
   #buffered = 0;
   /** The most `bufferedAmount` ever was. */

@@ -44,6 +44,29 @@ Deno.test("a legacy frame carries its own name and its timestamp is ignored", ()
   });
 });
 
+Deno.test("with a fixed name (an account's), hello and legacy frames carry it, whatever they say", () => {
+  const named = (frame: string, dialect: "legacy" | "parley.v1") =>
+    parseClientFrame(frame, dialect, LIMIT, "carol");
+  assert.deepEqual(named('{"userName":"bob","body":"yo"}', "legacy"), {
+    type: "message",
+    body: "yo",
+    userName: "carol",
+  });
+  assert.deepEqual(named('{"body":"no name"}', "legacy"), {
+    type: "message",
+    body: "no name",
+    userName: "carol",
+  });
+  assert.deepEqual(named('{"type":"hello","userName":"\u202ebob"}', "parley.v1"), {
+    type: "hello",
+    userName: "carol",
+  });
+  assert.deepEqual(named('{"type":"message","body":"hi","userName":"bob"}', "parley.v1"), {
+    type: "message",
+    body: "hi",
+  });
+});
+
 const badFrames: [string, unknown, string][] = [
   ["malformed JSON", '{"type":"message",', "bad_frame"],
   ["a JSON array", "[1,2]", "bad_frame"],

@@ -195,14 +195,14 @@ Deno.test("/metrics is Prometheus text with connections, messages and disconnect
   await client.next("ack");
   await client.waitFor("message", 1);
   let text = await (await fetch(new URL("/metrics", server.url))).text();
-  assert.match(text, /^parley_connections 1$/m);
+  assert.match(text, /^parley_connections\{dialect="parley.v1",transport="websocket"\} 1$/m);
   assert.match(text, /^parley_rooms 1$/m);
   assert.match(text, /^parley_messages_in_total 1$/m);
   assert.match(text, /^parley_messages_out_total 1$/m);
   assert.match(text, /^parley_history_messages 1$/m);
   await client.close();
   text = await (await fetch(new URL("/metrics", server.url))).text();
-  assert.match(text, /^parley_connections 0$/m);
+  assert.match(text, /^parley_connections\{dialect="parley.v1",transport="websocket"\} 0$/m);
   assert.match(text, /^parley_disconnects_total\{code="1005"\} 1$/m);
 });
 

@@ -15,7 +15,7 @@ export const TIMEOUT_MS = 5000;
 export interface TestServer extends RunningServer {
   config: Config;
   dir: string;
-  /** `ws://…/chat?` plus the query. */
+  /** `ws://…/chat?` (`wss:` over TLS) plus the query. */
   wsUrl(query?: Record<string, string>): string;
   /** Shuts the server down and removes its directory. */
   close(): Promise<void>;
@@ -53,15 +53,18 @@ export async function startTestServer(
     ...server,
     config,
     dir,
-    wsUrl(query = {}) {
-      const url = new URL("/chat", server.url);
-      url.protocol = "ws:";
-      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-      return url.href;
-    },
+    wsUrl: (query = {}) => chatUrl(server.url, query),
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** The WebSocket URL of `/chat` on the server at `base`, with `query`. */
+function chatUrl(base: URL, query: Record<string, string>): string {
+  const url = new URL("/chat", base);
+  url.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+  return url.href;
 }
 
 /** Rejects with a message naming what was awaited if `promise` takes longer than `ms`. */
@@ -99,6 +102,12 @@ export interface Event {
   message: string;
 }
 
+/** Deno's WebSocket constructor, with its options, also where a test loads the DOM's types. */
+const DenoWebSocket = WebSocket as unknown as new (
+  url: string,
+  options: WebSocketOptions,
+) => WebSocket;
+
 /**
  * A real WebSocket client that queues what the server sends: `parley.v1` frames are split into
  * events on `\n`; `frames` keeps each frame's raw text for the legacy dialect.
@@ -113,8 +122,15 @@ export class TestClient {
   #frameCursor = 0;
   #waiters = new Set<() => void>();
 
-  constructor(url: string, protocol: string | null = "parley.v1") {
-    this.socket = protocol === null ? new WebSocket(url) : new WebSocket(url, protocol);
+  /** `client`: the HTTP client to connect with (one trusting a test's certificate, say). */
+  constructor(
+    url: string,
+    protocol: string | null = "parley.v1",
+    { client, headers }: { client?: Deno.HttpClient; headers?: HeadersInit } = {},
+  ) {
+    this.socket = client === undefined && headers === undefined
+      ? protocol === null ? new WebSocket(url) : new WebSocket(url, protocol)
+      : new DenoWebSocket(url, { protocols: protocol === null ? [] : [protocol], client, headers });
     this.opened = new Promise((resolve, reject) => {
       this.socket.addEventListener("open", () => resolve(), { once: true });
       this.socket.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), {
@@ -410,7 +426,7 @@ const OUTPUT_TAIL = 8192;
  * if it lingers) and waits for it however the test ends.
  */
 export class ParleyProcess {
-  /** `http://127.0.0.1:PORT/` as it printed it. */
+  /** `http://127.0.0.1:PORT/` (`https:` over TLS) as it printed it. */
   readonly url: URL;
   /** The whole stdout line that carried the URL. */
   readonly banner: string;
@@ -457,7 +473,7 @@ export class ParleyProcess {
         if (name === "stdout" && banner === undefined) {
           // Keep all of stdout until the URL line is complete; it is the first line.
           streams.stdout = text;
-          banner = text.split("\n").slice(0, -1).find((line) => /http:\/\/\S+\//.test(line));
+          banner = text.split("\n").slice(0, -1).find((line) => /https?:\/\/\S+\//.test(line));
           if (banner !== undefined) announce(banner);
         } else {
           streams[name] = text.slice(-OUTPUT_TAIL);
@@ -479,7 +495,7 @@ export class ParleyProcess {
       if (typeof first !== "string") {
         throw new ParleyExited(first, streams.stdout, streams.stderr);
       }
-      const url = new URL(/http:\/\/\S+\//.exec(first)![0]);
+      const url = new URL(/https?:\/\/\S+\//.exec(first)![0]);
       return new ParleyProcess(url, first, child, pumps, output);
     } catch (error) {
       await killAndWait(child, "SIGKILL");
@@ -489,12 +505,9 @@ export class ParleyProcess {
     }
   }
 
-  /** `ws://…/chat?` plus the query. */
+  /** `ws://…/chat?` (`wss:` over TLS) plus the query. */
   wsUrl(query: Record<string, string> = {}): string {
-    const url = new URL("/chat", this.url);
-    url.protocol = "ws:";
-    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
-    return url.href;
+    return chatUrl(this.url, query);
   }
 
   /** Sends a signal and returns at once (nothing happens if it has exited). */
@@ -552,11 +565,14 @@ async function killAndWait(
   }
 }
 
-/** Whether `program` can be run: a missing one makes `Deno.Command` throw, at once or later. */
-export async function hasProgram(program: string): Promise<boolean> {
+/**
+ * Whether `program` can be run with `args` (`openssl` wants `version`): a missing one makes
+ * `Deno.Command` throw, at once or later.
+ */
+export async function hasProgram(program: string, args = ["--version"]): Promise<boolean> {
   try {
     const { success } = await new Deno.Command(program, {
-      args: ["--version"],
+      args,
       stdout: "null",
       stderr: "null",
     }).output();

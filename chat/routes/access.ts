@@ -6,7 +6,7 @@
  */
 
 import type { Account, AccountStore } from "../accounts.ts";
-import type { Identity } from "../identity.ts";
+import { accountId, type Identity } from "../identity.ts";
 import { clientText } from "../log.ts";
 import { validateRoom, validateUserName } from "../message.ts";
 import type { Services } from "../services.ts";
@@ -49,7 +49,7 @@ async function createRoom(context: Services, request: Request, { url }: RoutePar
   const taken = () =>
     new HttpError(409, `the room ${JSON.stringify(room)} exists already; choose another name`);
   if (context.history.lastId(room) > 0 || context.rooms.presence().has(room)) throw taken();
-  if (!accounts.createPrivateRoom(room, who.id)) throw taken();
+  if (!accounts.createPrivateRoom(room, accountId(who))) throw taken();
   context.log.info(`${clientText(who.userName)} made the private room ${clientText(room)}`);
   return Response.json(privateRoom(accounts, room), { status: 201 });
 }
@@ -88,7 +88,7 @@ async function removeMember(context: Services, request: Request, { url, path }: 
   const who = await signedInAs(context, request, url);
   const room = visiblePrivateRoom(context, accounts, who, path.room!);
   const account = existing(accounts, userNameOf(path.userName!));
-  if (account.id !== who.id) mayManage(accounts, who, room);
+  if (account.id !== accountId(who)) mayManage(accounts, who, room);
   if (!context.identity.removeMember(room, account)) {
     throw new HttpError(
       404,
@@ -111,10 +111,10 @@ async function openDirect(context: Services, request: Request, { url }: RoutePar
   const who = await signedInAs(context, request, url);
   const { userName } = await readJson(request);
   const other = existing(accounts, validateUserName(userName));
-  if (other.id === who.id) {
+  if (other.id === accountId(who)) {
     throw new HttpError(400, "a direct room is between two people: name someone else");
   }
-  const { room, created } = accounts.directRoom(who.id, other.id);
+  const { room, created } = accounts.directRoom(accountId(who), other.id);
   return Response.json({ room, kind: "direct", with: other.userName }, {
     status: created ? 201 : 200,
   });
@@ -124,7 +124,7 @@ async function openDirect(context: Services, request: Request, { url }: RoutePar
 async function listDirect(context: Services, request: Request, { url }: RouteParams) {
   const accounts = accountsOf(context);
   const who = await signedInAs(context, request, url);
-  return Response.json(accounts.directRooms(who.id));
+  return Response.json(accounts.directRooms(accountId(who)));
 }
 
 /**
@@ -152,7 +152,7 @@ function visiblePrivateRoom(
 
 /** Refuses (403) a change of `room`'s members by anyone but its maker or an admin. */
 function mayManage(accounts: AccountStore, who: Identity, room: string): void {
-  if (who.admin || accounts.restriction(room)?.createdBy === who.id) return;
+  if (who.admin || accounts.restriction(room)?.createdBy === accountId(who)) return;
   throw new HttpError(403, "only the room's maker or an admin may add or remove its members");
 }
 

@@ -6,7 +6,7 @@
  */
 
 import { type Account, AccountError, type AccountStore, nameKey } from "../accounts.ts";
-import { type Identity, readCookie, SESSION_COOKIE } from "../identity.ts";
+import { accountId, type Identity, readCookie, SESSION_COOKIE } from "../identity.ts";
 import { clientText } from "../log.ts";
 import { validateUserName } from "../message.ts";
 import { hashPassword, PasswordError, validatePassword, verifyPassword } from "../passwords.ts";
@@ -120,7 +120,7 @@ async function createInvite(context: Services, request: Request, { url }: RouteP
   const accounts = accountsOf(context);
   checkOrigin(context, request, url);
   const admin = await adminOf(context, request, url);
-  const { secret, expiresAt } = accounts.createInvite(admin.id);
+  const { secret, expiresAt } = accounts.createInvite(accountId(admin));
   return Response.json({
     code: secret,
     url: new URL(`/join/${secret}`, url).href,
@@ -159,14 +159,14 @@ async function createToken(context: Services, request: Request, { url }: RoutePa
   if (typeof label !== "string" || label.trim() === "" || label.length > 100) {
     throw new HttpError(400, 'give the token a label of 1 to 100 characters: {"label": "ci"}');
   }
-  return Response.json(accounts.createToken(who.id, label.trim()), { status: 201 });
+  return Response.json(accounts.createToken(accountId(who), label.trim()), { status: 201 });
 }
 
 /** `GET /api/tokens`: your API tokens, `[{id, label, createdAt}]`, without the tokens. */
 async function listTokens(context: Services, request: Request, { url }: RouteParams) {
   const accounts = accountsOf(context);
   const who = await signedInAs(context, request, url);
-  return Response.json(accounts.tokens(who.id));
+  return Response.json(accounts.tokens(accountId(who)));
 }
 
 /** `DELETE /api/tokens/:id`: revokes one of your API tokens. */
@@ -175,7 +175,7 @@ async function revokeToken(context: Services, request: Request, { url, path }: R
   checkOrigin(context, request, url);
   const who = await signedInAs(context, request, url);
   const id = /^\d{1,15}$/.test(path.id!) ? Number(path.id) : NaN;
-  if (!accounts.revokeToken(who.id, id)) {
+  if (!accounts.revokeToken(accountId(who), id)) {
     throw new HttpError(404, `you have no API token with the id ${clientText(path.id)}`);
   }
   return new Response(null, { status: 204 });
@@ -221,7 +221,10 @@ export function accountsOf(context: Services): AccountStore {
   if (accounts === null) {
     throw new HttpError(
       404,
-      'this server has no accounts: "auth.mode" is "open", so anyone posts under any name',
+      context.identity.mode === "jwt"
+        ? 'this server has no accounts: "auth.mode" is "jwt", so tokens of another service say ' +
+          "who people are"
+        : 'this server has no accounts: "auth.mode" is "open", so anyone posts under any name',
     );
   }
   return accounts;

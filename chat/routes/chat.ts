@@ -1,8 +1,9 @@
 /**
  * `GET /chat`: the WebSocket endpoint. It checks who may connect, upgrades, and hands the socket
- * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why. Outside
- * open mode a request without a credential is refused before the upgrade (401), and a person is
- * present and posts under their account's name only.
+ * to a {@link Client}; a connection refused after the upgrade is closed with 1008 and why. A
+ * request without a credential, or with one that signs nobody in, is a 401 before the upgrade; a
+ * person is present and posts under their own name only; a room the person may not use is
+ * refused as if it did not exist.
  */
 
 import type { Lease } from "../admission.ts";
@@ -114,11 +115,11 @@ function upgrade(
 
 /** Hands the socket to a new {@link Client}, which gives the lease back as it leaves and closes. */
 function start(
-  { config, rooms, log, metrics, clients }: Services,
+  { config, rooms, log, metrics, clients, identity }: Services,
   socket: WebSocket,
   dialect: Dialect,
   query: ChatQuery,
-  identity: Identity,
+  who: Identity,
   address: string,
   lease: Lease,
 ): void {
@@ -126,8 +127,9 @@ function start(
     transport: new WebSocketTransport(socket),
     dialect,
     room: rooms.get(query.room),
-    identity,
     userName: query.userName,
+    identity: who,
+    expiry: identity.expiry(who, query.room),
     since: query.since,
     limits: config.limits,
     onJoin: config.history.onJoin,

@@ -1,6 +1,7 @@
 /** What an operator asks of a running server: is it up, and its counters. */
 
-import type { HistoryError } from "../history.ts";
+import { HistoryError } from "../history.ts";
+import { exposition, type Samples, wholeProcess } from "../metrics.ts";
 import type { Services } from "../services.ts";
 
 /** What `/healthz` says. */
@@ -40,14 +41,36 @@ export function healthz({ stopping, history, bus, config, log }: Services): Resp
   return Response.json(health, { status: healthy ? 200 : 503 });
 }
 
-/** `GET /metrics`: every counter and gauge in Prometheus' text format. */
-export function metrics({ metrics, clients, rooms, history }: Services): Response {
-  const text = metrics.render({
-    connections: clients.size,
-    rooms: rooms.size,
-    historyMessages: history.count(),
-  });
-  return new Response(text, {
+/**
+ * `GET /metrics`: the whole process's counters and gauges in Prometheus' text format. With
+ * workers, whichever answers asks the others through the main thread (see `workers.ts`); one that
+ * does not answer in time is counted with its last report and in `parley_metrics_stale_workers`.
+ */
+export async function metrics(services: Services): Promise<Response> {
+  let samples = ownSamples(services);
+  const exchange = services.metrics.exchange;
+  if (exchange !== null) {
+    const peers = await exchange(samples);
+    samples = wholeProcess(
+      { ...samples, parley_metrics_stale_workers: { "": peers.stale } },
+      peers.samples,
+    );
+  }
+  return new Response(exposition(samples), {
     headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
   });
+}
+
+/**
+ * This server's own samples, for its scrape or another worker's. A failing store leaves out its
+ * message count, not the rest: `/healthz` says what is wrong.
+ */
+export function ownSamples({ metrics, rooms, history }: Services): Samples {
+  let historyMessages: number | null = null;
+  try {
+    historyMessages = history.count();
+  } catch (error) {
+    if (!(error instanceof HistoryError)) throw error;
+  }
+  return metrics.samples({ rooms: rooms.size, historyMessages });
 }

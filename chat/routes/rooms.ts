@@ -1,7 +1,7 @@
 /** The rooms: which there are, and posting to one over plain HTTP (curl, bots). */
 
 import type { AccountStore, RoomKind } from "../accounts.ts";
-import type { Identity } from "../identity.ts";
+import { accountId, type Identity } from "../identity.ts";
 import { maxFrameBytes, validateBody, validateRoom, validateUserName } from "../message.ts";
 import type { Services } from "../services.ts";
 import { checkOrigin, HttpError, intParam, personOf, type RouteParams } from "./route.ts";
@@ -47,8 +47,9 @@ export async function listRooms(
     if (!within(room) || !visible(room)) continue;
     list.set(room, { room, users, lastId: list.get(room)?.lastId ?? 0 });
   }
-  if (identity.accounts !== null && who.id !== 0) {
-    for (const { room } of identity.accounts.memberRooms(who.id, after, bound, limit + 1)) {
+  if (identity.accounts !== null) {
+    const id = accountId(who);
+    for (const { room } of identity.accounts.memberRooms(id, after, bound, limit + 1)) {
       if (!list.has(room)) list.set(room, { room, users: 0, lastId: 0 });
     }
   }
@@ -87,7 +88,7 @@ function describe(entry: RoomSummary, accounts: AccountStore, who: Identity): vo
   const kind = accounts.roomKind(entry.room);
   entry.kind = kind;
   if (kind !== "direct") return;
-  const peer = accounts.directPeer(entry.room, who.id);
+  const peer = accounts.directPeer(entry.room, accountId(who));
   if (peer !== null) entry.with = peer;
 }
 

@@ -135,18 +135,14 @@ export function checkHost(context: Services, request: Request, address: string):
   );
 }
 
-/** What a request that needs a person and has none is told (401), in every route that reads a room. */
-export const NEEDS_ACCOUNT = "this server needs an account: sign in on its page, or send an API " +
-  "token as Authorization: Bearer <token>";
-
 /**
- * The person behind a request that reads or writes a room: `ANYONE` in open mode; otherwise
- * 401 with {@link NEEDS_ACCOUNT} for a request without a credential (see `IdentityService`).
+ * The person behind a request that reads or writes a room: `ANYONE` in open mode; otherwise a
+ * 401 saying how to sign in for a request without a credential (`IdentityService.signInFirst`).
  */
 export async function personOf(context: Services, request: Request, url: URL): Promise<Identity> {
   const who = await context.identity.identify(request, url);
-  if (who !== null) return who;
-  throw new HttpError(401, NEEDS_ACCOUNT, { "www-authenticate": 'Bearer realm="parley"' });
+  if (who === null) throw context.identity.signInFirst();
+  return who;
 }
 
 /** `handler` behind the per-address limit of reads: past it, 429 with `Retry-After`. */
