@@ -794,6 +794,8 @@ function wire() {
     if (ui.sidebar.classList.contains("open")) setSidebar(false);
   });
   document.addEventListener("keydown", (e) => {
+    // Escape in a dialog closes only the dialog.
+    if (document.querySelector("dialog[open]")) return;
     if (e.key === "Escape" && ui.sidebar.classList.contains("open")) {
       setSidebar(false);
       ui.usersToggle.focus();

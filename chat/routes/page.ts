@@ -1,4 +1,7 @@
-/** The page and its assets: one route per entry of `assets`, so a new file needs no new route. */
+/**
+ * The page and its assets: one route per entry of `assets`, so a new file needs no new route;
+ * and an invite's link, `/join/<code>`, which is the page too.
+ */
 
 import { assets, chatPage, serveAsset } from "../static.ts";
 import { literalPath, type Route, route, type RouteParams } from "./route.ts";
