@@ -17,7 +17,7 @@ import { events } from "./routes/events.ts";
 import { getAllMessages, history } from "./routes/history.ts";
 import type { Samples } from "./metrics.ts";
 import { healthz, metrics, ownSamples } from "./routes/ops.ts";
-import { assetRoutes } from "./routes/page.ts";
+import { assetRoutes, invitePage } from "./routes/page.ts";
 import { listRooms, postMessage } from "./routes/rooms.ts";
 import {
   checkHost,
@@ -54,6 +54,7 @@ function routeTable(): Route[] {
   return [
     route(["GET"], "/chat", chat),
     ...assetRoutes(),
+    route(["GET", "HEAD"], "/join/:code", invitePage),
     route(["GET"], "/history", limitReads(history)),
     route(["GET"], "/getAllMessages", limitReads(getAllMessages)),
     route(["GET"], "/rooms", limitReads(listRooms)),

@@ -6,13 +6,22 @@
 import { createHash } from "node:crypto";
 import html from "../static/chat.html" with { type: "text" };
 import css from "../static/chat.css" with { type: "text" };
+import accountForms from "../static/account_forms.js" with { type: "text" };
+import api from "../static/api.js" with { type: "text" };
 import app from "../static/app.js" with { type: "text" };
 import avatar from "../static/avatar.js" with { type: "text" };
 import connection from "../static/connection.js" with { type: "text" };
+import entry from "../static/entry.js" with { type: "text" };
+import forms from "../static/forms.js" with { type: "text" };
 import history from "../static/history.js" with { type: "text" };
+import invite from "../static/invite.js" with { type: "text" };
 import messageList from "../static/message_list.js" with { type: "text" };
 import outbox from "../static/outbox.js" with { type: "text" };
+import people from "../static/people.js" with { type: "text" };
 import protocol from "../static/protocol.js" with { type: "text" };
+import roomDialogs from "../static/room_dialogs.js" with { type: "text" };
+import roomList from "../static/room_list.js" with { type: "text" };
+import rooms from "../static/rooms.js" with { type: "text" };
 import users from "../static/users.js" with { type: "text" };
 
 /** The page forbids inline script and anything from another origin. */
@@ -40,18 +49,34 @@ function script(text: string): Asset {
   return asset(text, "text/javascript; charset=utf-8");
 }
 
+/**
+ * The chat page, which is also the setup page (`/setup?token=…`) and an invite's page
+ * (`/join/<code>`): the page decides what to show from its path.
+ */
+export const chatPage: Asset = page;
+
 /** The assets by path. */
 export const assets: ReadonlyMap<string, Asset> = new Map([
   ["/", page],
   ["/messages", page],
+  ["/setup", page],
   ["/chat.css", asset(css, "text/css; charset=utf-8")],
+  ["/account_forms.js", script(accountForms)],
+  ["/api.js", script(api)],
   ["/app.js", script(app)],
   ["/avatar.js", script(avatar)],
   ["/connection.js", script(connection)],
+  ["/entry.js", script(entry)],
+  ["/forms.js", script(forms)],
   ["/history.js", script(history)],
+  ["/invite.js", script(invite)],
   ["/message_list.js", script(messageList)],
   ["/outbox.js", script(outbox)],
+  ["/people.js", script(people)],
   ["/protocol.js", script(protocol)],
+  ["/room_dialogs.js", script(roomDialogs)],
+  ["/room_list.js", script(roomList)],
+  ["/rooms.js", script(rooms)],
   ["/users.js", script(users)],
 ]);
 

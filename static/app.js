@@ -2,21 +2,35 @@
 /// <reference lib="dom" />
 /**
  * parley — the chat page: finds its elements, wires the forms, and connects the parts: the
- * connection's events go to the message list, the outbox and the history paging. Plain JavaScript
+ * connection's events go to the message list, the outbox and the history paging. It asks the
+ * server first who the person is: without accounts (open mode) a person picks any name; with them
+ * they sign in, and the page adds rooms, direct messages and what admins do. Plain JavaScript
  * modules, no build step. Everything from the network is rendered with textContent, never as HTML.
  */
 
-import { closeReason, Connection } from "./connection.js";
+import { AccountForms } from "./account_forms.js";
+import { Api, sentence } from "./api.js";
+import { closeReason, Connection, isBan, POLICY_CLOSE } from "./connection.js";
+import { entryOf, firstView } from "./entry.js";
 import { HistoryPaging } from "./history.js";
+import { InviteDialog } from "./invite.js";
 import { MessageList } from "./message_list.js";
 import { Outbox } from "./outbox.js";
+import { PeopleActions } from "./people.js";
 import { DEFAULT_ROOM, nameError, roomError } from "./protocol.js";
+import { RoomDialogs } from "./room_dialogs.js";
+import { showRooms } from "./room_list.js";
+import { RoomDirectory, roomLabel } from "./rooms.js";
 import { showUsers } from "./users.js";
 
 const NAME_KEY = "parley.userName";
+const MODE_KEY = "parley.mode";
 const TITLE = "parley";
 const NOTICE_MS = 6000;
+/** A notice shown this long stays until it is clicked. */
+const STICKY = 0;
 const STALE_CHECK_MS = 5000;
+const ROOMS_REFRESH_MS = 30_000;
 
 /**
  * The element with this id, which must be of this kind: the page and this script go together.
@@ -50,6 +64,18 @@ const ui = {
   notice: find("notice", HTMLElement),
   composer: find("composer", HTMLFormElement),
   message: find("message", HTMLTextAreaElement),
+  messages: find("messages", HTMLElement),
+  signOut: find("sign-out", HTMLButtonElement),
+  invite: find("invite", HTMLButtonElement),
+  roomsSection: find("rooms-section", HTMLElement),
+  newRoom: find("new-room", HTMLButtonElement),
+  manageMembers: find("manage-members", HTMLButtonElement),
+};
+
+const roomsUi = {
+  rooms: find("rooms", HTMLElement),
+  direct: find("direct-rooms", HTMLElement),
+  directHeading: find("direct-heading", HTMLElement),
 };
 
 const usersUi = {
@@ -59,10 +85,14 @@ const usersUi = {
 };
 
 const state = {
+  /** @type {"open" | "accounts" | null} null until the server said */ mode: null,
+  admin: false,
   userName: "",
   room: "",
   joined: false,
   unread: 0,
+  /** The server refused the room on screen: its close needs no second notice. */
+  refused: false,
   /** @type {ReturnType<typeof setTimeout> | undefined} */ noticeTimer: undefined,
   /** @type {ReturnType<typeof setInterval> | undefined} */ countdownTimer: undefined,
 };
@@ -99,17 +129,99 @@ const connection = new Connection({
   onDrop,
 });
 
+const api = new Api();
+
+const accountForms = new AccountForms({
+  ui: {
+    signInForm: find("signin-form", HTMLFormElement),
+    signInName: find("signin-name", HTMLInputElement),
+    signInPassword: find("signin-password", HTMLInputElement),
+    signInError: find("signin-error", HTMLElement),
+    signIn: find("signin", HTMLButtonElement),
+    accountForm: find("account-form", HTMLFormElement),
+    accountIntro: find("account-intro", HTMLElement),
+    accountName: find("account-name", HTMLInputElement),
+    accountPassword: find("account-password", HTMLInputElement),
+    accountError: find("account-error", HTMLElement),
+    accountSubmit: find("account-submit", HTMLButtonElement),
+  },
+  api,
+  showCard,
+  onSignedIn,
+});
+
+const inviteDialog = new InviteDialog({
+  dialog: find("invite-dialog", HTMLDialogElement),
+  form: find("invite-form", HTMLFormElement),
+  help: find("invite-help", HTMLElement),
+  link: find("invite-link", HTMLInputElement),
+  status: find("invite-status", HTMLElement),
+  copy: find("invite-copy", HTMLButtonElement),
+}, api);
+
+const roomDialogs = new RoomDialogs({
+  ui: {
+    roomDialog: find("room-dialog", HTMLDialogElement),
+    roomForm: find("room-form", HTMLFormElement),
+    roomName: find("new-room-name", HTMLInputElement),
+    roomError: find("room-form-error", HTMLElement),
+    roomCancel: find("room-cancel", HTMLButtonElement),
+    roomCreate: find("room-create", HTMLButtonElement),
+    membersDialog: find("members-dialog", HTMLDialogElement),
+    membersForm: find("members-form", HTMLFormElement),
+    membersTitle: find("members-title", HTMLElement),
+    members: find("members", HTMLElement),
+    memberName: find("member-name", HTMLInputElement),
+    membersStatus: find("members-status", HTMLElement),
+    membersError: find("members-error", HTMLElement),
+    membersClose: find("members-close", HTMLButtonElement),
+    memberAdd: find("member-add", HTMLButtonElement),
+  },
+  api,
+  room: () => state.room,
+  me: () => state.userName,
+  onCreated: (room) => {
+    rooms.know(room, "private", null);
+    goToRoom(room);
+  },
+  onChanged: refreshRooms,
+});
+
+const rooms = new RoomDirectory();
+
+const people = new PeopleActions({
+  api,
+  confirm: {
+    dialog: find("confirm-dialog", HTMLDialogElement),
+    form: find("confirm-form", HTMLFormElement),
+    title: find("confirm-title", HTMLElement),
+    text: find("confirm-text", HTMLElement),
+    ok: find("confirm-ok", HTMLButtonElement),
+    cancel: find("confirm-cancel", HTMLButtonElement),
+  },
+  notice: showNotice,
+  me: () => state.mode === "accounts" ? { userName: state.userName, admin: state.admin } : null,
+  place: () => {
+    const entry = rooms.entry(state.room);
+    return { room: state.room, label: roomLabel(entry), kind: entry.kind };
+  },
+  openDirect: (room, peer) => {
+    rooms.know(room, "direct", peer);
+    goToRoom(room);
+  },
+});
+
 // ---------- notices, status, title ----------
 
 /**
  * @param {string} text
- * @param {number} [ms]
+ * @param {number} [ms] how long it shows; STICKY until clicked
  */
 function showNotice(text, ms = NOTICE_MS) {
   clearTimeout(state.noticeTimer);
   ui.notice.textContent = text;
   ui.notice.classList.add("visible");
-  state.noticeTimer = setTimeout(hideNotice, ms);
+  if (ms !== STICKY) state.noticeTimer = setTimeout(hideNotice, ms);
 }
 
 function hideNotice() {
@@ -122,6 +234,7 @@ const STATUS_TEXT = {
   connecting: "connecting…",
   reconnecting: "reconnecting…",
   online: "online",
+  stopped: "disconnected",
 };
 
 /** @param {import("./connection.js").ConnectionStatus} status */
@@ -160,7 +273,13 @@ function updateTitle() {
     return;
   }
   const prefix = state.unread > 0 ? `(${state.unread}) ` : "";
-  document.title = `${prefix}#${state.room} — ${TITLE}`;
+  document.title = `${prefix}${roomTitle()} — ${TITLE}`;
+}
+
+/** The room on screen as the page names it: `#room`, or `@person` for a direct room. */
+function roomTitle() {
+  const entry = rooms.entry(state.room);
+  return `${entry.kind === "direct" ? "@" : "#"}${roomLabel(entry)}`;
 }
 
 // ---------- events from the server ----------
@@ -192,7 +311,7 @@ function handleEvent(event) {
       return false;
     case "join":
     case "leave":
-      showUsers(usersUi, event.users, state.userName);
+      drawUsers(event.users);
       return false;
     case "error":
       onError(event);
@@ -206,10 +325,14 @@ function onWelcome(event) {
     state.userName = event.userName;
     ui.me.textContent = event.userName;
   }
-  if (event.users) showUsers(usersUi, event.users, state.userName, event.userCount);
+  if (event.users) drawUsers(event.users, event.userCount);
   if (event.limits) outbox.setLimits(event.limits);
-  // In a room that was empty, a reconnect asks for everything since 0.
-  if (paging.welcomed(event.lastId) && event.lastId === 0) connection.resumeFromStart();
+  if (paging.welcomed(event.lastId)) {
+    // In a room that was empty, a reconnect asks for everything since 0.
+    if (event.lastId === 0) connection.resumeFromStart();
+    // A room the person just made, or was just added to, is now on the list.
+    refreshRooms();
+  }
   list.loaded();
   if (event.recovered === false) {
     list.clearConfirmed();
@@ -266,7 +389,8 @@ function onError(error) {
     case "bad_room":
       // Before the welcome, this is the server refusing to let the person in.
       if (!connection.online) {
-        leaveChat(error.text);
+        if (state.mode === "accounts") refused(error.text);
+        else leaveChat(error.text);
         return;
       }
   }
@@ -277,7 +401,41 @@ function onError(error) {
 function onDrop(close) {
   outbox.requeue();
   const reason = closeReason(close);
+  if (isBan(close)) {
+    signedOut(reason);
+    return;
+  }
+  if (close.code === POLICY_CLOSE) {
+    // Refused for good (the room was taken away, say): the notice stays until read.
+    if (!state.refused) showNotice(reason, STICKY);
+    refreshRooms();
+    return;
+  }
   if (reason) showNotice(reason);
+  // A refused upgrade (401: the session ended) is only a 1006 to the page.
+  if (state.mode === "accounts" && close.code === 1006) checkSession();
+}
+
+/**
+ * After a failed connection with accounts: back to the sign-in form if the session ended. A
+ * server that cannot be reached has not ended it: the connection keeps trying.
+ */
+async function checkSession() {
+  const me = await api.me();
+  if (state.joined && me.mode === "accounts" && me.userName === null) {
+    signedOut("Your session has ended; sign in again.");
+  }
+}
+
+/**
+ * The server will not let the person into the room on screen (with accounts: a private room
+ * they are not a member of); the close that follows stops the connection.
+ * @param {string} text
+ */
+function refused(text) {
+  state.refused = true;
+  ui.messages.classList.add("refused");
+  showNotice(sentence(text), STICKY);
 }
 
 // ---------- the outbox on screen ----------
@@ -321,25 +479,48 @@ function updateUrl() {
   history.replaceState(null, "", url);
 }
 
+/** Names the room on screen by its label, and offers what can be done in it. */
+function showRoomName() {
+  const entry = rooms.entry(state.room);
+  ui.roomName.textContent = roomLabel(entry);
+  ui.roomName.dataset.kind = entry.kind;
+  ui.message.placeholder = `Message ${roomTitle()}`;
+  ui.manageMembers.hidden = state.mode !== "accounts" || entry.kind !== "private";
+  updateTitle();
+}
+
 /** @param {string} room */
 function enterRoom(room) {
   connection.close();
   state.room = room;
   state.unread = 0;
+  state.refused = false;
+  ui.messages.classList.remove("refused");
   paging.reset();
   list.reset();
-  showUsers(usersUi, [], state.userName);
+  drawUsers([]);
   hideNotice();
-  ui.roomName.textContent = room;
-  ui.message.placeholder = `Message #${room}`;
+  showRoomName();
+  drawRooms();
   ui.switchRoom.value = "";
   updateUrl();
-  updateTitle();
   // Messages still unsent in this room from an earlier visit go out again.
   outbox.setRoom(room);
   for (const entry of outbox.entries()) list.addOutgoing(entry, state.userName);
   list.updateEmptyState();
   connection.open(room, state.userName);
+}
+
+/**
+ * Goes to `room` from the sidebar or the switch form: entered anew unless it is the room on screen
+ * and still connected.
+ * @param {string} room
+ */
+function goToRoom(room) {
+  setSidebar(false);
+  if (room !== state.room || connection.stopped) enterRoom(room);
+  else ui.switchRoom.value = "";
+  ui.message.focus();
 }
 
 /**
@@ -359,18 +540,24 @@ function join(name, room) {
   ui.message.focus();
 }
 
-function leaveChat(errorText = "") {
+/** Leaves the chat view: the socket closed, nothing reconnects. */
+function closeChat() {
   connection.close();
   stopCountdown();
   paging.reset();
   state.joined = false;
   ui.chatView.hidden = true;
   ui.joinView.hidden = false;
+  setSidebar(false);
+  updateTitle();
+}
+
+function leaveChat(errorText = "") {
+  closeChat();
+  showCard(ui.joinForm);
   ui.name.value = state.userName;
   ui.room.value = state.room || DEFAULT_ROOM;
   ui.joinError.textContent = errorText;
-  setSidebar(false);
-  updateTitle();
   ui.name.focus();
 }
 
@@ -389,11 +576,116 @@ function rememberedName() {
   }
 }
 
+// ---------- accounts ----------
+
+/**
+ * Shows one form of the join view (the open form, sign-in, or making an account).
+ * @param {HTMLFormElement} form
+ */
+function showCard(form) {
+  for (const card of document.querySelectorAll(".card-form")) {
+    if (card instanceof HTMLFormElement && card.closest(".join-view")) card.hidden = card !== form;
+  }
+  ui.chatView.hidden = true;
+  ui.joinView.hidden = false;
+}
+
+/**
+ * Shows what belongs to the server's mode: accounts have rooms, direct rooms and "Sign out"; open
+ * mode has "Leave" and nothing else, as before there were accounts.
+ * @param {"open" | "accounts"} mode
+ */
+function setMode(mode) {
+  state.mode = mode;
+  const accounts = mode === "accounts";
+  ui.roomsSection.hidden = !accounts;
+  ui.signOut.hidden = !accounts;
+  ui.leave.hidden = accounts;
+  try {
+    localStorage.setItem(MODE_KEY, mode);
+  } catch { /* storage may be disabled */ }
+}
+
+/**
+ * Signed in (or the account was made): to the chat, under the account's name. A setup link's
+ * token or an invite's code does not stay in the address bar.
+ * @param {import("./api.js").Me} me
+ */
+function onSignedIn(me) {
+  if (me.userName === null) return;
+  const params = new URLSearchParams(location.search);
+  if (location.pathname !== "/") history.replaceState(null, "", "/");
+  state.admin = me.admin;
+  ui.invite.hidden = !me.admin;
+  const urlRoom = (params.get("room") || "").trim();
+  join(me.userName, urlRoom && !roomError(urlRoom) ? urlRoom : state.room || DEFAULT_ROOM);
+}
+
+/**
+ * The session is over (signed out, banned, expired): back to the sign-in form, saying why.
+ * @param {string} [why]
+ */
+function signedOut(why = "") {
+  // Unsent messages stay: signed in again under the same name, they go out (see join).
+  closeChat();
+  rooms.clear();
+  state.admin = false;
+  accountForms.showSignIn(why, state.userName);
+}
+
+async function signOut() {
+  try {
+    await api.signOut();
+  } catch (error) {
+    showNotice(/** @type {Error} */ (error).message);
+    return;
+  }
+  signedOut();
+}
+
+/** Lists the rooms again (with accounts), and names the room on screen by what it says. */
+async function refreshRooms() {
+  if (state.mode !== "accounts" || !state.joined) return;
+  try {
+    await rooms.refresh();
+  } catch {
+    return; // the list stays as it was; the next refresh tries again
+  }
+  if (!state.joined) return;
+  drawRooms();
+  showRoomName();
+}
+
+function drawRooms() {
+  if (state.mode !== "accounts") return;
+  showRooms(roomsUi, rooms.entries, state.room, goToRoom);
+}
+
+/**
+ * The online list, with what the person can do with each of the others.
+ * @param {string[]} users
+ * @param {number | null} [total]
+ */
+function drawUsers(users, total = null) {
+  showUsers(usersUi, users, state.userName, total, (name) => people.for(name));
+}
+
+async function invitePeople() {
+  try {
+    await inviteDialog.open();
+  } catch (error) {
+    showNotice(/** @type {Error} */ (error).message);
+  }
+}
+
 // ---------- forms ----------
 
 /** @param {SubmitEvent} event */
-function onJoinSubmit(event) {
+async function onJoinSubmit(event) {
   event.preventDefault();
+  // Submitted before the server said whether it has accounts: they would have no use for it.
+  if (state.mode === null) await modeKnown.promise;
+  if (state.mode !== "open") return;
   const name = ui.name.value.trim();
   const room = ui.room.value.trim() || DEFAULT_ROOM;
   const problem = nameError(name) || roomError(room);
@@ -421,10 +713,7 @@ function onSwitchSubmit(event) {
     ui.switchRoom.focus();
     return;
   }
-  setSidebar(false);
-  if (room !== state.room) enterRoom(room);
-  else ui.switchRoom.value = "";
-  ui.message.focus();
+  goToRoom(room);
 }
 
 /**
@@ -480,6 +769,7 @@ function onVisibilityChange() {
   state.unread = 0;
   updateTitle();
   reconnectNowIfWaiting();
+  refreshRooms();
 }
 
 function wire() {
@@ -490,6 +780,12 @@ function wire() {
   ui.message.addEventListener("input", autoGrow);
   ui.notice.addEventListener("click", hideNotice);
   ui.leave.addEventListener("click", () => leaveChat());
+  ui.signOut.addEventListener("click", signOut);
+  ui.invite.addEventListener("click", invitePeople);
+  ui.newRoom.addEventListener("click", () => roomDialogs.openNewRoom());
+  ui.manageMembers.addEventListener("click", () => {
+    roomDialogs.openMembers(roomLabel(rooms.entry(state.room)));
+  });
   ui.usersToggle.addEventListener("click", () => {
     setSidebar(!ui.sidebar.classList.contains("open"));
   });
@@ -498,6 +794,8 @@ function wire() {
     if (ui.sidebar.classList.contains("open")) setSidebar(false);
   });
   document.addEventListener("keydown", (e) => {
+    // Escape in a dialog closes only the dialog.
+    if (document.querySelector("dialog[open]")) return;
     if (e.key === "Escape" && ui.sidebar.classList.contains("open")) {
       setSidebar(false);
       ui.usersToggle.focus();
@@ -508,27 +806,84 @@ function wire() {
   setInterval(() => {
     if (state.joined) outbox.resendStale();
   }, STALE_CHECK_MS);
+  // A direct room someone else started appears without a reload.
+  setInterval(() => {
+    if (!document.hidden) refreshRooms();
+  }, ROOMS_REFRESH_MS);
 }
 
-/** Joins at once when the URL names the person (or a room, and the name is remembered). */
-function start() {
+/** Resolved once the server has said whether it has accounts. */
+const modeKnown = Promise.withResolvers();
+
+/**
+ * Shows the view the URL and the person call for. Until the server answers, the open form is on
+ * screen as it always was (a server that had accounts last time shows nothing instead, not a form
+ * it will not want), or the setup or invite form the path asks for.
+ */
+async function start() {
   wire();
+  updateTitle();
+  const entry = entryOf(location);
+  if (entry.kind !== "chat") accountForms.showAccount(entry);
+  else if (rememberedMode() === "accounts") ui.joinView.hidden = true;
+  else prepareOpenForm();
+  const me = await api.me();
+  setMode(me.mode);
+  modeKnown.resolve(undefined);
+  switch (firstView(entry, me)) {
+    case "open":
+      return startOpen(entry);
+    case "signin":
+      return accountForms.showSignIn("", rememberedName());
+    case "chat":
+      return onSignedIn(me);
+  }
+}
+
+/** What the URL asks of the open form: a name and a room, each from the URL or not. */
+function openChoice() {
   const params = new URLSearchParams(location.search);
   const urlName = (params.get("userName") || "").trim();
   const urlRoom = (params.get("room") || "").trim();
-  const name = urlName || rememberedName();
-  const room = urlRoom || DEFAULT_ROOM;
+  return { urlName, urlRoom, name: urlName || rememberedName(), room: urlRoom || DEFAULT_ROOM };
+}
+
+/** The open form, filled from the URL or with the remembered name, focused where to start. */
+function prepareOpenForm() {
+  const { name, room } = openChoice();
+  showCard(ui.joinForm);
   ui.name.value = name;
   ui.room.value = room;
-  updateTitle();
+  (name ? ui.join : ui.name).focus();
+}
 
+/**
+ * Open mode: joins at once when the URL names the person (or a room, and the name is remembered).
+ * @param {import("./entry.js").Entry} entry
+ */
+function startOpen(entry) {
+  if (entry.kind !== "chat") {
+    history.replaceState(null, "", "/");
+    prepareOpenForm();
+    ui.joinError.textContent = "This server has no accounts: pick any name to chat.";
+    return;
+  }
+  if (ui.joinView.hidden) prepareOpenForm();
+  const { urlName, urlRoom, name, room } = openChoice();
   const problem = (urlName || urlRoom) && (nameError(name) || roomError(room));
   if ((urlName || (urlRoom && name)) && !problem) {
     join(name, room);
     return;
   }
   if (problem && (urlName || name)) ui.joinError.textContent = problem;
-  (name ? ui.join : ui.name).focus();
+}
+
+function rememberedMode() {
+  try {
+    return localStorage.getItem(MODE_KEY) || "";
+  } catch {
+    return "";
+  }
 }
 
 start();

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * The page's link to the server: one WebSocket at a time, opened again with a jittered backoff
- * when it drops, resuming with `since` after the newest message received so nothing is missed.
+ * when it drops, resuming with `since` after the newest message received so nothing is missed;
+ * not after a refusal on policy (1008: a ban, a room taken away), which would only repeat.
  * The socket constructor and the timers are injectable, so it runs without a browser.
  */
 
@@ -13,10 +14,13 @@ export const BACKOFF_MIN_MS = 500;
 export const BACKOFF_MAX_MS = 10_000;
 
 const OPEN = 1; // WebSocket.OPEN
+/** The close code of a refusal on policy (a ban, a room the person may not use): final. */
+export const POLICY_CLOSE = 1008;
 
 /**
- * What the connection is doing, for the status line: `waiting` until `retryAt` (ms since epoch).
- * @typedef {{ state: "connecting" | "reconnecting" | "online" }
+ * What the connection is doing, for the status line: `waiting` until `retryAt` (ms since epoch);
+ * `stopped` after a refusal on policy, which trying again would only repeat.
+ * @typedef {{ state: "connecting" | "reconnecting" | "online" | "stopped" }
  *   | { state: "waiting", retryAt: number }} ConnectionStatus
  */
 
@@ -75,9 +79,13 @@ export function socketUrl(origin, room, userName, since) {
  * @returns {string}
  */
 export function closeReason(close) {
+  if (isBan(close)) return "This account has been banned; ask an admin.";
+  if (close.code === POLICY_CLOSE && /\bremoved\b/i.test(close.reason)) {
+    return "You were removed from this room; pick another one.";
+  }
   if (close.reason) return `Disconnected: ${close.reason}`;
   switch (close.code) {
-    case 1008:
+    case POLICY_CLOSE:
       return "The server refused the connection (policy).";
     case 1009:
       return "A message was too large for the server.";
@@ -88,6 +96,15 @@ export function closeReason(close) {
     default:
       return "";
   }
+}
+
+/**
+ * Whether the server closed the socket because the person's account was banned.
+ * @param {{ code: number, reason: string }} close
+ * @returns {boolean}
+ */
+export function isBan(close) {
+  return close.code === POLICY_CLOSE && /\bbanned\b/i.test(close.reason);
 }
 
 /** A resumable session in one room under one name; `open` starts it, `close` ends it. */
@@ -103,6 +120,9 @@ export class Connection {
   #welcomed = false;
   #attempt = 0;
   /** @type {unknown} */ #retryTimer = undefined;
+  /** Counts `close` calls, so a drop handler that closed or reopened is not overruled. */
+  #closes = 0;
+  #stopped = false;
 
   /** @param {ConnectionOptions} options */
   constructor(options) {
@@ -115,6 +135,11 @@ export class Connection {
   /** True from the server's `welcome` until the socket drops: commands can be sent. */
   get online() {
     return this.#online && this.#socket !== null && this.#socket.readyState === OPEN;
+  }
+
+  /** True after a refusal on policy, until `open`: nothing reconnects by itself. */
+  get stopped() {
+    return this.#stopped;
   }
 
   /** The id the next socket resumes after, or null when it asks for the recent history. */
@@ -133,6 +158,7 @@ export class Connection {
     this.#userName = userName;
     this.#since = null;
     this.#welcomed = false;
+    this.#stopped = false;
     this.#attempt = 0;
     this.#connect();
   }
@@ -142,6 +168,7 @@ export class Connection {
     const socket = this.#socket;
     this.#socket = null;
     this.#online = false;
+    this.#closes += 1;
     this.#clearRetry();
     try {
       socket?.close(1000, "bye");
@@ -228,7 +255,14 @@ export class Connection {
   #dropped(code, reason) {
     this.#socket = null;
     this.#online = false;
+    const closes = this.#closes;
     this.#o.onDrop({ code, reason });
+    if (closes !== this.#closes) return;
+    if (code === POLICY_CLOSE) {
+      this.#stopped = true;
+      this.#o.onStatus({ state: "stopped" });
+      return;
+    }
     this.#scheduleReconnect();
   }
 

@@ -135,16 +135,19 @@ export async function waitForSettled(
 /** Waits for `#status[data-state=…]`. */
 export async function waitForStatus(
   page: Page,
-  state: "connecting" | "online" | "reconnecting",
+  state: "connecting" | "online" | "reconnecting" | "stopped",
   timeout = UI_TIMEOUT_MS,
 ): Promise<void> {
   await page.locator(`#status[data-state="${state}"]`).waitFor({ state: "attached", timeout });
 }
 
-/** The names in the online list, sorted. */
+/** The names in the online list, sorted (a name with actions is its `.person` button). */
 export function onlineUsers(page: Page): Promise<string[]> {
   return page.evaluate(() =>
-    Array.from(document.querySelectorAll("#users li"), (li) => li.textContent ?? "").sort()
+    Array.from(
+      document.querySelectorAll("#users li"),
+      (li) => (li.querySelector(".person") ?? li).textContent ?? "",
+    ).sort()
   );
 }
 
@@ -152,7 +155,10 @@ export function onlineUsers(page: Page): Promise<string[]> {
 export async function waitForUsers(page: Page, names: string[]): Promise<void> {
   await page.waitForFunction(
     (wanted) => {
-      const shown = Array.from(document.querySelectorAll("#users li"), (li) => li.textContent);
+      const shown = Array.from(
+        document.querySelectorAll("#users li"),
+        (li) => (li.querySelector(".person") ?? li).textContent,
+      );
       return shown.length === wanted.length && wanted.every((name) => shown.includes(name));
     },
     names,
@@ -195,4 +201,53 @@ export function tally<T>(values: T[]): Map<T, number> {
   const counts = new Map<T, number>();
   for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
   return counts;
+}
+
+/**
+ * Opens `link` (the setup link or an invite), makes the account with the page's form, and waits
+ * until the page is online under that name.
+ */
+export async function createAccount(
+  page: Page,
+  link: string,
+  userName: string,
+  password: string,
+): Promise<void> {
+  await page.goto(link);
+  await page.locator("#account-name").fill(userName);
+  await page.locator("#account-password").fill(password);
+  await page.locator("#account-submit").click();
+  await waitForStatus(page, "online");
+}
+
+/** Fills and sends the sign-in form, which must be on screen. */
+export async function submitSignIn(page: Page, userName: string, password: string): Promise<void> {
+  await page.locator("#signin-name").fill(userName);
+  await page.locator("#signin-password").fill(password);
+  await page.locator("#signin").click();
+}
+
+/** The labels of the rooms listed in the sidebar (rooms, then direct rooms), in order. */
+export function listedRooms(page: Page): Promise<{ rooms: string[]; direct: string[] }> {
+  return page.evaluate(() => {
+    const labels = (id: string) =>
+      Array.from(document.querySelectorAll(`#${id} button`), (b) => b.textContent ?? "");
+    return { rooms: labels("rooms"), direct: labels("direct-rooms") };
+  });
+}
+
+/** A room's stored messages as the signed-in person of `page` reads them (`/history`). */
+export function historyIn(
+  page: Page,
+  room: string,
+): Promise<{ userName: string; body: string }[]> {
+  return page.evaluate(async (room) => {
+    const response = await fetch(`/history?room=${encodeURIComponent(room)}&limit=1000`);
+    if (!response.ok) throw new Error(`/history answered ${response.status}`);
+    const page = await response.json();
+    return page.messages.map((m: { userName: string; body: string }) => ({
+      userName: m.userName,
+      body: m.body,
+    }));
+  }, room);
 }

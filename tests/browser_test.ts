@@ -12,12 +12,16 @@ import { historyOf, joinRoom, postMessage, startTestServer, type TestServer } fr
 import {
   chromiumMissing,
   clockTime,
+  createAccount,
+  historyIn,
   joinWithForm,
   launchBrowser,
+  listedRooms,
   onlineUsers,
   RECONNECT_TIMEOUT_MS,
   send,
   shownMessages,
+  submitSignIn,
   tally,
   UI_TIMEOUT_MS,
   waitForSettled,
@@ -716,6 +720,520 @@ Deno.test({
     }
   },
 });
+
+const ADMIN_PASSWORD = "admin-password-1";
+const BOB_PASSWORD = "bob-password-22";
+const ACCOUNTS = { auth: { mode: "accounts" } };
+
+/** The admin made with the setup link in `page`, signed in and online in the lobby. */
+async function setUpAdmin(page: Page, server: TestServer): Promise<void> {
+  await createAccount(page, server.setupLink!.href, "Admin", ADMIN_PASSWORD);
+}
+
+/** An invite link the admin signed in on `admin` makes with the API (not the dialog). */
+function inviteLink(admin: Page): Promise<string> {
+  return admin.evaluate(async () => {
+    const response = await fetch("/api/invites", { method: "POST" });
+    return (await response.json()).url;
+  });
+}
+
+/** Waits for the notice to say `text`. */
+async function waitForNotice(page: Page, text: RegExp): Promise<void> {
+  await page.locator("#notice.visible", { hasText: text }).waitFor({ timeout: UI_TIMEOUT_MS });
+}
+
+/** Opens a room of the sidebar's list by its label. */
+async function openListed(page: Page, list: "rooms" | "direct-rooms", label: string) {
+  await page.locator(`#${list} button`, { hasText: new RegExp(`^${label}$`) }).click();
+  await page.locator("#room-name", { hasText: new RegExp(`^${label}$`) }).waitFor();
+  await waitForStatus(page, "online");
+}
+
+/** Opens the actions of `name` in the online list and runs the one labelled `action`. */
+async function actOn(page: Page, name: string, action: string): Promise<void> {
+  const person = page.locator("#users .person", { hasText: new RegExp(`^${name}$`) });
+  if (await person.getAttribute("aria-expanded") !== "true") await person.click();
+  await page.getByRole("button", { name: `${action} ${name}`, exact: true }).click();
+}
+
+Deno.test({
+  name: "browser: accounts in Chromium against a real server",
+  ignore: missing !== null && !inCI,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    if (missing !== null) {
+      throw new Error(`${missing}; CI=true, so the browser tests fail instead of being skipped`);
+    }
+    const browser = await launchBrowser();
+    const step = (name: string, fn: () => Promise<void>) =>
+      t.step({ name, fn, sanitizeOps: false, sanitizeResources: false });
+    try {
+      await step("the setup link makes the admin; signing out and in again", async () => {
+        await withServer(ACCOUNTS, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const admin = await personPage(browser, contexts);
+            await admin.goto(server.setupLink!.href);
+            await admin.locator("#account-form").waitFor();
+            assert.match(await admin.locator("#account-intro").textContent() ?? "", /admin/);
+            const hint = admin.locator("#account-password-hint");
+            assert.equal(await hint.textContent(), "At least 10 characters.");
+            assert.ok(await admin.locator("#join-form").isHidden(), "the open form is shown");
+            await assertNamedControls(admin);
+
+            // A short password is refused by the page, saying why, before the server sees it.
+            await admin.locator("#account-name").fill("Admin");
+            await admin.locator("#account-password").fill("short");
+            await admin.locator("#account-submit").click();
+            await admin.locator("#account-error", { hasText: "at least 10 characters" }).waitFor();
+            assert.equal(
+              await admin.locator("#account-password").getAttribute("aria-invalid"),
+              "true",
+            );
+            assert.equal(
+              await admin.evaluate(() => document.activeElement?.id),
+              "account-password",
+            );
+
+            await admin.locator("#account-password").fill(ADMIN_PASSWORD);
+            await admin.locator("#account-password").press("Enter");
+            await waitForStatus(admin, "online");
+            // In the chat under the account's name; the one-time token is out of the address bar.
+            assert.equal(await admin.locator("#me").textContent(), "Admin");
+            assert.ok(await admin.locator("#join-view").isHidden());
+            const address = new URL(admin.url());
+            assert.equal(address.pathname, "/");
+            assert.equal(address.searchParams.get("token"), null);
+            assert.equal(address.searchParams.get("room"), "lobby");
+            assert.ok(await admin.locator("#sign-out").isVisible());
+            assert.ok(await admin.locator("#invite").isVisible(), "an admin can invite");
+            assert.ok(await admin.locator("#leave").isHidden());
+            assert.deepEqual(await listedRooms(admin), { rooms: ["lobby"], direct: [] });
+            await send(admin, "First!");
+            await waitForSettled(admin, ["First!"]);
+
+            // A reload keeps the session: straight to the chat, no form.
+            await admin.reload();
+            await waitForStatus(admin, "online");
+            await waitForSettled(admin, ["First!"]);
+            assert.equal(await admin.locator("#me").textContent(), "Admin");
+
+            await admin.getByRole("button", { name: "Sign out" }).click();
+            await admin.locator("#signin-form").waitFor();
+            assert.ok(await admin.locator("#chat-view").isHidden());
+            assert.equal(await admin.locator("#signin-name").inputValue(), "Admin");
+            const me = await admin.evaluate(async () => (await fetch("/api/me")).status);
+            assert.equal(me, 401, "signing out ended the session");
+
+            await submitSignIn(admin, "Admin", "not the password");
+            await admin.locator("#signin-error", { hasText: /^Wrong name or password\.$/ })
+              .waitFor();
+            assert.equal(await admin.locator("#signin-password").inputValue(), "not the password");
+            await submitSignIn(admin, "admin", ADMIN_PASSWORD);
+            await waitForStatus(admin, "online");
+            assert.equal(await admin.locator("#me").textContent(), "Admin");
+            await waitForSettled(admin, ["First!"]);
+
+            // Another visitor of / is asked to sign in, and the setup link, used, says so.
+            const stranger = await personPage(browser, contexts);
+            await stranger.goto(server.url.href);
+            await stranger.locator("#signin-form").waitFor();
+            assert.ok(await stranger.locator("#join-form").isHidden());
+            await stranger.goto(server.setupLink!.href);
+            await stranger.locator("#account-name").fill("mallory");
+            await stranger.locator("#account-password").fill("mallory-password");
+            await stranger.locator("#account-submit").click();
+            await stranger.locator("#signin-error", { hasText: "has its admin already" }).waitFor();
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step(
+        "an invite, joined in a second browser; a private room; a direct message; removal",
+        async () => {
+          await withServer(ACCOUNTS, async (server) => {
+            const contexts: BrowserContext[] = [];
+            try {
+              const admin = await personPage(browser, contexts, {
+                permissions: ["clipboard-read", "clipboard-write"],
+              });
+              await setUpAdmin(admin, server);
+
+              // "Invite people": a link, copied, and shown selected for copying by hand.
+              await admin.getByRole("button", { name: "Invite people" }).click();
+              await admin.locator("#invite-status", { hasText: "Copied to the clipboard." })
+                .waitFor();
+              const field = admin.locator("#invite-link");
+              const link = await field.inputValue();
+              assert.match(link, new RegExp(`^${server.url.origin}/join/[\\w-]{20,}$`));
+              assert.equal(await admin.evaluate(() => navigator.clipboard.readText()), link);
+              const selected = await field.evaluate((el: HTMLInputElement) =>
+                el.value.slice(el.selectionStart ?? 0, el.selectionEnd ?? 0)
+              );
+              assert.equal(selected, link);
+              assert.match(await admin.locator("#invite-help").textContent() ?? "", /works once/);
+              await admin.getByRole("button", { name: "Done" }).click();
+              await admin.locator("#invite-dialog").waitFor({ state: "hidden" });
+
+              const bob = await personPage(browser, contexts);
+              await bob.goto(link);
+              await bob.locator("#account-form").waitFor();
+              assert.match(await bob.locator("#account-intro").textContent() ?? "", /invited/);
+              await bob.locator("#account-name").fill("ADMIN");
+              await bob.locator("#account-password").fill(BOB_PASSWORD);
+              await bob.locator("#account-submit").click();
+              await bob.locator("#account-error", { hasText: "is taken" }).waitFor();
+              await createAccount(bob, link, "bob", BOB_PASSWORD);
+              assert.equal(await bob.locator("#me").textContent(), "bob");
+              assert.equal(new URL(bob.url()).pathname, "/", "the invite's code left the URL");
+              assert.ok(await bob.locator("#invite").isHidden(), "bob is no admin");
+
+              await waitForUsers(admin, ["Admin", "bob"]);
+              await waitForUsers(bob, ["Admin", "bob"]);
+              await send(admin, "Welcome, bob!");
+              await waitForSettled(bob, ["Welcome, bob!"]);
+              await send(bob, "Thanks!");
+              await waitForSettled(admin, ["Welcome, bob!", "Thanks!"]);
+              assert.deepEqual(await historyIn(admin, "lobby"), [
+                { userName: "Admin", body: "Welcome, bob!" },
+                { userName: "bob", body: "Thanks!" },
+              ]);
+
+              await privateRoom(admin, bob);
+              await directMessage(admin, bob);
+              await removal(admin, bob);
+            } finally {
+              await closeAll(contexts);
+            }
+          });
+        },
+      );
+
+      await step("a ban, an ended session and too many sign-ins: said, and no loop", async () => {
+        const dir = await Deno.makeTempDir({ prefix: "parley-browser-" });
+        const config = { ...ACCOUNTS, history: { path: `${dir}/parley.db` } };
+        const contexts: BrowserContext[] = [];
+        const servers: TestServer[] = [];
+        try {
+          const first = await startTestServer(config);
+          servers.push(first);
+          const admin = await personPage(browser, contexts);
+          await setUpAdmin(admin, first);
+          const bob = await personPage(browser, contexts);
+          await createAccount(bob, await inviteLink(admin), "bob", BOB_PASSWORD);
+          await waitForUsers(admin, ["Admin", "bob"]);
+          const sockets: string[] = [];
+          bob.on("websocket", (socket) => sockets.push(socket.url()));
+
+          await actOn(admin, "bob", "Ban");
+          await admin.locator("#confirm-dialog").waitFor();
+          assert.equal(await admin.locator("#confirm-title").textContent(), "Ban bob?");
+          await admin.getByRole("button", { name: "Cancel" }).click();
+          await admin.locator("#confirm-dialog").waitFor({ state: "hidden" });
+          await actOn(admin, "bob", "Ban");
+          await admin.locator("#confirm-ok").click();
+          await waitForNotice(admin, /bob is banned/);
+          // bob's socket is closed with 1008 "banned": back to signing in, saying why.
+          await bob.locator("#signin-error", { hasText: "This account has been banned" })
+            .waitFor();
+          assert.ok(await bob.locator("#chat-view").isHidden());
+          await waitForUsers(admin, ["Admin"]);
+          await submitSignIn(bob, "bob", BOB_PASSWORD);
+          await bob.locator("#signin-error", { hasText: "This account is banned" }).waitFor();
+          assert.deepEqual(sockets, [], "the banned page opened a socket again");
+
+          // The session ends while the server is away: the page, reconnecting, is refused
+          // (401 on the upgrade) and asks to sign in again instead of trying for ever.
+          await first.shutdown();
+          await waitForStatus(admin, "reconnecting");
+          await admin.context().clearCookies();
+          const second = await startTestServer({ ...config, port: first.port });
+          servers.push(second);
+          await admin.locator("#signin-error", { hasText: "Your session has ended" }).waitFor({
+            timeout: RECONNECT_TIMEOUT_MS,
+          });
+          assert.ok(await admin.locator("#chat-view").isHidden());
+
+          // Ten wrong passwords from this address: the eleventh try is told how long to wait.
+          for (let i = 0; i < 10; i++) {
+            const response = await fetch(new URL("/api/session", second.url), {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ userName: "Admin", password: `wrong-${i}` }),
+            });
+            assert.equal(response.status, 401);
+            await response.body?.cancel();
+          }
+          await submitSignIn(admin, "Admin", ADMIN_PASSWORD);
+          await admin.locator("#signin-error", {
+            hasText: /^Too many failed sign-ins; try again in \d+ s\.$/,
+          }).waitFor();
+        } finally {
+          await closeAll(contexts);
+          for (const server of servers.reverse()) await server.close().catch(() => {});
+          await Deno.remove(dir, { recursive: true });
+        }
+      });
+
+      await step("without accounts, a setup or invite link shows the open form", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            for (const path of ["/setup?token=abc", "/join/abc"]) {
+              await page.goto(new URL(path, server.url).href);
+              await page.locator("#join-error", { hasText: "This server has no accounts" })
+                .waitFor();
+              assert.ok(await page.locator("#join-form").isVisible());
+              assert.ok(await page.locator("#account-form").isHidden());
+              assert.equal(new URL(page.url()).pathname, "/", "the link stays in the URL");
+            }
+            await page.locator("#name").fill("quinn");
+            await page.locator("#join").click();
+            await waitForStatus(page, "online");
+            assert.ok(await page.locator("#rooms-section").isHidden(), "a room list in open mode");
+            assert.ok(await page.locator("#leave").isVisible());
+            assert.ok(await page.locator("#sign-out").isHidden());
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("the new forms on a phone and a desktop, light and dark", async () => {
+        await Deno.mkdir(OUTPUT, { recursive: true });
+        await withServer(ACCOUNTS, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const admin = await personPage(browser, contexts);
+            await setUpAdmin(admin, server);
+            await send(admin, "Hello from the admin.");
+            await waitForSettled(admin, ["Hello from the admin."]);
+            const bob = await personPage(browser, contexts);
+            await createAccount(bob, await inviteLink(admin), "bob", BOB_PASSWORD);
+            await waitForUsers(admin, ["Admin", "bob"]);
+            // A private room and a direct room, for the list to show every kind.
+            const made = await admin.evaluate(async () => {
+              const post = (path: string, body: unknown) =>
+                fetch(path, {
+                  method: "POST",
+                  headers: { "content-type": "application/json" },
+                  body: JSON.stringify(body),
+                });
+              const plans = await post("/api/rooms", { room: "plans", kind: "private" });
+              const direct = await post("/api/direct", { userName: "bob" });
+              return [plans.status, direct.status];
+            });
+            assert.deepEqual(made, [201, 201]);
+            for (const size of SIZES) {
+              for (const scheme of ["light", "dark"] as const) {
+                await formScreenshots(browser, server, size, scheme);
+              }
+            }
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+    } finally {
+      await browser.close();
+    }
+  },
+});
+
+/**
+ * The admin makes a private room: bob neither sees it listed nor can open it, until the admin
+ * adds him with "Members"; then both chat in it.
+ */
+async function privateRoom(admin: Page, bob: Page): Promise<void> {
+  await admin.getByRole("button", { name: "New private room" }).click();
+  await admin.locator("#new-room-name").fill("no spaces");
+  await admin.locator("#room-create").click();
+  await admin.locator("#room-form-error", { hasText: "letters, digits" }).waitFor();
+  await admin.locator("#new-room-name").fill("secret");
+  await admin.locator("#room-create").click();
+  await admin.locator("#room-name", { hasText: /^secret$/ }).waitFor();
+  await waitForStatus(admin, "online");
+  assert.equal(await admin.locator("#room-name").getAttribute("data-kind"), "private");
+  await send(admin, "Only for members.");
+  await waitForSettled(admin, ["Only for members."]);
+  await admin.locator("#rooms button.private", { hasText: /^secret$/ }).waitFor();
+
+  await bob.reload();
+  await waitForStatus(bob, "online");
+  await bob.locator("#rooms button", { hasText: /^lobby$/ }).waitFor();
+  assert.deepEqual(await listedRooms(bob), { rooms: ["lobby"], direct: [] });
+  const sockets: string[] = [];
+  bob.on("websocket", (socket) => sockets.push(socket.url()));
+  await bob.locator("#switch-room").fill("secret");
+  await bob.locator("#switch-button").click();
+  await waitForNotice(bob, /There is no room "secret" that you may join/);
+  await waitForStatus(bob, "stopped");
+  assert.equal(await bob.locator("#status").textContent(), "disconnected");
+  assert.deepEqual(await shownMessages(bob), []);
+  assert.equal(sockets.length, 1, `one refused socket, not a loop: ${sockets}`);
+  assert.ok(await bob.locator("#chat-view").isVisible(), "bob stays in the chat");
+
+  await admin.getByRole("button", { name: "Members of this room" }).click();
+  await admin.locator("#members li", { hasText: "Admin" }).waitFor();
+  await admin.locator("#member-name").fill("bob");
+  await admin.locator("#member-add").click();
+  await admin.locator("#members-status", { hasText: "bob was added to the room." }).waitFor();
+  await admin.locator("#members li", { hasText: "bob" }).waitFor();
+  await admin.getByRole("button", { name: "Close" }).click();
+  await admin.locator("#members-dialog").waitFor({ state: "hidden" });
+
+  await bob.locator("#switch-room").fill("secret");
+  await bob.locator("#switch-button").click();
+  await waitForStatus(bob, "online");
+  await waitForSettled(bob, ["Only for members."]);
+  await bob.locator("#rooms button.private", { hasText: /^secret$/ }).waitFor();
+  await waitForUsers(admin, ["Admin", "bob"]);
+  await send(bob, "Glad to be in.");
+  await waitForSettled(admin, ["Only for members.", "Glad to be in."]);
+}
+
+/**
+ * bob messages the admin from the online list: a direct room, named by the other person on
+ * both sides, never by its opaque room name.
+ */
+async function directMessage(admin: Page, bob: Page): Promise<void> {
+  await actOn(bob, "Admin", "Message");
+  await bob.locator("#room-name", { hasText: /^Admin$/ }).waitFor();
+  await waitForStatus(bob, "online");
+  assert.equal(await bob.locator("#room-name").getAttribute("data-kind"), "direct");
+  assert.equal(await bob.title(), "@Admin — parley");
+  assert.equal(await bob.locator("#message").getAttribute("placeholder"), "Message @Admin");
+  const room = new URL(bob.url()).searchParams.get("room")!;
+  assert.notEqual(room, "Admin");
+  await send(bob, "A word in private?");
+  await waitForSettled(bob, ["A word in private?"]);
+  await bob.locator("#direct-rooms button", { hasText: /^Admin$/ }).waitFor();
+  assert.deepEqual((await listedRooms(bob)).direct, ["Admin"]);
+
+  // The admin finds it listed under bob's name after a reload, and reads it there.
+  await admin.reload();
+  await waitForStatus(admin, "online");
+  await admin.locator("#direct-rooms button", { hasText: /^bob$/ }).waitFor();
+  await openListed(admin, "direct-rooms", "bob");
+  await waitForSettled(admin, ["A word in private?"]);
+  assert.equal(new URL(admin.url()).searchParams.get("room"), room);
+  assert.ok(!(await listedRooms(admin)).rooms.includes(room), "the direct room in the rooms");
+}
+
+/** The admin removes bob from the private room while he is in it: his socket closes for good. */
+async function removal(admin: Page, bob: Page): Promise<void> {
+  await openListed(bob, "rooms", "secret");
+  await openListed(admin, "rooms", "secret");
+  await waitForUsers(admin, ["Admin", "bob"]);
+  const sockets: string[] = [];
+  bob.on("websocket", (socket) => sockets.push(socket.url()));
+  await actOn(admin, "bob", "Remove");
+  await admin.locator("#confirm-ok").click();
+  await waitForNotice(admin, /bob was removed/);
+  await waitForNotice(bob, /You were removed from this room/);
+  await waitForStatus(bob, "stopped");
+  await waitForUsers(admin, ["Admin"]);
+  await bob.locator("#rooms button", { hasText: /^secret$/ }).waitFor({ state: "detached" });
+  assert.deepEqual(sockets, [], "the removed page opened a socket again");
+  // Sign out, from the sidebar.
+  await bob.getByRole("button", { name: "Sign out" }).click();
+  await bob.locator("#signin-form").waitFor();
+}
+
+const SIZES = [
+  { name: "phone", viewport: { width: 390, height: 844 }, isMobile: true, scale: 2 },
+  { name: "desktop", viewport: { width: 1280, height: 800 }, isMobile: false, scale: 1 },
+];
+
+/**
+ * Screenshots of the sign-in form, the setup and invite forms, the chat with its room list, and
+ * the invite dialog, in one size and scheme, each checked for fitting and for its colours.
+ */
+async function formScreenshots(
+  browser: Browser,
+  server: TestServer,
+  size: typeof SIZES[number],
+  scheme: "light" | "dark",
+): Promise<void> {
+  const contexts: BrowserContext[] = [];
+  try {
+    const page = await personPage(browser, contexts, {
+      viewport: size.viewport,
+      isMobile: size.isMobile,
+      hasTouch: size.isMobile,
+      deviceScaleFactor: size.scale,
+      colorScheme: scheme,
+      reducedMotion: "reduce",
+    });
+    const label = `${size.name}-${scheme}`;
+    const shot = async (name: string) => {
+      await page.screenshot({ path: new URL(`${name}-${label}.png`, OUTPUT).pathname });
+      await assertFits(page, `${name}-${label}`, scheme);
+    };
+    await page.goto(new URL("/join/an-invite-code", server.url).href);
+    await page.locator("#account-form").waitFor();
+    await page.locator("#account-name").fill("carol");
+    await page.locator("#account-password").fill("short");
+    await page.locator("#account-submit").click();
+    await page.locator("#account-error", { hasText: /\S/ }).waitFor();
+    await shot("invite-form");
+    await page.goto(server.url.href);
+    await page.locator("#signin-form").waitFor();
+    await submitSignIn(page, "Admin", "wrong password");
+    await page.locator("#signin-error", { hasText: /\S/ }).waitFor();
+    await shot("signin");
+    await submitSignIn(page, "Admin", ADMIN_PASSWORD);
+    await waitForStatus(page, "online");
+    await waitForSettled(page, ["Hello from the admin."]);
+    await waitForUsers(page, ["Admin", "bob"]);
+    if (size.isMobile) await page.locator("#users-toggle").click();
+    await page.locator("#users .person", { hasText: /^bob$/ }).click();
+    await page.locator("#direct-rooms button", { hasText: /^bob$/ }).waitFor();
+    assert.deepEqual(await listedRooms(page), { rooms: ["lobby", "plans"], direct: ["bob"] });
+    await shot("accounts-chat");
+    await page.getByRole("button", { name: "Invite people" }).click();
+    await page.locator("#invite-status", { hasText: /\S/ }).waitFor();
+    await shot("invite-dialog");
+  } finally {
+    await closeAll(contexts);
+  }
+}
+
+/** Nothing scrolls sideways, every visible form and dialog is on screen, the colours fit. */
+async function assertFits(page: Page, label: string, scheme: "light" | "dark"): Promise<void> {
+  const layout = await page.evaluate(() => {
+    const boxes = Array.from(document.querySelectorAll(".card-form, .dialog[open], .sidebar"))
+      .filter((el) => el.checkVisibility({ visibilityProperty: true }))
+      .map((el) => {
+        const r = el.getBoundingClientRect();
+        return { id: el.id, top: r.top, left: r.left, bottom: r.bottom, right: r.right };
+      });
+    const rgb = getComputedStyle(document.body).backgroundColor.match(/\d+(\.\d+)?/g)!.map(
+      Number,
+    );
+    return {
+      width: innerWidth,
+      height: innerHeight,
+      scrollWidth: document.documentElement.scrollWidth,
+      boxes,
+      brightness: (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255,
+    };
+  });
+  const where = `${label}: ${JSON.stringify(layout)}`;
+  assert.ok(layout.scrollWidth <= layout.width, `sideways scroll, ${where}`);
+  assert.ok(layout.boxes.length > 0, `no form on screen, ${where}`);
+  for (const box of layout.boxes) {
+    assert.ok(box.left >= 0 && box.right <= layout.width, `${box.id} is cut off, ${where}`);
+    assert.ok(box.top >= 0 && box.bottom <= layout.height, `${box.id} is off screen, ${where}`);
+  }
+  if (scheme === "dark") assert.ok(layout.brightness < 0.2, `a light page in dark mode, ${where}`);
+  else assert.ok(layout.brightness > 0.8, `a dark page in light mode, ${where}`);
+}
 
 /** Every button, input and textarea (shown or not) has a non-empty accessible name. */
 async function assertNamedControls(page: Page): Promise<void> {

@@ -10,6 +10,7 @@ import {
   closeReason,
   Connection,
   type ConnectionStatus,
+  isBan,
   socketUrl,
 } from "../static/connection.js";
 import type { ServerEvent } from "../static/protocol.js";
@@ -17,8 +18,8 @@ import { FakeSocket, FakeTimers } from "./page_fakes.ts";
 
 const welcome = { type: "welcome", room: "ops", userName: "alice", users: [], lastId: 0 };
 
-/** A connection to room "ops" as alice, recording what it reports. */
-function setup(random = () => 1) {
+/** A connection to room "ops" as alice, recording what it reports; `onDrop` runs on each drop. */
+function setup(random = () => 1, onDrop = (_connection: Connection) => {}) {
   FakeSocket.reset();
   const timers = new FakeTimers();
   const statuses: ConnectionStatus[] = [];
@@ -32,7 +33,10 @@ function setup(random = () => 1) {
     random,
     onEvents: (events) => frames.push(events),
     onStatus: (status) => statuses.push(status),
-    onDrop: (close) => drops.push(close),
+    onDrop: (close) => {
+      drops.push(close);
+      onDrop(connection);
+    },
   });
   return { connection, timers, statuses, frames, drops };
 }
@@ -175,4 +179,65 @@ Deno.test("close codes become sentences; a plain close says nothing", () => {
   assert.equal(closeReason({ code: 1006, reason: "" }), "");
   assert.match(closeReason({ code: 1013, reason: "" }), /fell behind/);
   assert.equal(closeReason({ code: 1008, reason: "origin" }), "Disconnected: origin");
+});
+
+Deno.test("a refusal on policy (1008: banned, removed) is final: no reconnect until opened again", () => {
+  for (const reason of ["banned", "removed from the room", ""]) {
+    const { connection, timers, statuses, drops } = setup();
+    connection.open("ops", "alice");
+    FakeSocket.last.receive(welcome);
+    FakeSocket.last.drop(1008, reason);
+    assert.deepEqual(drops, [{ code: 1008, reason }]);
+    assert.deepEqual(statuses.at(-1), { state: "stopped" }, reason);
+    assert.equal(connection.stopped, true);
+    assert.equal(timers.nextDelay(), null, `a reconnect is scheduled after "${reason}"`);
+    connection.reconnectNow(); // the tab coming back does not undo it
+    assert.equal(FakeSocket.made.length, 1);
+    connection.open("ops", "alice");
+    assert.equal(connection.stopped, false);
+    assert.equal(FakeSocket.made.length, 2);
+  }
+  // Any other close is retried, as before.
+  const { timers, connection } = setup();
+  connection.open("ops", "alice");
+  FakeSocket.last.drop(1011, "");
+  assert.equal(connection.stopped, false);
+  assert.ok(timers.nextDelay()! > 0);
+});
+
+Deno.test("a drop handler that closes the connection (signed out) is not overruled", () => {
+  const { connection, timers, statuses } = setup(() => 1, (c) => c.close());
+  connection.open("ops", "alice");
+  FakeSocket.last.drop(1006, "");
+  assert.equal(timers.nextDelay(), null, "it reconnects although the page closed it");
+  assert.deepEqual(statuses, [{ state: "connecting" }]);
+  assert.equal(FakeSocket.made.length, 1);
+
+  // One that opens another room is not overruled either: that room's socket is the one kept.
+  let reopened = false;
+  const other = setup(() => 1, (c) => {
+    if (reopened) return;
+    reopened = true;
+    c.open("garden", "alice");
+  });
+  other.connection.open("ops", "alice");
+  FakeSocket.last.drop(1006, "");
+  assert.equal(new URL(FakeSocket.last.url).searchParams.get("room"), "garden");
+  assert.equal(other.timers.nextDelay(), null);
+  assert.equal(FakeSocket.made.length, 2);
+});
+
+Deno.test("a ban and a removal are told apart from other refusals", () => {
+  assert.equal(isBan({ code: 1008, reason: "banned" }), true);
+  assert.equal(isBan({ code: 1000, reason: "banned" }), false);
+  assert.equal(isBan({ code: 1008, reason: "removed from the room" }), false);
+  assert.match(closeReason({ code: 1008, reason: "banned" }), /^This account has been banned/);
+  assert.match(
+    closeReason({ code: 1008, reason: "removed from the room" }),
+    /^You were removed from this room/,
+  );
+  assert.equal(
+    closeReason({ code: 1008, reason: "too many connections from 10.0.0.1; the limit is 20" }),
+    "Disconnected: too many connections from 10.0.0.1; the limit is 20",
+  );
 });

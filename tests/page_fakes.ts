@@ -1,8 +1,24 @@
 /**
- * Stand-ins for the browser's clock and WebSocket, for the tests of the page's modules that need
- * no DOM (`page_*_test.ts`): time moves only when a test says so, and a socket is a recorder the
- * test drives from the server's side.
+ * Stand-ins for the browser's clock, WebSocket and fetch, for the tests of the page's modules that
+ * need no DOM (`page_*_test.ts`): time moves only when a test says so, a socket is a recorder the
+ * test drives from the server's side, and a fetch keeps its session cookie.
  */
+
+import type { HasUrl } from "./support.ts";
+
+/** A fetch of the page's paths on `server` that keeps the session cookie, as a browser does. */
+export function browserFetch(server: HasUrl): typeof fetch {
+  let cookie: string | null = null;
+  const fetchFn = async (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers);
+    if (cookie !== null) headers.set("cookie", cookie);
+    const response = await fetch(new URL(String(input), server.url), { ...init, headers });
+    const value = /^parley_session=([^;]*)/.exec(response.headers.get("set-cookie") ?? "")?.[1];
+    if (value !== undefined) cookie = value === "" ? null : `parley_session=${value}`;
+    return response;
+  };
+  return fetchFn as typeof fetch;
+}
 
 interface Timer {
   at: number;

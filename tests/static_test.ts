@@ -47,3 +47,28 @@ Deno.test("the page loads /app.js as a module, and every import it reaches is se
   const served = [...assets.keys()].filter((p) => p.endsWith(".js"));
   assert.deepEqual([...seen].sort(), served.sort(), "a served module nothing imports");
 });
+
+Deno.test("/setup and /join/<code> are the chat page, with its headers; other paths are not", async () => {
+  await using server = await startTestServer({ auth: { mode: "accounts" } });
+  const home = await fetch(server.url);
+  const page = await home.text();
+  for (const path of ["/setup?token=abc", "/join/Zm9v_-x", "/join/a%20b"]) {
+    const response = await fetch(new URL(path, server.url));
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(response.headers.get("content-security-policy"), CONTENT_SECURITY_POLICY);
+    assert.equal(response.headers.get("referrer-policy"), "no-referrer", "a link's secret leaks");
+    assert.equal(response.headers.get("etag"), home.headers.get("etag"));
+    assert.equal(await response.text(), page);
+  }
+  const head = await fetch(new URL("/join/abc", server.url), { method: "HEAD" });
+  assert.equal(head.status, 200);
+  for (const path of ["/join/a/b", "/join/", "/setup/x"]) {
+    const response = await fetch(new URL(path, server.url));
+    assert.equal(response.status, 404, path);
+    await response.body?.cancel();
+  }
+  const post = await fetch(new URL("/join/abc", server.url), { method: "POST" });
+  assert.equal(post.status, 405);
+  await post.body?.cancel();
+});
