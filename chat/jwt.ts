@@ -17,15 +17,15 @@
  */
 
 import { createPublicKey } from "node:crypto";
-import type * as Jose from "jose";
+import type * as Jose from "npm:jose@6.2.18";
 import type { AuthConfig } from "./config.ts";
 import { ProtocolError, validateUserName } from "./message.ts";
 
 /**
- * `jose`, pinned by the import map. Not a literal in `import()`, so that it is no part of the
- * module graph: only a server in `jwt` mode loads it.
+ * `jose`, pinned. Not a literal in `import()`, so that it is no part of the module graph: only
+ * a server in `jwt` mode loads it, and `deno task start` downloads it only then.
  */
-const JOSE = "jose";
+const JOSE = "npm:jose@6.2.18";
 
 /** How far the issuer's clock and this server's may disagree about `exp` and `nbf`. */
 export const CLOCK_SKEW_MS = 30_000;

@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { SignJWT } from "jose";
+import { SignJWT } from "npm:jose@6.2.18";
 import { ConfigError, loadConfig } from "./config.ts";
 
 const USAGE = "usage: deno task jwt-token SUB [--name NAME] [--rooms ops,team-*] [--admin] " +

@@ -13,7 +13,10 @@
  * @module
  */
 
-import type { RedisClientType } from "@redis/client";
+import type { RedisClientType } from "npm:@redis/client@5.9.0";
+
+/** Not a literal in `import()`, so that `deno run` fetches it only when `redis` is set. */
+const REDIS_CLIENT: string = "npm:@redis/client@5.9.0";
 
 /** A client of the library, whatever its modules and scripts. */
 export type RedisClient = RedisClientType;
@@ -95,7 +98,7 @@ export class RedisLink {
     onError: (message: string) => void,
     timeoutMs = COMMAND_TIMEOUT_MS,
   ): Promise<RedisLink> {
-    const { createClient } = await import("@redis/client");
+    const { createClient } = await import(REDIS_CLIENT) as typeof import("npm:@redis/client@5.9.0");
     let started = false;
     const client = createClient({
       url,

@@ -6,7 +6,7 @@
 /// <reference lib="dom" />
 
 import fs from "node:fs";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Page } from "npm:playwright-core@1.65.1";
 import type { TestServer } from "./support.ts";
 
 /** Where Debian installs Chromium (`apt-get install chromium`). */
@@ -52,7 +52,7 @@ function restoreNodeExistsSync(): void {
 /** Launches headless Chromium the way the design says: Debian's binary, no sandbox, no GPU. */
 export async function launchBrowser(): Promise<Browser> {
   restoreNodeExistsSync();
-  const { chromium } = await import("playwright-core");
+  const { chromium } = await import("npm:playwright-core@1.65.1");
   return await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,

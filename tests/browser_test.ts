@@ -7,7 +7,7 @@
 /// <reference lib="dom" />
 
 import assert from "node:assert/strict";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "npm:playwright-core@1.65.1";
 import { historyOf, joinRoom, postMessage, startTestServer, type TestServer } from "./support.ts";
 import {
   chromiumMissing,

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import * as jose from "jose";
+import * as jose from "npm:jose@6.2.18";
 import { ConfigError, defaultConfig, mergeConfig } from "../chat/config.ts";
 import { IdentityService } from "../chat/identity.ts";
 import { CLOCK_SKEW_MS } from "../chat/jwt.ts";
@@ -386,7 +386,7 @@ Deno.test("a connection that closes before its token expires leaves no timer beh
   const script = `
     import { defaultConfig, mergeConfig } from "./chat/config.ts";
     import { startServer } from "./chat/server.ts";
-    import { SignJWT } from "jose";
+    import { SignJWT } from "npm:jose@6.2.18";
     const auth = ${JSON.stringify(HS256)};
     const raw = { port: 0, logfilePath: "${dir.path}/parley.log", history: { path: ":memory:" }, auth };
     const server = await startServer(mergeConfig(defaultConfig, raw, "test"), { quiet: true });
