@@ -294,7 +294,7 @@ Deno.test("a follower that stopped reading does not hold up shutdown", async () 
     history: { onJoin: 0 },
     limits: { ...FAST, sendBufferBytes: 64 * 1024 * 1024 },
   });
-  using stuck = await RawFollower.connect(server.port, "/rooms/r/events");
+  using _stuck = await RawFollower.connect(server.port, "/rooms/r/events");
   await metricBecomes(server, "parley_connections", 1);
   // Enough that the kernel's buffers fill and the server's write to the follower waits.
   await postMany(server, "r", 2000, 20, "z".repeat(4000));

@@ -4,26 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parleyRunArgs, REPO_ROOT } from "../bench/server_process.ts";
-import { parleyDir, ParleyProcess, TestClient, within } from "./support.ts";
-
-/** parley as `deno task start` runs it, under `ulimit -n files`. */
-function limitedParley(configPath: string, files: number): Deno.Command {
-  return new Deno.Command("bash", {
-    args: [
-      "-c",
-      `ulimit -n ${files} && exec "$@"`,
-      "bash",
-      Deno.execPath(),
-      ...parleyRunArgs(configPath),
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
+import { limitedParley, parleyDir, ParleyProcess, TestClient, within } from "./support.ts";
 
 /** Resolves once `check()` is true, checking every 50 ms; fails after `ms`. */
 async function eventually(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {

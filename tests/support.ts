@@ -371,6 +371,24 @@ export function parleyCommand(configPath: string, args: string[] = []): Deno.Com
   });
 }
 
+/** parley as `deno task start` runs it, under `ulimit -n files`. */
+export function limitedParley(configPath: string, files: number): Deno.Command {
+  return new Deno.Command("bash", {
+    args: [
+      "-c",
+      `ulimit -n ${files} && exec "$@"`,
+      "bash",
+      Deno.execPath(),
+      ...parleyRunArgs(configPath),
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /** A temporary directory, removed with everything in it when disposed. */
 export interface TempDir {
   path: string;

@@ -29,6 +29,9 @@ Deno.test("the benchmarks and tests run parley with the start task's flags", () 
   assert.ok(!PARLEY_FLAGS.some((flag) => flag === "--allow-read" || flag === "-A"));
 });
 
+// `deno task` installs every package of deno.json's import map before it runs a task, so parley
+// has none: npm packages are pinned where they are imported (deno.json turns off `deno lint`'s
+// no-import-prefix rule for that), and Redis and jose are loaded only when configured.
 Deno.test("deno task start downloads no npm package for the default server", async () => {
   await using dir = await tempDir("parley-start-");
   const denoDir = await Deno.makeTempDir({ prefix: "parley-deno-dir-" });

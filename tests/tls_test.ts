@@ -7,12 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { parleyRunArgs, REPO_ROOT } from "../bench/server_process.ts";
 import { defaultConfig, mergeConfig } from "../chat/config.ts";
 import { startServer } from "../chat/server.ts";
 import { chromiumMissing, joinWithForm, launchBrowser, send, waitForSettled } from "./browser.ts";
 import {
   hasProgram,
+  limitedParley,
   parleyDir,
   ParleyExited,
   ParleyProcess,
@@ -201,24 +201,6 @@ Deno.test({
     }
   },
 });
-
-/** parley as `deno task start` runs it, under `ulimit -n files`. */
-function limitedParley(configPath: string, files: number): Deno.Command {
-  return new Deno.Command("bash", {
-    args: [
-      "-c",
-      `ulimit -n ${files} && exec "$@"`,
-      "bash",
-      Deno.execPath(),
-      ...parleyRunArgs(configPath),
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
 
 Deno.test({
   name: "parley prints its https:// URL and serves TLS in every worker",
