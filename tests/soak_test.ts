@@ -150,6 +150,12 @@ Deno.test("the verdict compares the end with the first sample after the warm-up,
   assert.equal(shrank.pass, false);
   assert.match(shrank.line, /\(-15%\): descriptors not within 10%/);
 
+  // A sample whose /proc reads failed (its subprocess did) is skipped, not taken as the end.
+  const unread = { ...sample(40, 0, 0), rssBytes: null, fds: null };
+  const skipped = verdictOf([...warm, sample(30, 109, 1090), unread], 10);
+  assert.equal(skipped.pass, true, skipped.line);
+  assert.equal(skipped.rss?.end, 109 * 2 ** 20);
+
   const tooShort = verdictOf([sample(0, 50, 40)], 10);
   assert.equal(tooShort.pass, false);
   assert.match(tooShort.line, /^verdict: FAIL — no RSS and descriptor figures/);
