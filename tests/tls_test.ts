@@ -64,6 +64,27 @@ function trusting(certificate: Certificate): Deno.HttpClient {
   return Deno.createHttpClient({ caCerts: [certificate.pem] });
 }
 
+/**
+ * A fresh certificate, a server serving it with `overrides`, and a client trusting it; disposing
+ * it closes all three.
+ */
+async function secureServer(overrides: Record<string, unknown> = {}) {
+  const dir = await tempDir("parley-tls-");
+  const certificate = await makeCertificate(dir.path);
+  const server = await startTestServer({ tls: tlsOf(certificate), ...overrides });
+  const client = trusting(certificate);
+  return {
+    certificate,
+    server,
+    client,
+    async [Symbol.asyncDispose]() {
+      client.close();
+      await server.close();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
 /** `GET path` with `client`; the status and the body's text. */
 async function get(client: Deno.HttpClient, base: URL, path: string) {
   const response = await fetch(new URL(path, base), { client });
@@ -87,10 +108,8 @@ Deno.test({
   name: "with a certificate and key, the page is served over https and people chat over wss",
   ignore: skip,
   async fn() {
-    await using dir = await tempDir("parley-tls-");
-    const certificate = await makeCertificate(dir.path);
-    await using server = await startTestServer({ tls: tlsOf(certificate) });
-    using client = trusting(certificate);
+    await using secure = await secureServer();
+    const { server, client } = secure;
     assert.match(server.url.href, /^https:\/\/127\.0\.0\.1:\d+\/$/);
 
     const page = await get(client, server.url, "/");
@@ -111,10 +130,8 @@ Deno.test({
   name: "over TLS the origin check accepts the page's own https origin, and no plain http one",
   ignore: skip,
   async fn() {
-    await using dir = await tempDir("parley-tls-");
-    const certificate = await makeCertificate(dir.path);
-    await using server = await startTestServer({ tls: tlsOf(certificate) });
-    using client = trusting(certificate);
+    await using secure = await secureServer();
+    const { server, client } = secure;
     const own = server.url.origin;
     const plain = `http://${server.url.host}`;
 
@@ -136,13 +153,8 @@ Deno.test({
   name: "over TLS a session cookie is Secure, and the page's https origin may act with it",
   ignore: skip,
   async fn() {
-    await using dir = await tempDir("parley-tls-");
-    const certificate = await makeCertificate(dir.path);
-    await using server = await startTestServer({
-      tls: tlsOf(certificate),
-      auth: { mode: "accounts" },
-    });
-    using client = trusting(certificate);
+    await using secure = await secureServer({ auth: { mode: "accounts" } });
+    const { server, client } = secure;
     assert.equal(server.setupLink?.origin, server.url.origin, "the setup link is https too");
     const call = async (path: string, headers: Record<string, string>, body?: unknown) => {
       const response = await fetch(new URL(path, server.url), {
