@@ -45,6 +45,7 @@ import {
   formatMs,
   initClockTicks,
   type MachineSample,
+  openFds,
   otherCpuPercent,
   type ProcSample,
   sampleMachine,
@@ -172,24 +173,6 @@ function connectionsOf(samples: Map<string, number>): number | null {
   let open = 0;
   for (const [name, n] of samples) if (name.startsWith("parley_connections{")) open += n;
   return open;
-}
-
-/**
- * Open file descriptors of a process: the entries of `/proc/<pid>/fd`, listed by `ls` (Deno 2.9
- * lets only `--allow-all` read `/proc` itself). Null where that fails.
- */
-async function openFds(pid: number): Promise<number | null> {
-  try {
-    const out = await new Deno.Command("ls", {
-      args: [`/proc/${pid}/fd`],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (!out.success) return null;
-    return new TextDecoder().decode(out.stdout).split("\n").filter((name) => name !== "").length;
-  } catch {
-    return null;
-  }
 }
 
 /** What the verdict and the warnings need beside the samples: CPU readings at each sample. */

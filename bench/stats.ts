@@ -209,3 +209,21 @@ export function formatMs(n: number | null): string {
   if (n === null) return "-";
   return n >= 100 ? `${n.toFixed(0)} ms` : `${n.toFixed(2)} ms`;
 }
+
+/**
+ * Open file descriptors of a process: the entries of `/proc/<pid>/fd`, listed by `ls` (Deno 2.9
+ * lets only `--allow-all` read `/proc` itself). Null where that fails.
+ */
+export async function openFds(pid: number): Promise<number | null> {
+  try {
+    const out = await new Deno.Command("ls", {
+      args: [`/proc/${pid}/fd`],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (!out.success) return null;
+    return new TextDecoder().decode(out.stdout).split("\n").filter((name) => name !== "").length;
+  } catch {
+    return null;
+  }
+}

@@ -8,8 +8,17 @@
 import assert from "node:assert/strict";
 import { parseSoakArgs, type SoakReport, type SoakSample, verdictOf } from "../bench/soak.ts";
 import { REPO_ROOT } from "../bench/server_process.ts";
-import { SlowReaders } from "../bench/soak_load.ts";
-import { joinRoom, metric, startTestServer, tempDir } from "./support.ts";
+import { Churn, SlowReaders } from "../bench/soak_load.ts";
+import { openFds } from "../bench/stats.ts";
+import {
+  joinRoom,
+  metric,
+  parleyDir,
+  ParleyProcess,
+  startTestServer,
+  tempDir,
+  within,
+} from "./support.ts";
 
 /** Fails unless `text` is well-formed XML (tags nested, attributes quoted, `<` and `&` escaped). */
 function assertWellFormed(text: string): string[] {
@@ -119,6 +128,38 @@ Deno.test("a slow reader reads nothing until the server drops it; its replacemen
   slow.close();
   await sender.close();
 });
+
+Deno.test({
+  name: "churn clients release their sockets: the tool's descriptors come back to where they were",
+  // Descriptors are counted in Linux's /proc.
+  ignore: Deno.build.os !== "linux",
+  fn: churnReleasesSockets,
+});
+
+/**
+ * 300 churn cycles (join, welcome, leave) against parley in a subprocess, so that every descriptor
+ * of this process is the tool's. A client whose close the server answered used to be marked
+ * closed without its socket being closed: a soak leaked one descriptor per churned client.
+ */
+async function churnReleasesSockets(): Promise<void> {
+  await using dir = await parleyDir({ limits: { maxConnectionsPerIp: 1000 } });
+  await using parley = await ParleyProcess.start(dir.path);
+  const churn = new Churn(parley.wsUrl({ room: "churn" }), 0, 0);
+  // The first connection's lazily made resources are not a leak.
+  await within(churn.cycle(), "a first churn client to join, leave and release its socket", 10_000);
+  const before = await openFds(Deno.pid);
+  assert.ok(before !== null, "no /proc/self/fd");
+  for (let round = 0; round < 6; round++) {
+    await within(
+      Promise.all(Array.from({ length: 50 }, () => churn.cycle())),
+      `50 churn clients to join, leave and release their sockets (round ${round})`,
+      20_000,
+    );
+  }
+  assert.deepEqual([churn.opened, churn.joined, churn.failed], [301, 301, 0]);
+  const after = await openFds(Deno.pid);
+  assert.ok(after !== null && after <= before + 5, `${before} descriptors before, ${after} after`);
+}
 
 function sample(atS: number, rssMiB: number, fds: number): SoakSample {
   return {
