@@ -210,11 +210,13 @@ async function connectAll(command: ConnectCommand): Promise<void> {
   const firstStartMs = Date.now();
   const lane = async (): Promise<void> => {
     for (let index = queue.shift(); index !== undefined; index = queue.shift()) {
+      const sender = senders.has(index);
+      const alternate = command.alternateUrl && !sender && index % 2 === 1;
       const reason = await open(
-        command.url,
+        alternate ? command.alternateUrl! : command.url,
         index,
-        senders.has(index),
-        legacy.has(index) && !senders.has(index),
+        sender,
+        legacy.has(index) && !sender,
         command.timeoutMs,
         headers,
       );

@@ -65,7 +65,7 @@ export class SteadyLoad {
       target: "parley",
       bodyBytes: options.bodyBytes,
       connectConcurrency: 200,
-      workers: 0,
+      loadThreads: 0,
       drainTimeoutS: 10,
       pin: false,
       progress: false,

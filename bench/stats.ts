@@ -227,3 +227,33 @@ export async function openFds(pid: number): Promise<number | null> {
     return null;
   }
 }
+
+/**
+ * Samples several processes as one (the instances of a server): RSS and CPU time added up; null
+ * if any cannot be read, or for no process.
+ */
+export async function sampleProcs(pids: number[]): Promise<ProcSample | null> {
+  if (pids.length === 0) return null;
+  const samples = await Promise.all(pids.map((pid) => sampleProc(pid)));
+  if (samples.some((s) => s === null)) return null;
+  const known = samples as ProcSample[];
+  return {
+    rssBytes: known.reduce((n, s) => n + s.rssBytes, 0),
+    cpuSeconds: known.reduce((n, s) => n + s.cpuSeconds, 0),
+    at: Math.max(...known.map((s) => s.at)),
+  };
+}
+
+/**
+ * CPU-seconds used between two samples per million `deliveries` in that window: the cost of a
+ * delivery, which predicts how far a bigger machine scales. Null without both samples or with
+ * no delivery.
+ */
+export function cpuSecondsPerMillion(
+  from: ProcSample | null,
+  to: ProcSample | null,
+  deliveries: number,
+): number | null {
+  if (!from || !to || !(deliveries > 0)) return null;
+  return Math.round(((to.cpuSeconds - from.cpuSeconds) / (deliveries / 1e6)) * 1000) / 1000;
+}

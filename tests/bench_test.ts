@@ -18,7 +18,7 @@ const SHORT: BenchOptions = {
   target: "baseline",
   bodyBytes: 100,
   connectConcurrency: 10,
-  workers: 1,
+  loadThreads: 1,
   drainTimeoutS: 5,
   pin: false,
   progress: false,
