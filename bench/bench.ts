@@ -221,6 +221,8 @@ export interface RunResult extends SubscriberGroup {
   /** parley's `workers`, and its instances (2 on Redis); null for the baseline and `--url`. */
   serverWorkers: number | null;
   instances: number | null;
+  /** Subscribers connected to each instance (one figure but on Redis); the senders on the first. */
+  connectedPerInstance: number[];
   /**
    * With legacy subscribers: the `parley.v1` subscribers' figures (the senders among them) and
    * the legacy ones'; the fields above are for all of them together. Null without legacy ones.
@@ -473,6 +475,7 @@ async function measure(
   }
   const connected = connectedReports.reduce((n, r) => n + r.connected, 0);
   const legacyConnected = connectedReports.reduce((n, r) => n + r.legacyConnected, 0);
+  const alternateConnected = connectedReports.reduce((n, r) => n + r.alternateConnected, 0);
   const connectFailures = connectedReports.reduce((n, r) => n + r.failed, 0);
   const firstStart = Math.min(...connectedReports.map((r) => r.firstStartMs));
   const lastWelcome = Math.max(...connectedReports.map((r) => r.lastWelcomeMs));
@@ -682,6 +685,9 @@ async function measure(
     loadThreads: workers.length,
     serverWorkers: label === "parley" ? options.serverWorkers ?? 1 : null,
     instances: deployment && label === "parley" ? deployment.pids.length : null,
+    connectedPerInstance: urls.length > 1
+      ? [connected - alternateConnected, alternateConnected]
+      : [connected],
     v1: legacyCount > 0
       ? group(
         options.subscribers - legacyCount,
@@ -977,6 +983,13 @@ function formatReport(report: BenchReport): string {
     ["latency p99", (r) => formatMs(r.p99Ms), fmtRatio(report.ratio?.p99Ms)],
     ["latency max", (r) => formatMs(r.maxMs), null],
     ["connected", (r) => `${formatCount(r.connected)} / ${formatCount(r.subscribers)}`, null],
+    ...(runs.some((r) => r.connectedPerInstance.length > 1)
+      ? [[
+        "connected per instance",
+        (r: RunResult) => r.connectedPerInstance.map(formatCount).join(" + "),
+        null,
+      ] as [string, (r: RunResult) => string, null]]
+      : []),
     ["connect time (all)", (r) => formatMs(r.connectMs), fmtRatio(report.ratio?.connectMs)],
     ["held at the end", (r) => formatCount(r.held), null],
     ["closes by code", (r) => codes(r.closes), null],

@@ -62,8 +62,9 @@ export type WorkerCommand = ConnectCommand | StartCommand | QueryCommand;
 export interface ConnectedReport {
   type: "connected";
   connected: number;
-  /** Of `connected`, the legacy connections. */
+  /** Of `connected`, the legacy connections, and those to the second instance. */
   legacyConnected: number;
+  alternateConnected: number;
   failed: number;
   /** Epoch ms of the first connection attempt and of the last `welcome`. */
   firstStartMs: number;
