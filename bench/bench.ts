@@ -7,6 +7,8 @@
  * ```sh
  * deno task bench --scenario fanout|chat|crowd|idle [--url ws://…] [--baseline] [--duration S] [--json]
  * deno task bench --scenario fanout --parley --legacy 100   # 100 subscribers in the legacy dialect
+ * deno task bench --scenario fanout --workers 2             # parley with workers: 2
+ * deno task bench --scenario fanout --redis                 # two parley instances on Redis
  * ```
  *
  * See `bench/README.md` for the scenarios, the setup and the measured figures.

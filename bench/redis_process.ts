@@ -62,7 +62,7 @@ export async function startRedis(cpus: string | null, timeoutMs = 10_000): Promi
 }
 
 /** Reads `stdout` until redis-server says it is ready, then keeps draining it in the background. */
-async function readyOn(stdout: ReadableStream<Uint8Array>, timeoutMs: number): Promise<void> {
+async function readyOn(stdout: Deno.ChildProcess["stdout"], timeoutMs: number): Promise<void> {
   const lines = stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
