@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { LocalBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
-import type { ChatMessage } from "../chat/message.ts";
+import { type ChatMessage, messageEvent } from "../chat/message.ts";
 import {
   Batch,
   HANDOVER_CHUNK,
@@ -48,11 +48,11 @@ Deno.test("a large room wakes its subscribers a slice per turn; those reached la
   const first = readers[0];
   const last = readers[HANDOVER_CHUNK];
 
-  room.accept(message(1));
+  room.accept(messageEvent(message(1)));
   // The first slice reads message 1 before this turn ends; the last subscriber is due next turn.
   await first.until(1);
   assert.deepEqual(last.reads, []);
-  room.accept(message(2));
+  room.accept(messageEvent(message(2)));
   await Promise.all(readers.map((r) => r.until(2)));
 
   assert.deepEqual(first.reads, [[1], [2]]);
@@ -100,10 +100,10 @@ Deno.test("a subscriber that falls too far behind is told so, even while it wait
 
 Deno.test("a room that fails to deliver a message ends its own subscriptions only, and says why once", async () => {
   const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
-  const after = history.after.bind(history);
-  history.after = (room, afterId, limit) => {
+  const log = history.log.bind(history);
+  history.log = (room, afterId, upTo, limit) => {
     if (room === "broken") throw new Error("the history of broken cannot be read");
-    return after(room, afterId, limit);
+    return log(room, afterId, upTo, limit);
   };
   const errors: string[] = [];
   const rooms = new Rooms(history, new LocalBus(history, null), (message) => errors.push(message));
