@@ -6,6 +6,7 @@
  * change event. See docs/protocol.md, "Changing a message".
  */
 import assert from "node:assert/strict";
+import { type Browser, invite, withPeople } from "./people.ts";
 import { type RedisServer, sayIfSkipped, skipRedis, startRedis } from "./redis_server.ts";
 import {
   type Event,
@@ -292,4 +293,57 @@ Deno.test("PATCH and DELETE of a message: the author edits, the author deletes, 
   });
   assert.equal(bad.status, 400);
   assert.deepEqual(await historyOf(server, "lobby"), []);
+});
+
+Deno.test("accounts: only the author edits; the author or an admin deletes; a private room's outsider is told it does not exist", async () => {
+  const { server, admin, bob } = await withPeople();
+  await using _ = server;
+  const { browser: carol } = await invite(admin, "carol");
+  const connect = (who: Browser, room = "lobby") => {
+    const client = new TestClient(server.wsUrl({ room }), "parley.v1", { headers: who.headers });
+    return client.next("welcome").then(() => client);
+  };
+  const [adminWs, bobWs, carolWs] = await Promise.all([admin, bob, carol].map((b) => connect(b)));
+  const first = await acked(bobWs, { type: "message", body: "bob's, @carol", clientId: "b1" });
+  const second = await acked(bobWs, { type: "message", body: "bob's too", clientId: "b2" });
+  const mentioned = (await waitForLog(carolWs, 1))[0];
+  assert.deepEqual(mentioned.mentions, ["carol"]);
+  await refused(
+    adminWs,
+    { type: "edit", messageId: first, body: "x", clientId: "a1" },
+    "forbidden",
+  );
+  await refused(carolWs, { type: "delete", messageId: first, clientId: "c1" }, "forbidden");
+  const patched = await carol.call("PATCH", `/rooms/lobby/messages/${first}`, { body: "x" });
+  assert.equal(patched.status, 403);
+  await acked(bobWs, { type: "edit", messageId: first, body: "bob's, edited", clientId: "b3" });
+  // The moderation delete: an admin deletes anyone's, over WebSocket or HTTP.
+  await acked(adminWs, { type: "delete", messageId: first, clientId: "a2" });
+  const removed = await admin.call("DELETE", `/rooms/lobby/messages/${second}`);
+  assert.deepEqual([removed.status, removed.body.type, removed.body.userName], [
+    200,
+    "delete",
+    "Admin",
+  ]);
+  assert.deepEqual(await historyOf({ url: server.url }, "lobby").catch(() => "401"), "401");
+  const page = await bob.call("GET", "/history?room=lobby");
+  assert.deepEqual(page.body.messages, []);
+
+  // A private room bob is not in: his edit and delete are 404s, as for no room at all.
+  assert.equal(
+    (await admin.call("POST", "/api/rooms", { room: "staff", kind: "private" })).status,
+    201,
+  );
+  const staff = await connect(admin, "staff");
+  const secret = await acked(staff, { type: "message", body: "secret", clientId: "s1" });
+  const path = `/rooms/staff/messages/${secret}`;
+  const outsider = await bob.call("PATCH", path, { body: "x" });
+  // As a post there would be: the room's messages are not his to know of.
+  assert.equal(outsider.status, 404);
+  assert.match(outsider.body.error, /there is no room "staff" that you may post in/);
+  assert.equal((await bob.call("DELETE", path)).status, 404);
+  // With a cookie, a change from another origin is refused like a post.
+  const foreign = await admin.call("DELETE", path, undefined, { origin: "https://evil.example" });
+  assert.equal(foreign.status, 403);
+  for (const client of [adminWs, bobWs, carolWs, staff]) await client.close();
 });
