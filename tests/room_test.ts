@@ -135,3 +135,47 @@ Deno.test("a batch without the messages up to a seam keeps its other events, and
   assert.deepEqual([rest.messageCount, rest.lastId, rest.messageIds], [1, 5, [5]]);
   assert.deepEqual(batch.after(5).events.map((e) => e.type), ["join"]);
 });
+
+Deno.test("a gap is filled from the store with every kind: changes, and a deleted message's delete instead of it", async () => {
+  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+  const room = new Rooms(history, new LocalBus(history, null)).get("g");
+  const subscription = room.subscribe();
+  const seen: [string, number][] = [];
+  const read = new Wakeup();
+  (async () => {
+    for await (const batches of subscription) {
+      for (const batch of batches) {
+        for (const event of batch.events) if ("id" in event) seen.push([event.type, event.id]);
+      }
+      read.wake();
+    }
+  })();
+  // Stored behind the room's back, as another worker would.
+  const who = { room: "g", userName: "ann", author: null };
+  await history.append({ ...who, body: "one" });
+  await history.append({ ...who, body: "two" });
+  await history.change({ ...who, type: "delete", messageId: 2 });
+  await history.change({ ...who, type: "edit", messageId: 1, body: "one, edited" });
+  const last = await history.append({ ...who, body: "five" });
+  room.accept(messageEvent(last.message));
+  await read.until(() => seen.length >= 4, "the gap and the message");
+  assert.deepEqual(seen, [["message", 1], ["delete", 3], ["edit", 4], ["message", 5]]);
+  const batch = new Batch();
+  batch.add({
+    type: "edit",
+    id: 7,
+    room: "g",
+    messageId: 1,
+    userName: "a",
+    body: "b",
+    timestamp: "t",
+  });
+  batch.add({ type: "message", ...message(8) });
+  assert.deepEqual(
+    batch.after(7).events.map((e) => e.type),
+    ["message"],
+    "a seam drops changes too",
+  );
+  subscription.close();
+  await history.close();
+});
