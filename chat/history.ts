@@ -564,7 +564,7 @@ export class HistoryStore {
    * of them (deleted ones do not count), 0 if the room has no more than that.
    */
   startOfRecent(room: string, upTo: number, count: number): number {
-    if (count <= 0) return upTo;
+    if (count <= 0 || upTo <= 0) return Math.max(0, upTo);
     return this.#read(() => {
       const row = this.#sql.nthNewest.get(room, upTo, count - 1);
       return row === undefined ? 0 : (row.id as number) - 1;
