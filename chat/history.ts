@@ -981,8 +981,16 @@ function migrate(db: DatabaseSync): void {
   );
 }
 
+/** Every statement the store runs, prepared once. */
 function prepare(db: DatabaseSync) {
-  const live = "deleted_at IS NULL";
+  return { ...prepareReads(db), ...prepareWrites(db) };
+}
+
+/** A message that is not deleted. */
+const LIVE = "deleted_at IS NULL";
+
+function prepareReads(db: DatabaseSync) {
+  const live = LIVE;
   return {
     newest: db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND ${live} ORDER BY id DESC LIMIT ?`,
@@ -1034,6 +1042,12 @@ function prepare(db: DatabaseSync) {
     eventByClient: db.prepare(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE room = ? AND user_name = ? AND client_id = ?`,
     ),
+  };
+}
+
+function prepareWrites(db: DatabaseSync) {
+  const live = LIVE;
+  return {
     insert: db.prepare(
       "INSERT INTO messages (room, id, user_name, body, timestamp, client_id, mentions, " +
         "author_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
