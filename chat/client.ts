@@ -12,6 +12,7 @@
 
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
+import type { Live, LiveSession } from "./live.ts";
 import { ClientIdReusedError, HistoryError } from "./history.ts";
 import { ANYONE, type Expiry, type Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
@@ -19,6 +20,8 @@ import {
   type ChatMessage,
   type ClientCommand,
   type Dialect,
+  isLiveCommand,
+  type LiveCommand,
   maxFrameBytes,
   parseClientFrame,
   ProtocolError,
@@ -71,6 +74,8 @@ export interface ClientOptions {
   metrics: Metrics;
   /** Called exactly once, when the connection has closed. */
   onClose: () => void;
+  /** Typing, read markers and summaries, for a joined `parley.v1` client (`live.ts`). */
+  live?: Live;
 }
 
 /**
@@ -107,6 +112,8 @@ export class Client {
   #failed = false;
   #expiry: Expiry | null;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the client does of the live extras, once it joined. */
+  #live: LiveSession | null = null;
 
   constructor(options: ClientOptions) {
     this.#o = options;
@@ -173,6 +180,21 @@ export class Client {
   /** A `parley.v1` client is named: join, then welcome, missed messages, and live events. */
   #enter(userName: string): void {
     this.#setName(userName);
+    this.#live = this.#o.live?.session({
+      identity: this.identity,
+      userName,
+      room: this.#o.room,
+      sink: {
+        typing: (frame) => {
+          const busy = this.#held !== null ||
+            this.#transport.bufferedAmount > this.#o.limits.sendBufferBytes;
+          if (!busy && this.#transport.state === "open") this.#writer.live(frame);
+        },
+        summary: (frame) => {
+          if (this.#transport.state === "open") this.#writer.live(frame);
+        },
+      },
+    }) ?? null;
     this.#subscribe();
   }
 
@@ -250,6 +272,8 @@ export class Client {
       },
     };
     if (!recovered) welcome.recovered = false;
+    const lastRead = this.#live?.lastRead() ?? null;
+    if (lastRead !== null) welcome.lastRead = lastRead;
     return welcome;
   }
 
@@ -345,7 +369,19 @@ export class Client {
     }
     if (command.type === "hello") this.#hello(command.userName);
     else if (command.type === "refresh") this.#refresh(command.token);
+    else if (isLiveCommand(command)) this.#liveCommand(command);
     else this.#message(command);
+  }
+
+  /** `typing`, `read` and `summary`: for a client in the room under its name (`live.ts`). */
+  #liveCommand(command: LiveCommand): void {
+    if (this.#live !== null) return this.#live.command(command);
+    // Before the room is ready, or before `hello`: nobody to type as, nothing to summarise.
+    if (command.type !== "typing" && this.#wanted === null) {
+      this.#refuse(
+        new ProtocolError("bad_name", 'say who you are first: {"type":"hello","userName":"…"}'),
+      );
+    }
   }
 
   /** Closes the connection in `msLeft` ms, unless a refresh moves the time (see #refreshed). */
@@ -505,6 +541,8 @@ export class Client {
     clearTimeout(this.#expiryTimer);
     this.#o.lease.releaseAddress();
     try {
+      this.#live?.close();
+      this.#live = null;
       this.#subscription?.close();
       if (this.#userName !== null) this.#o.room.leave(this.#userName);
       this.#userName = null;

@@ -170,6 +170,8 @@ export class HistoryStore {
   #countMs = 0;
   /** Told how long each committed write transaction took, in seconds (for `/metrics`). */
   onCommit: ((seconds: number) => void) | null = null;
+  /** {@link mentionCount}'s query, once prepared; null while messages have no `mentions`. */
+  #mentionCount: StatementSync | null = null;
 
   private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
     this.#db = db;
@@ -415,6 +417,17 @@ export class HistoryStore {
     return Promise.resolve();
   }
 
+  /**
+   * How many messages (not deleted) after `after` in `room` mention `userName`: names in the
+   * JSON array of their `mentions` column. 0 while the table has no such column.
+   */
+  mentionCount(room: string, after: number, userName: string): number {
+    return this.#read(() => {
+      this.#mentionCount ??= prepareMentionCount(this.#db);
+      return (this.#mentionCount?.get(room, after, userName)?.n as number | undefined) ?? 0;
+    });
+  }
+
   /** Writes what is queued, then closes the database. */
   close(): Promise<void> {
     if (!this.#closed) {
@@ -551,6 +564,19 @@ export class HistoryStore {
     }
     return results;
   }
+}
+
+/** The query of {@link HistoryStore.mentionCount} for the columns `messages` has, if it can. */
+function prepareMentionCount(db: DatabaseSync): StatementSync | null {
+  const columns = new Set(
+    db.prepare("PRAGMA table_info(messages)").all().map((row) => row.name as string),
+  );
+  if (!columns.has("mentions")) return null;
+  return db.prepare(
+    "SELECT count(*) AS n FROM messages WHERE room = ? AND id > ? AND mentions IS NOT NULL" +
+      (columns.has("deleted_at") ? " AND deleted_at IS NULL" : "") +
+      " AND EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE value = ?)",
+  );
 }
 
 function prepare(db: DatabaseSync): Statements {

@@ -452,11 +452,14 @@ export class Rooms {
     private readonly history: HistoryStore,
     private readonly bus: Bus,
     private readonly onError: ErrorSink = (message) => console.error(message),
+    /** Hears every event of the bus first, for every room, open here or not (`live.ts`). */
+    private readonly onHeard: (event: BusEvent) => void = () => {},
   ) {
     bus.onEvent((event) => this.#hear(event));
   }
 
   #hear(event: BusEvent): void {
+    this.onHeard(event);
     switch (event.kind) {
       case "message":
         return this.#inRoom(event.message.room, (room) => room.accept(event.message));
