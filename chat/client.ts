@@ -12,7 +12,7 @@
 
 import type { Lease } from "./admission.ts";
 import type { Config } from "./config.ts";
-import type { Live, LiveSession } from "./live.ts";
+import type { Live, LiveSession, LiveSink } from "./live.ts";
 import { ClientIdReusedError, HistoryError } from "./history.ts";
 import { ANYONE, type Expiry, type Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
@@ -180,22 +180,27 @@ export class Client {
   /** A `parley.v1` client is named: join, then welcome, missed messages, and live events. */
   #enter(userName: string): void {
     this.#setName(userName);
-    this.#live = this.#o.live?.session({
-      identity: this.identity,
-      userName,
-      room: this.#o.room,
-      sink: {
-        typing: (frame) => {
-          const busy = this.#held !== null ||
-            this.#transport.bufferedAmount > this.#o.limits.sendBufferBytes;
-          if (!busy && this.#transport.state === "open") this.#writer.live(frame);
-        },
-        summary: (frame) => {
-          if (this.#transport.state === "open") this.#writer.live(frame);
-        },
-      },
-    }) ?? null;
+    const { live, room } = this.#o;
+    const sink = this.#liveSink();
+    this.#live = live?.session({ identity: this.identity, userName, room, sink }) ?? null;
     this.#subscribe();
+  }
+
+  /**
+   * Where the live extras send: a typing notice is dropped while the history is replayed or the
+   * send buffer is full (it would be stale), a summary is not (it is small, and once a second).
+   */
+  #liveSink(): LiveSink {
+    return {
+      typing: (frame) => {
+        const busy = this.#held !== null ||
+          this.#transport.bufferedAmount > this.#o.limits.sendBufferBytes;
+        if (!busy && this.#transport.state === "open") this.#writer.live(frame);
+      },
+      summary: (frame) => {
+        if (this.#transport.state === "open") this.#writer.live(frame);
+      },
+    };
   }
 
   #setName(userName: string): void {

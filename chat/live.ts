@@ -69,7 +69,7 @@ export class Live {
   hear(event: BusEvent): void {
     try {
       if (event.kind === "typing") this.typing.heard(event.room, event.userName);
-      else if (event.kind === "message") {
+      else if (event.kind === "message" && this.summaries.listening) {
         const { room, id } = event.message;
         this.summaries.saw(room, id, mentionsOf(event.message));
       }

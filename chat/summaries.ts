@@ -56,6 +56,11 @@ export class Summaries {
     };
   }
 
+  /** Whether anyone subscribes: until someone does, what arrives need not be told. */
+  get listening(): boolean {
+    return this.#subscribers.size > 0;
+  }
+
   /** Message `id` arrived in `room`, mentioning `mentions`; ignored while nobody subscribes. */
   saw(room: string, id: number, mentions: readonly string[]): void {
     if (this.#subscribers.size === 0) return;
