@@ -566,19 +566,6 @@ export class HistoryStore {
   }
 }
 
-/** The query of {@link HistoryStore.mentionCount} for the columns `messages` has, if it can. */
-function prepareMentionCount(db: DatabaseSync): StatementSync | null {
-  const columns = new Set(
-    db.prepare("PRAGMA table_info(messages)").all().map((row) => row.name as string),
-  );
-  if (!columns.has("mentions")) return null;
-  return db.prepare(
-    "SELECT count(*) AS n FROM messages WHERE room = ? AND id > ? AND mentions IS NOT NULL" +
-      (columns.has("deleted_at") ? " AND deleted_at IS NULL" : "") +
-      " AND EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE value = ?)",
-  );
-}
-
 function prepare(db: DatabaseSync): Statements {
   return {
     newest: db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?`),
@@ -717,5 +704,18 @@ function openError(path: string, error: unknown, busyTimeoutMs: number): History
   return new HistoryError(
     `Cannot open history store "${path}": ${cause}. ${adviceFor(cause)}`,
     { cause: error },
+  );
+}
+
+/** The query of {@link HistoryStore.mentionCount} for the columns `messages` has, if it can. */
+function prepareMentionCount(db: DatabaseSync): StatementSync | null {
+  const columns = new Set(
+    db.prepare("PRAGMA table_info(messages)").all().map((row) => row.name as string),
+  );
+  if (!columns.has("mentions")) return null;
+  return db.prepare(
+    "SELECT count(*) AS n FROM messages WHERE room = ? AND id > ? AND mentions IS NOT NULL" +
+      (columns.has("deleted_at") ? " AND deleted_at IS NULL" : "") +
+      " AND EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE value = ?)",
   );
 }

@@ -447,13 +447,13 @@ export type ErrorSink = (message: string) => void;
 export class Rooms {
   readonly #rooms = new Map<string, Room>();
   readonly #presence = new Presence();
+  /** Hears every event of the bus first, for every room, open here or not (`live.ts`). */
+  onHeard: (event: BusEvent) => void = () => {};
 
   constructor(
     private readonly history: HistoryStore,
     private readonly bus: Bus,
     private readonly onError: ErrorSink = (message) => console.error(message),
-    /** Hears every event of the bus first, for every room, open here or not (`live.ts`). */
-    private readonly onHeard: (event: BusEvent) => void = () => {},
   ) {
     bus.onEvent((event) => this.#hear(event));
   }

@@ -110,7 +110,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     log,
     history,
     bus,
-    rooms: new Rooms(history, bus, (message) => log.error(message), (event) => live.hear(event)),
+    rooms: new Rooms(history, bus, (message) => log.error(message)),
     metrics,
     clients,
     admission,
@@ -123,6 +123,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
       return owned.disposeAsync();
     },
   };
+  services.rooms.onHeard = (event) => live.hear(event);
   return services;
 }
 
