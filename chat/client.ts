@@ -11,8 +11,8 @@
  */
 
 import type { Lease } from "./admission.ts";
-import type { Config } from "./config.ts";
 import type { Live, LiveSession, LiveSink } from "./live.ts";
+import type { Config } from "./config.ts";
 import { ClientIdReusedError, HistoryError } from "./history.ts";
 import { ANYONE, type Expiry, type Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
@@ -372,9 +372,9 @@ export class Client {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
     }
+    if (isLiveCommand(command)) return this.#liveCommand(command);
     if (command.type === "hello") this.#hello(command.userName);
     else if (command.type === "refresh") this.#refresh(command.token);
-    else if (isLiveCommand(command)) this.#liveCommand(command);
     else this.#message(command);
   }
 

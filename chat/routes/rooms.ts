@@ -2,9 +2,9 @@
 
 import type { AccountStore, RoomKind } from "../accounts.ts";
 import { accountId, type Identity } from "../identity.ts";
-import { readerOf } from "../read_markers.ts";
 import { maxFrameBytes, validateBody, validateRoom, validateUserName } from "../message.ts";
 import type { Services } from "../services.ts";
+import { readerOf } from "../read_markers.ts";
 import { checkOrigin, HttpError, intParam, personOf, type RouteParams } from "./route.ts";
 
 /** One entry of `GET /rooms`; `kind` (and `with`, the other person of a direct room) outside open mode. */
