@@ -12,6 +12,7 @@
 
 import type { Lease } from "./admission.ts";
 import type { Live, LiveSession, LiveSink } from "./live.ts";
+import { isLiveCommand, type LiveCommand } from "./message.ts";
 import type { Config } from "./config.ts";
 import { ClientIdReusedError, HistoryError } from "./history.ts";
 import { ANYONE, type Expiry, type Identity } from "./identity.ts";
@@ -20,8 +21,6 @@ import {
   type ChatMessage,
   type ClientCommand,
   type Dialect,
-  isLiveCommand,
-  type LiveCommand,
   maxFrameBytes,
   parseClientFrame,
   ProtocolError,
