@@ -69,9 +69,9 @@ export class Live {
   hear(event: BusEvent): void {
     try {
       if (event.kind === "typing") this.typing.heard(event.room, event.userName);
-      else if (event.kind === "message" && this.summaries.listening) {
-        const { room, id } = event.message;
-        this.summaries.saw(room, id, mentionsOf(event.message));
+      else if (this.summaries.listening) {
+        const entry = logEntryOf(event);
+        if (entry !== null) this.summaries.saw(entry.room, entry.id, mentionsOf(entry));
       }
     } catch (error) {
       this.options.onError(`live extras failed: ${(error as Error)?.stack ?? error}`);
@@ -167,9 +167,29 @@ export class LiveSession {
   }
 }
 
-/** The names a message's `@name` tokens refer to, as the room log's `mentions` carries them. */
-export function mentionsOf(message: ChatMessage): readonly string[] {
-  const mentions = (message as { mentions?: unknown }).mentions;
-  if (!Array.isArray(mentions)) return [];
+/** An entry of a room's log as the bus carries it: a message, or (with the room log) a change. */
+interface LogEntry {
+  room: string;
+  id: number;
+  /** Absent or "message" for a message; "edit", "delete", "reaction" for a change. */
+  type?: string;
+  mentions?: unknown;
+}
+
+/**
+ * The log entry a bus event carries, if it carries one: a stored message (`kind: "message"`),
+ * or any event of the room log (`kind: "log"`), which moves the room's last id as well.
+ */
+function logEntryOf(event: BusEvent): LogEntry | null {
+  const carried = event as { kind: string; message?: LogEntry; event?: LogEntry };
+  if (carried.kind === "message") return carried.message ?? null;
+  if (carried.kind === "log") return carried.event ?? null;
+  return null;
+}
+
+/** The names a message's `@name` tokens refer to (its `mentions`); none for a change. */
+export function mentionsOf(entry: LogEntry | ChatMessage): readonly string[] {
+  const { type, mentions } = entry as LogEntry;
+  if ((type !== undefined && type !== "message") || !Array.isArray(mentions)) return [];
   return mentions.filter((name): name is string => typeof name === "string");
 }

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { ANYONE, type Identity } from "../chat/identity.ts";
 import { Live } from "../chat/live.ts";
-import { LocalBus } from "../chat/bus.ts";
+import { type BusEvent, LocalBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
 import { Summaries } from "../chat/summaries.ts";
 import { type Browser, invite, withPeople } from "./people.ts";
@@ -111,7 +111,7 @@ Deno.test("a tick summarises what moved for each subscriber: visible rooms only,
   }
 });
 
-Deno.test("the live extras count the mentions a message event carries", () => {
+Deno.test("the live extras count the mentions a message event carries; a change moves the last id", () => {
   const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 10 });
   const live = new Live({
     bus: new LocalBus(history, null),
@@ -129,8 +129,11 @@ Deno.test("the live extras count the mentions a message event carries", () => {
     const message = { id: 4, room: "r", userName: "bob", body: "@ann", timestamp: "" };
     live.hear({ kind: "message", message: { ...message, mentions: ["ann"] } as typeof message });
     live.hear({ kind: "message", message: { ...message, id: 5, body: "no one" } });
+    // The room log's other events (an edit, say) move the last id, and mention nobody.
+    const edit = { type: "edit", id: 6, room: "r", messageId: 4, body: "@ann", mentions: ["ann"] };
+    live.hear({ kind: "log", event: edit } as unknown as BusEvent);
     live.summaries.tick();
-    assert.deepEqual(JSON.parse(frames[0]).rooms, [{ room: "r", lastId: 5, mentions: 1 }]);
+    assert.deepEqual(JSON.parse(frames[0]).rooms, [{ room: "r", lastId: 6, mentions: 1 }]);
   } finally {
     stop();
     live.close();
