@@ -171,7 +171,7 @@ export class HistoryStore {
   /** Told how long each committed write transaction took, in seconds (for `/metrics`). */
   onCommit: ((seconds: number) => void) | null = null;
   /** {@link mentionCount}'s query, once prepared; null while messages have no `mentions`. */
-  #mentionCount: StatementSync | null = null;
+  #mentionCount: MentionQuery | null = null;
 
   private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
     this.#db = db;
@@ -707,8 +707,11 @@ function openError(path: string, error: unknown, busyTimeoutMs: number): History
   );
 }
 
+/** A prepared statement of {@link prepareMentionCount}. */
+type MentionQuery = ReturnType<DatabaseSync["prepare"]>;
+
 /** The query of {@link HistoryStore.mentionCount} for the columns `messages` has, if it can. */
-function prepareMentionCount(db: DatabaseSync): StatementSync | null {
+function prepareMentionCount(db: DatabaseSync): MentionQuery | null {
   const columns = new Set(
     db.prepare("PRAGMA table_info(messages)").all().map((row) => row.name as string),
   );

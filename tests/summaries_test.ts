@@ -126,12 +126,14 @@ Deno.test("the live extras count the mentions a message event carries; a change 
     summary: (frame) => frames.push(frame),
   });
   try {
-    const message = { id: 4, room: "r", userName: "bob", body: "@ann", timestamp: "" };
-    live.hear({ kind: "message", message: { ...message, mentions: ["ann"] } as typeof message });
-    live.hear({ kind: "message", message: { ...message, id: 5, body: "no one" } });
-    // The room log's other events (an edit, say) move the last id, and mention nobody.
-    const edit = { type: "edit", id: 6, room: "r", messageId: 4, body: "@ann", mentions: ["ann"] };
-    live.hear({ kind: "log", event: edit } as unknown as BusEvent);
+    // As the room log's bus carries its events (a message with its mentions, an edit, ...).
+    const logged = (event: Record<string, unknown>) =>
+      live.hear({ kind: "log", event: { room: "r", ...event } } as unknown as BusEvent);
+    const message = { type: "message", userName: "bob", timestamp: "" };
+    logged({ ...message, id: 4, body: "@ann", mentions: ["ann"] });
+    logged({ ...message, id: 5, body: "no one" });
+    // Other events move the last id, and mention nobody.
+    logged({ type: "edit", id: 6, messageId: 4, body: "@ann", mentions: ["ann"] });
     live.summaries.tick();
     assert.deepEqual(JSON.parse(frames[0]).rooms, [{ room: "r", lastId: 6, mentions: 1 }]);
   } finally {
