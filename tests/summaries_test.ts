@@ -224,6 +224,13 @@ Deno.test("a summary lists only the rooms the person may read: a private room's 
     // The private room's messages came before the open room's: carol was told of the open one.
     await summaryOf(carols, "news", 1);
     assert.deepEqual(summarised(carols).filter((r) => r.room === "staff"), []);
+    // bob's mentions are the new messages whose events name him (`mentions`, with the room log).
+    const stored = await admin.call("GET", "/history?room=staff");
+    const naming = stored.body.messages.filter((m: { mentions?: string[] }) =>
+      m.mentions?.includes("bob")
+    );
+    const counted = summarised(bobs).filter((r) => r.room === "staff");
+    assert.equal(counted.reduce((sum, r) => sum + r.mentions, 0), naming.length);
   } finally {
     await Promise.all([bobs.close(), carols.close()]);
   }
