@@ -29,7 +29,9 @@ export { RedisBus } from "./redis_bus.ts";
 export type BusEvent =
   | { kind: "log"; event: LogEvent }
   | { kind: "presence"; room: string; users: string[]; from: string }
-  | { kind: "heartbeat"; intervalMs: number };
+  | { kind: "heartbeat"; intervalMs: number }
+  /** Someone is typing in a room: live only, never stored (see `typing.ts`). */
+  | { kind: "typing"; room: string; userName: string; from?: string };
 
 /** How often a bus with peers beats, by default. */
 export const ANNOUNCE_SECONDS = 20;
@@ -55,6 +57,11 @@ export interface Bus {
    * an empty list). Say it again at every heartbeat, or they forget.
    */
   announce(room: string, users: string[]): void;
+  /**
+   * Tells the rooms of every worker and instance, this one's included, that `userName` is
+   * typing in `room`: best effort, stored nowhere.
+   */
+  typing(room: string, userName: string): void;
   /** Registers the receiver of every event. */
   onEvent(handler: (event: BusEvent) => void): void;
   /**
@@ -120,6 +127,12 @@ export class LocalBus implements Bus {
 
   onEvent(handler: (event: BusEvent) => void): void {
     this.#handler = handler;
+  }
+
+  typing(room: string, userName: string): void {
+    const event: BusEvent = { kind: "typing", room, userName };
+    this.#handler(event);
+    this.#post(event);
   }
 
   catchUp(): null {

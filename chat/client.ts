@@ -11,6 +11,8 @@
  */
 
 import type { Lease } from "./admission.ts";
+import type { Live, LiveSession, LiveSink } from "./live.ts";
+import { isLiveCommand, type LiveCommand } from "./message.ts";
 import type { Config } from "./config.ts";
 import {
   authorOf,
@@ -94,6 +96,8 @@ export interface ClientOptions {
   metrics: Metrics;
   /** Called exactly once, when the connection has closed. */
   onClose: () => void;
+  /** Typing, read markers and summaries, for a joined `parley.v1` client (`live.ts`). */
+  live?: Live;
 }
 
 /**
@@ -130,6 +134,8 @@ export class Client {
   #failed = false;
   #expiry: Expiry | null;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the client does of the live extras, once it joined. */
+  #live: LiveSession | null = null;
 
   constructor(options: ClientOptions) {
     this.#o = options;
@@ -196,7 +202,27 @@ export class Client {
   /** A `parley.v1` client is named: join, then welcome, missed messages, and live events. */
   #enter(userName: string): void {
     this.#setName(userName);
+    const { live, room } = this.#o;
+    const sink = this.#liveSink();
+    this.#live = live?.session({ identity: this.identity, userName, room, sink }) ?? null;
     this.#subscribe();
+  }
+
+  /**
+   * Where the live extras send: a typing notice is dropped while the history is replayed or the
+   * send buffer is full (it would be stale), a summary is not (it is small, and once a second).
+   */
+  #liveSink(): LiveSink {
+    return {
+      typing: (frame) => {
+        const busy = this.#held !== null ||
+          this.#transport.bufferedAmount > this.#o.limits.sendBufferBytes;
+        if (!busy && this.#transport.state === "open") this.#writer.live(frame);
+      },
+      summary: (frame) => {
+        if (this.#transport.state === "open") this.#writer.live(frame);
+      },
+    };
   }
 
   #setName(userName: string): void {
@@ -273,6 +299,8 @@ export class Client {
       },
     };
     if (!recovered) welcome.recovered = false;
+    const lastRead = this.#live?.lastRead() ?? null;
+    if (lastRead !== null) welcome.lastRead = lastRead;
     return welcome;
   }
 
@@ -366,10 +394,22 @@ export class Client {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
     }
+    if (isLiveCommand(command)) return this.#liveCommand(command);
     if (command.type === "hello") this.#hello(command.userName);
     else if (command.type === "refresh") this.#refresh(command.token);
     else if (command.type === "message") this.#message(command);
     else this.#change(command);
+  }
+
+  /** `typing`, `read` and `summary`: for a client in the room under its name (`live.ts`). */
+  #liveCommand(command: LiveCommand): void {
+    if (this.#live !== null) return this.#live.command(command);
+    // Before the room is ready, or before `hello`: nobody to type as, nothing to summarise.
+    if (command.type !== "typing" && this.#wanted === null) {
+      this.#refuse(
+        new ProtocolError("bad_name", 'say who you are first: {"type":"hello","userName":"…"}'),
+      );
+    }
   }
 
   /** Closes the connection in `msLeft` ms, unless a refresh moves the time (see #refreshed). */
@@ -548,6 +588,8 @@ export class Client {
     clearTimeout(this.#expiryTimer);
     this.#o.lease.releaseAddress();
     try {
+      this.#live?.close();
+      this.#live = null;
       this.#subscription?.close();
       if (this.#userName !== null) this.#o.room.leave(this.#userName);
       this.#userName = null;

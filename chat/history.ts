@@ -290,6 +290,8 @@ export class HistoryStore {
   #countMs = 0;
   /** Told how long each committed write transaction took, in seconds (for `/metrics`). */
   onCommit: ((seconds: number) => void) | null = null;
+  /** {@link mentionCount}'s query, once prepared. */
+  #mentionCount: ReturnType<DatabaseSync["prepare"]> | null = null;
 
   private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
     this.#db = db;
@@ -724,6 +726,17 @@ export class HistoryStore {
   flush(): Promise<void> {
     this.#writeQueued();
     return Promise.resolve();
+  }
+
+  /**
+   * How many messages (not deleted) after `after` in `room` mention `userName`: names in the
+   * JSON array of their `mentions` column.
+   */
+  mentionCount(room: string, after: number, userName: string): number {
+    return this.#read(() => {
+      this.#mentionCount ??= prepareMentionCount(this.#db);
+      return (this.#mentionCount.get(room, after, userName)?.n as number | undefined) ?? 0;
+    });
   }
 
   /** Writes what is queued, then closes the database. */
@@ -1197,5 +1210,14 @@ function openError(path: string, error: unknown, busyTimeoutMs: number): History
   return new HistoryError(
     `Cannot open history store "${path}": ${cause}. ${adviceFor(cause)}`,
     { cause: error },
+  );
+}
+
+/** The query of {@link HistoryStore.mentionCount}. */
+function prepareMentionCount(db: DatabaseSync): ReturnType<DatabaseSync["prepare"]> {
+  return db.prepare(
+    "SELECT count(*) AS n FROM messages WHERE room = ? AND id > ? AND mentions IS NOT NULL" +
+      " AND deleted_at IS NULL" +
+      " AND EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE value = ?)",
   );
 }

@@ -104,6 +104,8 @@ export type ServerEvent =
     lastId: number;
     recovered?: boolean;
     limits: ProtocolLimits;
+    /** The person's read marker in the room (`accounts` and `jwt` modes): 0 when none. */
+    lastRead?: number;
   }
   | LogEvent
   | { type: "ack"; clientId?: string; id: number }
@@ -111,7 +113,18 @@ export type ServerEvent =
   /** A `refresh` was accepted: the connection lasts until the new token's expiry (ISO 8601). */
   | { type: "refreshed"; expiresAt: string }
   /** `clientId` is the one of the command that caused the error, when it had one. */
-  | { type: "error"; code: ErrorCode; message: string; clientId?: string };
+  | { type: "error"; code: ErrorCode; message: string; clientId?: string }
+  /** Someone else in the room is typing: live only, never stored, no id (see `typing.ts`). */
+  | { type: "typing"; room: string; userName: string }
+  /** The rooms whose lastId moved since the last summary, for a client that asked (`summaries.ts`). */
+  | { type: "summary"; rooms: SummaryRoom[] };
+
+/** One room of a `summary`: its newest id and how many new messages mention the client. */
+export interface SummaryRoom {
+  room: string;
+  lastId: number;
+  mentions: number;
+}
 
 /** The first event a joined `parley.v1` client gets. */
 export type WelcomeEvent = Extract<ServerEvent, { type: "welcome" }>;
@@ -122,7 +135,16 @@ export type ClientCommand =
   | ChangeCommand
   | { type: "hello"; userName: string }
   /** A newer token for a connection opened with one that expires (`auth.mode: "jwt"`). */
-  | { type: "refresh"; token: string };
+  | { type: "refresh"; token: string }
+  | LiveCommand;
+
+/** What a joined client says that is neither stored nor acked (see `live.ts`). */
+export type LiveCommand =
+  | { type: "typing" }
+  /** The client has read the room up to `id`. */
+  | { type: "read"; id: number }
+  /** Start (`on`) or stop sending this connection `summary` events. */
+  | { type: "summary"; on: boolean };
 
 /** A command that changes a stored message: its event once stored is a {@link ChangeEvent}. */
 export type ChangeCommand =
@@ -313,11 +335,15 @@ export function parseClientFrame(
         throw new ProtocolError("bad_frame", '"token" must be the new token, a string');
       }
       return { type: "refresh", token: frame.token };
+    case "typing":
+    case "read":
+    case "summary":
+      return parseLiveCommand(frame);
     default:
       throw new ProtocolError(
         "bad_frame",
         `unknown frame type ${shortJson(frame.type)}; use "message", "edit", "delete", "react", ` +
-          '"hello" or "refresh"',
+          '"typing", "read", "summary", "hello" or "refresh"',
       );
   }
 }
@@ -437,6 +463,27 @@ export function mentionCandidates(body: string): string[] {
     if (candidates.length >= MAX_MENTION_TOKENS) break;
   }
   return candidates;
+}
+
+/** Whether a command is one of the live extras', which `live.ts` carries out. */
+export function isLiveCommand(command: ClientCommand): command is LiveCommand {
+  return command.type === "typing" || command.type === "read" || command.type === "summary";
+}
+
+/** A `typing`, `read {id}` or `summary {on}` command. */
+function parseLiveCommand(frame: Record<string, unknown>): LiveCommand {
+  if (frame.type === "typing") return { type: "typing" };
+  if (frame.type === "summary") {
+    if (typeof frame.on !== "boolean") {
+      throw new ProtocolError("bad_frame", '"on" must be true or false');
+    }
+    return { type: "summary", on: frame.on };
+  }
+  const id = frame.id;
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+    throw new ProtocolError("bad_frame", '"id" must be a message id, a whole number');
+  }
+  return { type: "read", id };
 }
 
 /** The JSON text of one `parley.v1` event. */

@@ -536,6 +536,13 @@ export class RedisBus implements Bus {
     this.#handler = handler;
   }
 
+  typing(room: string, userName: string): void {
+    const event: BusEvent = { kind: "typing", room, userName, from: this.#id };
+    this.#handler(event);
+    this.commands.call("a typing notice", (c) => c.publish(CHANNEL, JSON.stringify(event)))
+      .catch(() => {});
+  }
+
   /**
    * Makes the subscription again if the echo it published did not come back in time (a
    * connection can stay open and carry nothing, as across a broken network), and publishes the
@@ -702,6 +709,7 @@ export class RedisBus implements Bus {
       if (event.kind === "echo") {
         if (event.from === this.#id && event.n >= (this.#echo?.n ?? Infinity)) this.#echo = null;
       } else if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
+      else if (event.kind === "typing" && event.from !== this.#id) this.#handler(event);
       return;
     }
     this.#arrived(fromRedis(event));

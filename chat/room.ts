@@ -507,6 +507,8 @@ export type ErrorSink = (message: string) => void;
 export class Rooms {
   readonly #rooms = new Map<string, Room>();
   readonly #presence = new Presence();
+  /** Hears every event of the bus first, for every room, open here or not (`live.ts`). */
+  onHeard: (event: BusEvent) => void = () => {};
 
   constructor(
     private readonly history: HistoryStore,
@@ -519,6 +521,7 @@ export class Rooms {
   }
 
   #hear(event: BusEvent): void {
+    this.onHeard(event);
     switch (event.kind) {
       case "log":
         return this.#inRoom(event.event.room, (room) => room.accept(event.event));

@@ -36,6 +36,11 @@ export interface Writer {
   error(error: ProtocolError): void;
   /** Says a `refresh` was accepted. */
   refreshed(event: Extract<ServerEvent, { type: "refreshed" }>): void;
+  /**
+   * An event without an id, encoded once by its sender (`typing`, `summary`): only `parley.v1`
+   * clients get one; a legacy client knows no such event, an event stream carries the log.
+   */
+  live(frame: string): void;
 }
 
 /** The format of a Server-Sent Events response, beside the WebSocket dialects. */
@@ -103,6 +108,10 @@ class V1Writer implements Writer {
     this.#send(encodeEvent(event));
   }
 
+  live(frame: string): void {
+    this.#send(frame);
+  }
+
   /** A frame with the queued acks added, which leaves none queued. */
   #withAcks(frame: string): string {
     if (this.#acks.length === 0) return frame;
@@ -144,6 +153,8 @@ class LegacyWriter implements Writer {
   error(): void {}
 
   refreshed(): void {}
+
+  live(): void {}
 }
 
 /**
@@ -178,6 +189,9 @@ class EventStreamWriter implements Writer {
 
   /** A stream cannot send a refresh, so it never gets an answer to one. */
   refreshed(): void {}
+
+  /** Typing and summaries have no id to resume from: a stream leaves them out, as presence. */
+  live(): void {}
 
   error(error: ProtocolError): void {
     const { code, message } = error;

@@ -17,6 +17,7 @@ import {
   validateUserName,
 } from "../message.ts";
 import type { Services } from "../services.ts";
+import { readerOf } from "../read_markers.ts";
 import { checkOrigin, HttpError, intParam, personOf, type RouteParams } from "./route.ts";
 
 /** One entry of `GET /rooms`; `kind` (and `with`, the other person of a direct room) outside open mode. */
@@ -26,7 +27,17 @@ interface RoomSummary {
   lastId: number;
   kind?: RoomKind;
   with?: string;
+  /** The requester's read marker (`accounts` and `jwt` modes), 0 when none. */
+  lastRead?: number;
+  /** Messages after `lastRead` that mention the requester (among the newest {@link MENTION_WINDOW}). */
+  mentions?: number;
 }
+
+/**
+ * How far back from a room's last id `/rooms` counts mentions: the count reads every message
+ * after the marker, and a page lists up to 1000 rooms.
+ */
+export const MENTION_WINDOW = 1000;
 
 /** The most rooms `/rooms` lists at once, and how many when not asked. */
 const MAX_ROOMS_LIMIT = 1000;
@@ -71,6 +82,7 @@ export async function listRooms(
   if (identity.accounts !== null) {
     for (const entry of page) describe(entry, identity.accounts, who);
   }
+  addUnread(context, page, who);
   const headers: HeadersInit = sorted.length > limit
     ? { link: `</rooms?limit=${limit}&after=${page.at(-1)!.room}>; rel="next"` }
     : {};
@@ -103,6 +115,21 @@ function describe(entry: RoomSummary, accounts: AccountStore, who: Identity): vo
   if (kind !== "direct") return;
   const peer = accounts.directPeer(entry.room, accountId(who));
   if (peer !== null) entry.with = peer;
+}
+
+/** Adds the requester's read marker to each entry, and how many messages since mention them. */
+function addUnread({ live, history }: Services, page: RoomSummary[], who: Identity): void {
+  const reader = readerOf(who);
+  if (live.markers === null || reader === null || who.userName === null) return;
+  const markers = live.markers.all(reader);
+  for (const entry of page) {
+    const lastRead = markers.get(entry.room) ?? 0;
+    entry.lastRead = lastRead;
+    const after = Math.max(lastRead, entry.lastId - MENTION_WINDOW);
+    entry.mentions = entry.lastId > after
+      ? history.mentionCount(entry.room, after, who.userName)
+      : 0;
+  }
 }
 
 /**
