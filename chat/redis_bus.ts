@@ -8,9 +8,9 @@
  * store.
  *
  * Every key of a room carries the room as its hash tag (`parley:{room}:…`), so that on a cluster
- * a room lives on one master and every script touches keys of one slot; the rooms' events go on
- * one channel per slot there (sharded pub/sub: a master carries its own rooms' events), on one
- * channel on a single server. Catching up lists the rooms of every master.
+ * a room lives on one master and every script touches keys of one slot. Events go on one
+ * channel, which a cluster carries to the subscribers of every node (see `redis_subscription.ts`
+ * for which node an instance listens on). Catching up lists the rooms of every master.
  *
  * Redis may restart. If it kept its data (`appendonly yes`, `appendfsync always`) nothing acked
  * is lost: the instances catch up from the streams. If it comes back empty, ids must still never
@@ -44,12 +44,12 @@ import {
   RedisLink,
   RedisUnavailableError,
 } from "./redis_link.ts";
-import { keySlot, slotTags } from "./redis_slot.ts";
+import { keySlot } from "./redis_slot.ts";
+import { RedisSubscription } from "./redis_subscription.ts";
 import { redisTarget } from "./redis_target.ts";
 
 /** Everything parley keeps in Redis starts with this; a room's keys share its hash tag. */
 const PREFIX = "parley:";
-/** The channel of every event on a single server. */
 const CHANNEL = `${PREFIX}events`;
 /** How long Redis remembers a clientId for dedupe: longer than any client retries. */
 const DEDUPE_SECONDS = 86400;
@@ -85,8 +85,7 @@ const REUSED = 3;
  * KEYS (the room's, so of one slot): sequence, stream, clientId key (any key of the room for
  * none), epoch. ARGV: room, userName, body, max length, the last id this instance has (a Redis
  * that lost its data must not hand out used ids), the clientId ("" for none), the room's epoch
- * this instance re-seeded in ("" for none), the epoch to give a room new to Redis, and the
- * publishing command and channel. Returns {STALE_EPOCH, ""} if Redis holds other data than
+ * this instance re-seeded in ("" for none), and the epoch to give a room new to Redis. Returns {STALE_EPOCH, ""} if Redis holds other data than
  * that, {DUPLICATE, original} for a known clientId with the same body, {REUSED, original} for
  * one with another body, else {STORED, message}; messages are JSON.
  */
@@ -116,7 +115,7 @@ if ARGV[6] ~= '' then fields.clientId = ARGV[6] end
 local message = cjson.encode(fields)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'm', message)
 if ARGV[6] ~= '' then redis.call('SET', KEYS[3], message, 'EX', ${DEDUPE_SECONDS}) end
-redis.call(ARGV[9], ARGV[10], message)
+redis.call('PUBLISH', '${CHANNEL}', message)
 return {${STORED}, message}
 `;
 
@@ -191,11 +190,6 @@ function roomKeys(
   };
 }
 
-/** The event channel of every slot of a cluster: `parley:{tag}:events`, the tag in the slot. */
-function slotChannels(): readonly string[] {
-  return slotTags().map((tag) => `${PREFIX}{${tag}}:events`);
-}
-
 /** A room and the last id this instance has of it. */
 interface RoomLastId {
   room: string;
@@ -244,7 +238,7 @@ export class RedisBus implements Bus {
 
   private constructor(
     private readonly commands: RedisLink,
-    private readonly events: RedisLink,
+    private readonly events: RedisSubscription,
     private readonly history: HistoryStore,
     private readonly maxPerRoom: number,
     private readonly onError: (message: string) => void,
@@ -264,10 +258,12 @@ export class RedisBus implements Bus {
   ): Promise<RedisBus> {
     const target = redisTarget(redis);
     const commands = await RedisLink.open(target, "commands", onError);
-    let events: RedisLink | undefined;
+    let events: RedisSubscription | undefined;
     try {
-      events = await RedisLink.open(target, "events", onError);
+      let receive = (_text: string) => {};
+      events = await RedisSubscription.open(target, CHANNEL, (text) => receive(text), onError);
       const bus = new RedisBus(commands, events, history, maxPerRoom, onError);
+      receive = (text) => bus.#receive(text);
       await bus.#start(announceSeconds);
       return bus;
     } catch (error) {
@@ -285,7 +281,6 @@ export class RedisBus implements Bus {
       this.#echo = null;
       this.#resync();
     };
-    await this.#subscribe();
     await this.#verify();
     for (const { client, host } of await this.commands.masters()) {
       const warning = await persistenceWarning(this.commands, client, host);
@@ -299,27 +294,6 @@ export class RedisBus implements Bus {
     // Whatever was published while this instance was away is in the streams, in rooms it knows
     // and rooms made meanwhile.
     this.#resync();
-  }
-
-  /** Subscribes to every room's events: on a cluster, to every slot's channel on its master. */
-  async #subscribe(): Promise<void> {
-    const listener = (text: string) => this.#receive(text);
-    if (!this.events.cluster) {
-      return void await this.events.call("SUBSCRIBE", (c) => c.subscribe(CHANNEL, listener));
-    }
-    const channels = slotChannels();
-    for (let i = 0; i < channels.length; i += PAGE) {
-      await Promise.all(
-        channels.slice(i, i + PAGE).map((channel) =>
-          this.events.call("SSUBSCRIBE", (c) => c.sSubscribe(channel, listener))
-        ),
-      );
-    }
-  }
-
-  /** The channel of a room's events. */
-  #channel(room: string): string {
-    return this.commands.cluster ? slotChannels()[keySlot(room)] : CHANNEL;
   }
 
   /**
@@ -391,8 +365,6 @@ export class RedisBus implements Bus {
           clientId ?? "",
           epoch,
           fresh,
-          this.commands.cluster ? "SPUBLISH" : "PUBLISH",
-          this.#channel(room),
         ],
       })) as [number, string];
     // Stored without an epoch: this append gave the room its first one.
@@ -452,12 +424,8 @@ export class RedisBus implements Bus {
 
   announce(room: string, users: string[]): void {
     const event: BusEvent = { kind: "presence", room, users, from: this.#id };
-    const text = JSON.stringify(event);
-    const channel = this.#channel(room);
-    this.commands.call(
-      "a presence announcement",
-      (c) => this.commands.cluster ? c.sPublish(channel, text) : c.publish(channel, text),
-    ).catch(() => {});
+    this.commands.call("a presence announcement", (c) => c.publish(CHANNEL, JSON.stringify(event)))
+      .catch(() => {});
   }
 
   onEvent(handler: (event: BusEvent) => void): void {
@@ -467,10 +435,10 @@ export class RedisBus implements Bus {
   /**
    * Makes the subscription again if the echo it published did not come back in time (a
    * connection can stay open and carry nothing, as across a broken network), and publishes the
-   * next echo. Called at every beat. Not on a cluster, whose connections are the client's.
+   * next echo. Called at every beat.
    */
   #checkEcho(): void {
-    if (!this.events.up || this.events.cluster) return;
+    if (!this.events.up) return;
     const echo = this.#echo;
     if (echo !== null) {
       if (Date.now() - echo.at < ECHO_WAIT_MS) return;
@@ -584,10 +552,14 @@ export class RedisBus implements Bus {
     });
   }
 
-  /** Catches up every room that has a stream, once both connections are up, until it succeeds. */
+  /**
+   * Catches up every room that has a stream, once both connections are up, until it succeeds.
+   * With a master of a cluster away, the rooms of the others are caught up meanwhile, and all of
+   * them once it is back.
+   */
   #resync(): void {
     clearTimeout(this.#retrySync);
-    if (this.#closed || !this.commands.up || !this.events.up) return;
+    if (this.#closed || !this.commands.usable || !this.events.up) return;
     const sync = ++this.#syncs;
     this.#catchUpAll().then((ok) => {
       if (sync !== this.#syncs) return;
@@ -599,20 +571,34 @@ export class RedisBus implements Bus {
   #resyncSoon(): void {
     this.#synced = false;
     clearTimeout(this.#retrySync);
-    if (!this.#closed) this.#retrySync = setTimeout(() => this.#resync(), RETRY_MS);
+    // With Redis (or a master) away, its return catches up again.
+    if (!this.#closed && this.commands.up) {
+      this.#retrySync = setTimeout(() => this.#resync(), RETRY_MS);
+    }
   }
 
-  /** Catches up the rooms of every master, a scan of each. */
+  /**
+   * Catches up the rooms of every master, a scan of each; a master that is away does not keep
+   * the others' rooms from catching up.
+   */
   async #catchUpAll(): Promise<boolean> {
+    let masters: RedisClient[];
     try {
-      for (const { client } of await this.commands.masters()) {
-        if (!(await this.#catchUpMaster(client))) return false;
-      }
-      return true;
+      masters = (await this.commands.masters()).map(({ client }) => client);
     } catch (error) {
       this.#report(error as Error);
       return false;
     }
+    let ok = true;
+    for (const master of masters) {
+      try {
+        ok = await this.#catchUpMaster(master) && ok;
+      } catch (error) {
+        this.#report(error as Error);
+        ok = false;
+      }
+    }
+    return ok;
   }
 
   async #catchUpMaster(master: RedisClient): Promise<boolean> {
@@ -657,7 +643,7 @@ export class RedisBus implements Bus {
     try {
       event = JSON.parse(text);
     } catch {
-      return this.onError("redis: ignored a malformed event");
+      return this.onError(`redis: ignored a malformed event on ${CHANNEL}`);
     }
     if ("kind" in event) {
       if (event.kind === "echo") {

@@ -178,14 +178,20 @@ export class RedisLink {
     return !this.#closed && this.#downSince === null && this.#clientReady();
   }
 
-  /** Whether the client is ready: for a cluster, every master's connections. */
+  /**
+   * Whether commands may be tried: the connection is up, or for a cluster, open (a command
+   * fails at once if its master is away).
+   */
+  get usable(): boolean {
+    return this.#cluster === null ? this.up : !this.#closed && this.#cluster.isOpen;
+  }
+
+  /** Whether the client is ready: for a cluster, every master's connection. */
   #clientReady(): boolean {
     if (this.#cluster === null) return this.#client.isReady;
     const masters = this.#cluster.masters;
     return this.#cluster.isOpen && masters.length > 0 &&
-      masters.every(({ client, pubSub }) =>
-        client?.isReady === true && (pubSub === undefined || pubSub.client.isReady)
-      );
+      masters.every(({ client }) => client?.isReady === true);
   }
 
   /** A cluster link's look at its masters' connections, to say when they are lost or back. */
@@ -221,8 +227,7 @@ export class RedisLink {
     command: (client: RedisClient) => Promise<T>,
     node: RedisClient = this.#client,
   ): Promise<T> {
-    const usable = this.#cluster === null ? this.up : !this.#closed && this.#cluster.isOpen;
-    if (!usable) {
+    if (!this.usable) {
       throw new RedisUnavailableError(
         `Redis at ${this.#host} is unreachable (reconnecting); ${what} was not done`,
       );

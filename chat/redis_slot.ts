@@ -1,7 +1,7 @@
 /**
  * Which of a Redis Cluster's 16384 hash slots a key belongs to (CRC16/XMODEM of its hash tag),
- * as Redis computes it: parley needs it to group a cluster's keys by slot, because one command
- * or script may only touch keys of one slot, and to name one event channel per slot.
+ * as Redis computes it: parley groups a cluster's keys by slot with it, because one command or
+ * script may only touch keys of one slot.
  *
  * @module
  */
@@ -33,26 +33,4 @@ export function keySlot(key: string): number {
   const close = open === -1 ? -1 : key.indexOf("}", open + 1);
   const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
   return crc16(encoder.encode(hashed)) % SLOTS;
-}
-
-let tags: string[] | null = null;
-
-/**
- * For every slot, a short hash tag that lands in it: `slotTags()[keySlot("{" + t + "}")]` is `t`.
- * Computed once, on first use.
- */
-export function slotTags(): readonly string[] {
-  if (tags !== null) return tags;
-  const found: string[] = new Array(SLOTS);
-  let left = SLOTS;
-  for (let n = 0; left > 0; n++) {
-    const tag = n.toString(36);
-    const slot = keySlot(tag);
-    if (found[slot] === undefined) {
-      found[slot] = tag;
-      left--;
-    }
-  }
-  tags = found;
-  return found;
 }
