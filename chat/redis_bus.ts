@@ -1,8 +1,9 @@
 /**
  * The {@link Bus} of several instances sharing rooms through one Redis server or a Redis Cluster.
  *
- * A Lua script in Redis assigns a room's next id, appends the message to the room's stream and
- * publishes it, so the order is Redis's. Every instance records what it hears in its own history
+ * A Lua script in Redis assigns a room's next id, appends the message (or the change to one: an
+ * edit, delete or reaction, which share the sequence) to the room's stream and publishes it, so
+ * the order is Redis's. Every instance records what it hears in its own history
  * store, filling gaps from the stream, and catches every room up from the streams whenever its
  * connections come back. An append is acked once the message is in Redis and in this instance's
  * store.
@@ -32,11 +33,16 @@
 import { ANNOUNCE_SECONDS, type Bus, type BusEvent } from "./bus.ts";
 import {
   type AppendResult,
+  ChangeRefusedError,
+  type ChangeResult,
   ClientIdReusedError,
   type HistoryStore,
+  isResend,
+  type NewChange,
   type NewMessage,
+  type RecordedMessage,
 } from "./history.ts";
-import type { ChatMessage } from "./message.ts";
+import { type ChangeEvent, type LogEvent, messageEvent } from "./message.ts";
 import {
   COMMAND_TIMEOUT_MS,
   deadline,
@@ -80,44 +86,107 @@ const STALE_EPOCH = 2;
 const REUSED = 3;
 
 /**
- * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
- * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
- * KEYS (the room's, so of one slot): sequence, stream, clientId key (any key of the room for
- * none), epoch. ARGV: room, userName, body, max length, the last id this instance has (a Redis
- * that lost its data must not hand out used ids), the clientId ("" for none), the room's epoch
- * this instance re-seeded in ("" for none), and the epoch to give a room new to Redis. Returns {STALE_EPOCH, ""} if Redis holds other data than
- * that, {DUPLICATE, original} for a known clientId with the same body, {REUSED, original} for
- * one with another body, else {STORED, message}; messages are JSON.
+ * The room's next id as `id`, from KEYS[1], the sequence; `lastId` names the ARGV holding the
+ * last id this instance has (a Redis that lost its data must not hand out used ids). Then `ms`,
+ * Redis's clock.
  */
-const APPEND_SCRIPT = `
-local epoch = redis.call('GET', KEYS[4])
-if not epoch and ARGV[7] == '' and ARGV[5] == '0' then
-  redis.call('SET', KEYS[4], ARGV[8])
-elseif epoch ~= ARGV[7] then
-  return {${STALE_EPOCH}, ''}
-end
-if ARGV[6] ~= '' then
-  local original = redis.call('GET', KEYS[3])
-  if original then
-    if cjson.decode(original).body == ARGV[3] then return {${DUPLICATE}, original} end
-    return {${REUSED}, original}
-  end
-end
+function nextId(lastId: string): string {
+  return `
 local id = redis.call('INCR', KEYS[1])
-if id <= tonumber(ARGV[5]) then
-  id = tonumber(ARGV[5]) + 1
+if id <= tonumber(${lastId}) then
+  id = tonumber(${lastId}) + 1
   redis.call('SET', KEYS[1], id)
 end
 local now = redis.call('TIME')
 local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-local fields = {id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms}
-if ARGV[6] ~= '' then fields.clientId = ARGV[6] end
-local message = cjson.encode(fields)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'm', message)
-if ARGV[6] ~= '' then redis.call('SET', KEYS[3], message, 'EX', ${DEDUPE_SECONDS}) end
-redis.call('PUBLISH', '${CHANNEL}', message)
-return {${STORED}, message}
 `;
+}
+
+/**
+ * Stops with {STALE_EPOCH, ""} unless the room's epoch in KEYS[4] is `known` (the ARGV holding
+ * the one this instance re-seeded in), or the room is new to both Redis and this instance
+ * (`lastId` is 0), which then gets `fresh`.
+ */
+function checkEpoch(known: string, lastId: string, fresh: string): string {
+  return `
+local epoch = redis.call('GET', KEYS[4])
+if not epoch and ${known} == '' and ${lastId} == '0' then
+  redis.call('SET', KEYS[4], ${fresh})
+elseif epoch ~= ${known} then
+  return {${STALE_EPOCH}, ''}
+end
+`;
+}
+
+/**
+ * Appends `entry` (JSON) to the stream KEYS[2], remembers it under KEYS[3] if `remember`, and
+ * publishes it.
+ */
+const STORE = `
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', MAXLEN, id .. '-0', 'm', entry)
+if remember then redis.call('SET', KEYS[3], entry, 'EX', ${DEDUPE_SECONDS}) end
+redis.call('PUBLISH', '${CHANNEL}', entry)
+return {${STORED}, entry}
+`;
+
+/**
+ * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
+ * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
+ * KEYS (the room's, so of one slot): sequence, stream, clientId key (any key of the room for
+ * none), epoch. ARGV: room, userName, body, max length, the last id this instance has, the
+ * clientId ("" for none), the room's epoch this instance re-seeded in ("" for none), the
+ * author's id ("" for none), the mentions (a JSON array, "" for none), and the epoch to give a
+ * room new to Redis. Returns {STALE_EPOCH, ""} if Redis holds other data of the room than that,
+ * {DUPLICATE, original} for a known clientId with the same body, {REUSED, original} for one
+ * with another body or of a change, else {STORED, message}; messages are JSON.
+ */
+const APPEND_SCRIPT = `
+${checkEpoch("ARGV[7]", "ARGV[5]", "ARGV[10]")}
+local remember = ARGV[6] ~= ''
+if remember then
+  local original = redis.call('GET', KEYS[3])
+  if original then
+    local known = cjson.decode(original)
+    if known.type == nil and known.body == ARGV[3] then return {${DUPLICATE}, original} end
+    return {${REUSED}, original}
+  end
+end
+${nextId("ARGV[5]")}
+local fields = {id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms}
+if remember then fields.clientId = ARGV[6] end
+if ARGV[8] ~= '' then fields.authorId = ARGV[8] end
+if ARGV[9] ~= '' then fields.mentions = cjson.decode(ARGV[9]) end
+local entry = cjson.encode(fields)
+local MAXLEN = ARGV[4]
+${STORE}`;
+
+/**
+ * The same for a change to a message: KEYS as for a message. ARGV: the change's fields (JSON:
+ * type, room, messageId, userName, body, emoji, on, clientId), max length, the last id this
+ * instance has, the room's epoch, the epoch to give a room new to Redis. A known clientId is a
+ * duplicate if it was this same change.
+ */
+const CHANGE_SCRIPT = `
+${checkEpoch("ARGV[4]", "ARGV[3]", "ARGV[5]")}
+local fields = cjson.decode(ARGV[1])
+local remember = fields.clientId ~= nil
+if remember then
+  local original = redis.call('GET', KEYS[3])
+  if original then
+    local k = cjson.decode(original)
+    if k.type == fields.type and k.messageId == fields.messageId and k.body == fields.body
+      and k.emoji == fields.emoji and k.on == fields.on then
+      return {${DUPLICATE}, original}
+    end
+    return {${REUSED}, original}
+  end
+end
+${nextId("ARGV[3]")}
+fields.id = id
+fields.ms = ms
+local entry = cjson.encode(fields)
+local MAXLEN = ARGV[2]
+${STORE}`;
 
 /**
  * Re-seeds rooms: makes each room's epoch if missing, and raises its sequence to at least the
@@ -152,29 +221,58 @@ interface Echo {
   n: number;
 }
 
-/** A message as the script writes it: the time is milliseconds since the epoch, as text. */
-interface RedisMessage {
+/**
+ * An entry of a room's stream as the scripts write it: a message (no `type`) or a change; the
+ * time is milliseconds since the epoch, as text.
+ */
+interface RedisEntry {
   id: number;
   room: string;
   userName: string;
-  body: string;
   ms: string;
   clientId?: string;
+  type?: ChangeEvent["type"];
+  body?: string;
+  authorId?: string;
+  mentions?: string[];
+  messageId?: number;
+  emoji?: string;
+  on?: boolean;
 }
 
-function fromRedis(message: string | RedisMessage): ChatMessage {
-  const { id, room, userName, body, ms, clientId } = typeof message === "string"
-    ? JSON.parse(message) as RedisMessage
-    : message;
-  const chat: ChatMessage = {
-    id,
-    room,
-    userName,
-    body,
-    timestamp: new Date(Number(ms)).toISOString(),
-  };
-  if (clientId !== undefined) chat.clientId = clientId;
-  return chat;
+/** A stream entry (JSON, or parsed) as this instance stores it. */
+function fromRedis(entry: string | RedisEntry): RecordedMessage | ChangeEvent {
+  const fields = typeof entry === "string" ? JSON.parse(entry) as RedisEntry : entry;
+  const { id, room, userName, ms, clientId } = fields;
+  const timestamp = new Date(Number(ms)).toISOString();
+  let stored: RecordedMessage | ChangeEvent;
+  if (fields.type === undefined) {
+    stored = { id, room, userName, body: fields.body!, timestamp };
+    if (fields.authorId !== undefined) stored.author = fields.authorId;
+    if (Array.isArray(fields.mentions)) stored.mentions = fields.mentions;
+  } else {
+    const base = { id, room, messageId: fields.messageId!, userName, timestamp };
+    stored = fields.type === "edit"
+      ? { type: "edit", ...base, body: fields.body! }
+      : fields.type === "delete"
+      ? { type: "delete", ...base }
+      : { type: "reaction", ...base, emoji: fields.emoji!, on: fields.on === true };
+  }
+  if (clientId !== undefined) stored.clientId = clientId;
+  return stored;
+}
+
+/** The event of a stored entry, as clients are sent it (a message's author id is not). */
+function logEvent(entry: RecordedMessage | ChangeEvent): LogEvent {
+  return entry.type === undefined || entry.type === "message"
+    ? messageEvent(entry as RecordedMessage)
+    : entry as ChangeEvent;
+}
+
+/** An entry's place in its room's log. */
+interface Logged {
+  room: string;
+  id: number;
 }
 
 /** A room's keys: they share its hash tag. */
@@ -209,8 +307,8 @@ interface Waiter {
 export class RedisBus implements Bus {
   readonly #id = crypto.randomUUID();
   #handler: (event: BusEvent) => void = () => {};
-  /** Received messages not yet recorded and delivered. */
-  #inbound: ChatMessage[] = [];
+  /** Received entries of the log not yet recorded and delivered. */
+  #inbound: (RecordedMessage | ChangeEvent)[] = [];
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<boolean> = Promise.resolve(true);
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -309,23 +407,54 @@ export class RedisBus implements Bus {
     if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
     const known = this.#known(message);
     if (known !== null) return known;
-    let [status, text] = await this.#eval(message);
+    const [status, text] = await this.#run(message.room, () => this.#eval(message));
+    if (status === REUSED) throw new ClientIdReusedError(message.clientId ?? "");
+    const stored = fromRedis(text) as RecordedMessage;
+    await this.#recorded(stored);
+    const { author: _, ...chat } = stored;
+    return { message: chat, duplicate: status === DUPLICATE };
+  }
+
+  /**
+   * Judges the change by this instance's store (caught up first when the message may be newer
+   * than what it has), then has Redis give it its id like a message. Two instances may judge
+   * at once: a change that reaches a message deleted meanwhile is stored, and changes nothing.
+   */
+  async change(change: NewChange): Promise<ChangeResult> {
+    if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
+    let verdict = this.history.judge(change);
+    const notFound = verdict instanceof ChangeRefusedError && verdict.code === "not_found";
+    if (notFound && change.messageId > this.history.lastId(change.room)) {
+      await this.catchUp(change.room);
+      verdict = this.history.judge(change);
+    }
+    if (verdict instanceof Error) throw verdict;
+    if (verdict !== null) return verdict;
+    const [status, text] = await this.#run(change.room, () => this.#evalChange(change));
+    if (status === REUSED) throw new ClientIdReusedError(change.clientId ?? "");
+    const event = fromRedis(text) as ChangeEvent;
+    await this.#recorded(event);
+    return { event, id: event.id, duplicate: status === DUPLICATE };
+  }
+
+  /**
+   * Runs a script of `room`; if Redis lost the room's data since this instance last looked,
+   * re-seeds and retries once.
+   */
+  async #run(room: string, script: () => Promise<[number, string]>): Promise<[number, string]> {
+    let [status, text] = await script();
     if (status === STALE_EPOCH) {
       // Redis lost the room's data since this instance last looked (if it had looked: else
       // another instance made the room): re-seed, then try once more.
-      const { room } = message;
       const { settleMs, lost } = await this.#reseed([{ room, lastId: this.history.lastId(room) }]);
       if (lost && this.#gateOpen) this.#reconnected();
       await this.#sleep(settleMs);
-      [status, text] = await this.#eval(message);
+      [status, text] = await script();
       if (status === STALE_EPOCH) {
         throw new RedisUnavailableError("Redis lost its data and is being re-seeded");
       }
     }
-    if (status === REUSED) throw new ClientIdReusedError(message.clientId ?? "");
-    const stored = fromRedis(text);
-    await this.#recorded(stored);
-    return { message: stored, duplicate: status === DUPLICATE };
+    return [status, text];
   }
 
   /**
@@ -336,14 +465,14 @@ export class RedisBus implements Bus {
     if (clientId === undefined) return null;
     const original = this.history.byClientId(room, userName, clientId);
     if (original === null) return null;
-    if (original.body !== body) throw new ClientIdReusedError(clientId);
+    if (!isResend(original, body)) throw new ClientIdReusedError(clientId);
     return { message: original, duplicate: true };
   }
 
-  async #eval({ room, userName, body, clientId }: NewMessage): Promise<[number, string]> {
-    if (!this.#gateOpen) {
-      await deadline(this.#gate, SETTLE_MS + COMMAND_TIMEOUT_MS, "checking Redis's data");
-    }
+  async #eval(
+    { room, userName, body, clientId, author, mentions }: NewMessage,
+  ): Promise<[number, string]> {
+    await this.#gated();
     const keys = roomKeys(room);
     const epoch = this.#epochs.get(room) ?? "";
     const lastId = this.history.lastId(room);
@@ -364,6 +493,8 @@ export class RedisBus implements Bus {
           String(lastId),
           clientId ?? "",
           epoch,
+          author ?? "",
+          mentions === undefined || mentions.length === 0 ? "" : JSON.stringify(mentions),
           fresh,
         ],
       })) as [number, string];
@@ -372,11 +503,49 @@ export class RedisBus implements Bus {
     return reply;
   }
 
+  async #evalChange(change: NewChange): Promise<[number, string]> {
+    await this.#gated();
+    const { room, userName, clientId, messageId } = change;
+    const keys = roomKeys(room);
+    const fields: Record<string, unknown> = { type: change.type, room, messageId, userName };
+    if (change.type === "edit") fields.body = change.body;
+    if (change.type === "reaction") Object.assign(fields, { emoji: change.emoji, on: change.on });
+    if (clientId !== undefined) fields.clientId = clientId;
+    const epoch = this.#epochs.get(room) ?? "";
+    const fresh = `${crypto.randomUUID()} 0`;
+    const reply = await this.commands.call("the change", (c) =>
+      c.eval(CHANGE_SCRIPT, {
+        keys: [
+          keys.seq,
+          keys.log,
+          clientId === undefined ? keys.seq : keys.client(`${userName}\n${clientId}`),
+          keys.epoch,
+        ],
+        arguments: [
+          JSON.stringify(fields),
+          String(this.maxPerRoom),
+          String(this.history.lastId(room)),
+          epoch,
+          fresh,
+        ],
+      })) as [number, string];
+    if (reply[0] !== STALE_EPOCH && epoch === "") this.#epochs.set(room, fresh);
+    return reply;
+  }
+
+  /** Waits for the epoch check (and the settling after a loss of data) before an id is taken. */
+  async #gated(): Promise<void> {
+    if (!this.#gateOpen) {
+      await deadline(this.#gate, SETTLE_MS + COMMAND_TIMEOUT_MS, "checking Redis's data");
+    }
+  }
+
   /**
-   * Resolves once `message` is in this instance's store: normally it arrives through the
-   * subscription like everyone's; if it is slow to, it is recorded from the append's answer.
+   * Resolves once `message` (or change) is in this instance's store: normally it arrives
+   * through the subscription like everyone's; if it is slow to, it is recorded from the
+   * script's answer.
    */
-  #recorded(message: ChatMessage): Promise<void> {
+  #recorded(message: Logged & (RecordedMessage | ChangeEvent)): Promise<void> {
     const { room, id } = message;
     if (this.history.lastId(room) >= id) return Promise.resolve();
     if (this.#closed) {
@@ -629,7 +798,11 @@ export class RedisBus implements Bus {
     }
   }
 
-  async #range(room: string, from: number, to: number | "+"): Promise<ChatMessage[]> {
+  async #range(
+    room: string,
+    from: number,
+    to: number | "+",
+  ): Promise<(RecordedMessage | ChangeEvent)[]> {
     const entries = await this.commands.call(
       "a read of the room's stream",
       (c) =>
@@ -639,7 +812,7 @@ export class RedisBus implements Bus {
   }
 
   #receive(text: string): void {
-    let event: BusEvent | Echo | RedisMessage;
+    let event: BusEvent | Echo | RedisEntry;
     try {
       event = JSON.parse(text);
     } catch {
@@ -654,7 +827,7 @@ export class RedisBus implements Bus {
     this.#arrived(fromRedis(event));
   }
 
-  #arrived(message: ChatMessage): void {
+  #arrived(message: RecordedMessage | ChangeEvent): void {
     this.#inbound.push(message);
     if (this.#inbound.length === 1) this.#step(() => this.#drain());
   }
@@ -677,11 +850,11 @@ export class RedisBus implements Bus {
     }
   }
 
-  #record(messages: ChatMessage[]): void {
+  #record(messages: (RecordedMessage | ChangeEvent)[]): void {
     // A step that outlived the wait at shutdown must not write to a store being closed.
     if (messages.length === 0 || this.#closed) return;
     this.history.record(messages);
-    for (const message of messages) this.#handler({ kind: "message", message });
+    for (const message of messages) this.#handler({ kind: "log", event: logEvent(message) });
     if (this.#waiters.size > 0) this.#wakeWaiters(new Set(messages.map((m) => m.room)));
   }
 

@@ -18,7 +18,7 @@ import { getAllMessages, history } from "./routes/history.ts";
 import type { Samples } from "./metrics.ts";
 import { healthz, metrics, ownSamples } from "./routes/ops.ts";
 import { assetRoutes, invitePage } from "./routes/page.ts";
-import { listRooms, postMessage } from "./routes/rooms.ts";
+import { changeMessage, listRooms, postMessage } from "./routes/rooms.ts";
 import {
   checkHost,
   type Handler,
@@ -59,6 +59,7 @@ function routeTable(): Route[] {
     route(["GET"], "/getAllMessages", limitReads(getAllMessages)),
     route(["GET"], "/rooms", limitReads(listRooms)),
     route(["POST"], "/rooms/:room/messages", postMessage),
+    route(["PATCH", "DELETE"], "/rooms/:room/messages/:id", changeMessage),
     route(["GET"], "/rooms/:room/events", events),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", limitReads(metrics)),

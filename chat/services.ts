@@ -105,7 +105,12 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     log,
     history,
     bus,
-    rooms: new Rooms(history, bus, (message) => log.error(message)),
+    rooms: new Rooms(
+      history,
+      bus,
+      (message) => log.error(message),
+      identity.accounts === null ? null : (name) => identity.accounts?.find(name)?.userName ?? null,
+    ),
     metrics,
     clients,
     admission,

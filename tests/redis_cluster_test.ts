@@ -2,8 +2,8 @@
  * Two instances share rooms through a real three-master Redis Cluster started here on free
  * ports (`redis_cluster.ts`); rooms are chosen so that their keys land on different masters.
  *
- * - Each instance sees the other's messages in every room, with consecutive ids, and a room's
- *   keys live on the master its hash tag names.
+ * - Each instance sees the other's messages (and changes to them) in every room, with
+ *   consecutive ids, and a room's keys live on the master its hash tag names.
  * - A master killed with SIGKILL and started again with its data: clients of a room on it see
  *   `unavailable` and, resending with the same clientId, are acked once it is back; nothing
  *   acked is lost; `/healthz` says degraded meanwhile; a room on another master keeps working.
@@ -84,12 +84,20 @@ async function health(server: TestServer, status: "ok" | "degraded", what: strin
 }
 
 /** Sends a message and waits for its ack, or the error that refuses it. */
-async function attempt(client: TestClient, body: string, clientId: string): Promise<Event> {
+function attempt(client: TestClient, body: string, clientId: string): Promise<Event> {
+  return request(client, { type: "message", body, clientId });
+}
+
+/** Sends a command with a clientId and waits for the ack or error that answers it. */
+async function request(
+  client: TestClient,
+  command: { type: string; clientId: string; [field: string]: unknown },
+): Promise<Event> {
   const known = client.events.length;
-  client.send({ type: "message", body, clientId });
+  client.send(command);
   const answers = () =>
     client.events.slice(known).find((e) =>
-      (e.type === "ack" || e.type === "error") && e.clientId === clientId
+      (e.type === "ack" || e.type === "error") && e.clientId === command.clientId
     );
   for (;;) {
     const answer = answers();
@@ -170,6 +178,11 @@ Deno.test({
             ["ann 1", "bob 2", "ann 3", "bob 4", "ann 5", "bob 6"],
           );
         }
+        // A change to a message takes the room's next id through the cluster too.
+        const edited = { type: "edit", messageId: 1, body: "ann 1, fixed", clientId: "ann-edit" };
+        assert.equal((await request(ann, edited)).id, 7, `${room}: the edit's ack`);
+        const edit: Event & { messageId?: number } = await bob.next("edit", WAIT_MS);
+        assert.deepEqual([edit.id, edit.messageId, edit.body], [7, 1, "ann 1, fixed"]);
         assert.deepEqual(await historyOf(a, room), await historyOf(b, room));
         // The room's keys are on the master its hash tag names: the others send there.
         const owner = cluster.nodes[i].port;

@@ -1,8 +1,21 @@
 /** The rooms: which there are, and posting to one over plain HTTP (curl, bots). */
 
 import type { AccountStore, RoomKind } from "../accounts.ts";
+import {
+  authorOf,
+  ChangeRefusedError,
+  type ChangeRequest,
+  ClientIdReusedError,
+} from "../history.ts";
 import { accountId, type Identity } from "../identity.ts";
-import { maxFrameBytes, validateBody, validateRoom, validateUserName } from "../message.ts";
+import {
+  maxFrameBytes,
+  validateBody,
+  validateClientId,
+  validateMessageId,
+  validateRoom,
+  validateUserName,
+} from "../message.ts";
 import type { Services } from "../services.ts";
 import { checkOrigin, HttpError, intParam, personOf, type RouteParams } from "./route.ts";
 
@@ -125,8 +138,88 @@ export async function postMessage(
   const { message } = await rooms.get(room).publish({
     userName: who.userName ?? validateUserName(userName),
     body: validateBody(body, config.limits.maxMessageBytes),
+    author: authorOf(who),
   });
   return Response.json(message, { status: 201 });
+}
+
+/**
+ * `PATCH /rooms/:room/messages/:id` with JSON `{body}` (and, in open mode, `userName`): its
+ * author edits a message; 200 with the `edit` event. `DELETE` of the same path: its author or
+ * an admin deletes it; 200 with the `delete` event. Either may carry `clientId` (`?clientId=`
+ * for a DELETE) to be resent safely. A room the requester may not post in is a 404, as is a
+ * message that is not there (any more); someone else's message is a 403.
+ */
+export async function changeMessage(
+  context: Services,
+  request: Request,
+  { url, address, path }: RouteParams,
+): Promise<Response> {
+  const { config, admission, rooms, identity } = context;
+  checkOrigin(context, request, url, address);
+  const who = await personOf(context, request, url);
+  if (!admission.mayPost(address)) {
+    throw new HttpError(
+      429,
+      `slow down: at most ${config.limits.messagesPerSecond} changes per second from one address`,
+      { "retry-after": "1" },
+    );
+  }
+  const room = validateRoom(decodeRoom(path.room!, url));
+  if (!identity.mayPost(who, room)) {
+    throw new HttpError(404, `there is no room ${JSON.stringify(room)} that you may post in`);
+  }
+  const messageId = /^\d{1,16}$/.test(path.id!) ? Number(path.id) : NaN;
+  validateMessageId(messageId);
+  const change = request.method === "PATCH"
+    ? await editRequest(context, request, url, who, messageId)
+    : deleteRequest(url, who, messageId);
+  try {
+    const { event, id } = await rooms.get(room).change(change);
+    return Response.json(event ?? { id });
+  } catch (error) {
+    if (error instanceof ChangeRefusedError) {
+      throw new HttpError(error.code === "not_found" ? 404 : 403, error.message);
+    }
+    if (error instanceof ClientIdReusedError) throw new HttpError(409, error.message);
+    throw error;
+  }
+}
+
+/** The edit a PATCH asks for: `{body, clientId?}`, and `userName` in open mode. */
+async function editRequest(
+  { config }: Services,
+  request: Request,
+  url: URL,
+  who: Identity,
+  messageId: number,
+): Promise<ChangeRequest> {
+  const max = config.limits.maxMessageBytes;
+  const fields = parseJson(await readBody(request, maxFrameBytes(max)));
+  const change: ChangeRequest = {
+    type: "edit",
+    messageId,
+    body: validateBody(fields.body, max),
+    userName: who.userName ?? validateUserName(fields.userName ?? url.searchParams.get("userName")),
+    author: authorOf(who),
+  };
+  const clientId = validateClientId(fields.clientId ?? url.searchParams.get("clientId"));
+  if (clientId !== undefined) change.clientId = clientId;
+  return change;
+}
+
+/** The delete a DELETE asks for: `?userName=` in open mode, `?clientId=` if it has one. */
+function deleteRequest(url: URL, who: Identity, messageId: number): ChangeRequest {
+  const change: ChangeRequest = {
+    type: "delete",
+    messageId,
+    userName: who.userName ?? validateUserName(url.searchParams.get("userName")),
+    author: authorOf(who),
+    admin: who.admin,
+  };
+  const clientId = validateClientId(url.searchParams.get("clientId"));
+  if (clientId !== undefined) change.clientId = clientId;
+  return change;
 }
 
 function decodeRoom(raw: string, url: URL): string {
