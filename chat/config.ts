@@ -3,6 +3,8 @@
  * Every problem is a {@link ConfigError} whose message names the key and the fix.
  */
 
+import { redisTarget, RedisTargetError } from "./redis_target.ts";
+
 /** Every setting, with the defaults of {@link defaultConfig}. */
 export interface Config {
   hostName: string;
@@ -34,7 +36,11 @@ export interface Config {
    */
   allowedHosts: string[];
   workers: number | "auto";
-  redis: string | null;
+  /**
+   * Redis, to share rooms between instances: a server's URL, or a Redis Cluster's (some of its
+   * nodes: a list of URLs, or a `redis+cluster://host:port,host:port` URL); see `redis_target.ts`.
+   */
+  redis: string | string[] | null;
   auth: AuthConfig;
   /**
    * PEM files to serve HTTPS and WSS with, both or neither; read at start. With them the session
@@ -174,8 +180,19 @@ const checks: Checks = {
     if (v !== "auto") integer(1, 256)(v, key);
   },
   redis: (v, key) => {
-    if (v !== null && (typeof v !== "string" || !/^rediss?:\/\/./.test(v))) {
-      fail(key, 'null or a URL such as "redis://127.0.0.1:6379"', v);
+    if (v === null) return;
+    try {
+      if (typeof v !== "string" && !Array.isArray(v)) throw new RedisTargetError("");
+      redisTarget(v);
+    } catch (error) {
+      if (!(error instanceof RedisTargetError)) throw error;
+      fail(
+        key,
+        'null, a URL such as "redis://127.0.0.1:6379", or a Redis Cluster\'s nodes: a list of ' +
+          'such URLs, or "redis+cluster://10.0.0.1:6379,10.0.0.2:6379"' +
+          (error.message === "" ? "" : ` (${error.message})`),
+        v,
+      );
     }
   },
   auth: {

@@ -1,5 +1,5 @@
 /**
- * The {@link Bus} of several instances sharing rooms through one Redis server.
+ * The {@link Bus} of several instances sharing rooms through one Redis server or a Redis Cluster.
  *
  * A Lua script in Redis assigns a room's next id, appends the message (or the change to one: an
  * edit, delete or reaction, which share the sequence) to the room's stream and publishes it, so
@@ -8,13 +8,20 @@
  * connections come back. An append is acked once the message is in Redis and in this instance's
  * store.
  *
+ * Every key of a room carries the room as its hash tag (`parley:{room}:…`), so that on a cluster
+ * a room lives on one master and every script touches keys of one slot. Events go on one
+ * channel, which a cluster carries to the subscribers of every node (see `redis_subscription.ts`
+ * for which node an instance listens on). Catching up lists the rooms of every master.
+ *
  * Redis may restart. If it kept its data (`appendonly yes`, `appendfsync always`) nothing acked
  * is lost: the instances catch up from the streams. If it comes back empty, ids must still never
- * be reused. `parley:epoch` names the data Redis holds: an instance that finds it missing or
- * changed knows Redis lost its data. After every (re)connect each instance raises every room's
- * sequence to at least the last id it has, and after a loss nobody appends for
- * {@link SETTLE_MS}, so that every instance reconnecting meanwhile has raised the sequences
- * before the first new id is taken. What the loss costs: a message an instance had not yet
+ * be reused. A room's epoch (`parley:{room}:epoch`) names the data Redis holds of it: an instance
+ * that finds it missing or changed for a room it has knows Redis lost that room's data. After
+ * every (re)connect each instance raises every room's sequence to at least the last id it has,
+ * and after a loss nobody appends for {@link SETTLE_MS}, so that every instance reconnecting
+ * meanwhile has raised the sequences before the first new id is taken. A room new to Redis gets
+ * its epoch with its first message, from an instance that has none of it. What the loss costs:
+ * a message an instance had not yet
  * recorded when Redis lost it stays missing there (the acking instance always has it); a
  * message stored but not yet acked is stored again, under a new id, when its sender resends it
  * through an instance that has not the original; the streams start empty, so an instance started
@@ -40,16 +47,16 @@ import {
   COMMAND_TIMEOUT_MS,
   deadline,
   type RedisClient,
-  redisHost,
   RedisLink,
   RedisUnavailableError,
 } from "./redis_link.ts";
+import { keySlot } from "./redis_slot.ts";
+import { RedisSubscription } from "./redis_subscription.ts";
+import { redisTarget } from "./redis_target.ts";
 
 /** Everything parley keeps in Redis starts with this; a room's keys share its hash tag. */
 const PREFIX = "parley:";
 const CHANNEL = `${PREFIX}events`;
-/** Which data Redis holds: "<random name> <until when appends wait, ms since the epoch>". */
-const EPOCH = `${PREFIX}epoch`;
 /** How long Redis remembers a clientId for dedupe: longer than any client retries. */
 const DEDUPE_SECONDS = 86400;
 
@@ -69,6 +76,8 @@ const ECHO_WAIT_MS = 2 * COMMAND_TIMEOUT_MS;
 const RETRY_MS = 500;
 /** Stream entries per read, keys per scan, rooms per re-seed. */
 const PAGE = 1000;
+/** How many re-seeds are sent at once. */
+const RESEEDS_AT_ONCE = 64;
 
 /** The append script's answers. */
 const STORED = 0;
@@ -93,10 +102,29 @@ local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 `;
 }
 
-/** Appends `entry` (JSON) to the stream KEYS[2], remembers it under KEYS[3], and publishes it. */
+/**
+ * Stops with {STALE_EPOCH, ""} unless the room's epoch in KEYS[4] is `known` (the ARGV holding
+ * the one this instance re-seeded in), or the room is new to both Redis and this instance
+ * (`lastId` is 0), which then gets `fresh`.
+ */
+function checkEpoch(known: string, lastId: string, fresh: string): string {
+  return `
+local epoch = redis.call('GET', KEYS[4])
+if not epoch and ${known} == '' and ${lastId} == '0' then
+  redis.call('SET', KEYS[4], ${fresh})
+elseif epoch ~= ${known} then
+  return {${STALE_EPOCH}, ''}
+end
+`;
+}
+
+/**
+ * Appends `entry` (JSON) to the stream KEYS[2], remembers it under KEYS[3] if `remember`, and
+ * publishes it.
+ */
 const STORE = `
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', MAXLEN, id .. '-0', 'm', entry)
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], entry, 'EX', ${DEDUPE_SECONDS}) end
+if remember then redis.call('SET', KEYS[3], entry, 'EX', ${DEDUPE_SECONDS}) end
 redis.call('PUBLISH', '${CHANNEL}', entry)
 return {${STORED}, entry}
 `;
@@ -104,16 +132,18 @@ return {${STORED}, entry}
 /**
  * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
  * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
- * KEYS: sequence, stream, clientId key ("" for none), epoch. ARGV: room, userName, body, max
- * length, the last id this instance has, the clientId ("" for none), the epoch this instance
- * re-seeded, the author's id ("" for none) and the mentions (a JSON array, "" for none).
- * Returns {STALE_EPOCH, ""} if Redis holds other data than that, {DUPLICATE, original} for a
- * known clientId with the same body, {REUSED, original} for one with another body or of a
- * change, else {STORED, message}; messages are JSON.
+ * KEYS (the room's, so of one slot): sequence, stream, clientId key (any key of the room for
+ * none), epoch. ARGV: room, userName, body, max length, the last id this instance has, the
+ * clientId ("" for none), the room's epoch this instance re-seeded in ("" for none), the
+ * author's id ("" for none), the mentions (a JSON array, "" for none), and the epoch to give a
+ * room new to Redis. Returns {STALE_EPOCH, ""} if Redis holds other data of the room than that,
+ * {DUPLICATE, original} for a known clientId with the same body, {REUSED, original} for one
+ * with another body or of a change, else {STORED, message}; messages are JSON.
  */
 const APPEND_SCRIPT = `
-if redis.call('GET', KEYS[4]) ~= ARGV[7] then return {${STALE_EPOCH}, ''} end
-if KEYS[3] ~= '' then
+${checkEpoch("ARGV[7]", "ARGV[5]", "ARGV[10]")}
+local remember = ARGV[6] ~= ''
+if remember then
   local original = redis.call('GET', KEYS[3])
   if original then
     local known = cjson.decode(original)
@@ -123,7 +153,7 @@ if KEYS[3] ~= '' then
 end
 ${nextId("ARGV[5]")}
 local fields = {id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms}
-if ARGV[6] ~= '' then fields.clientId = ARGV[6] end
+if remember then fields.clientId = ARGV[6] end
 if ARGV[8] ~= '' then fields.authorId = ARGV[8] end
 if ARGV[9] ~= '' then fields.mentions = cjson.decode(ARGV[9]) end
 local entry = cjson.encode(fields)
@@ -133,12 +163,14 @@ ${STORE}`;
 /**
  * The same for a change to a message: KEYS as for a message. ARGV: the change's fields (JSON:
  * type, room, messageId, userName, body, emoji, on, clientId), max length, the last id this
- * instance has, the epoch. A known clientId is a duplicate if it was this same change.
+ * instance has, the room's epoch, the epoch to give a room new to Redis. A known clientId is a
+ * duplicate if it was this same change.
  */
 const CHANGE_SCRIPT = `
-if redis.call('GET', KEYS[4]) ~= ARGV[4] then return {${STALE_EPOCH}, ''} end
+${checkEpoch("ARGV[4]", "ARGV[3]", "ARGV[5]")}
 local fields = cjson.decode(ARGV[1])
-if KEYS[3] ~= '' then
+local remember = fields.clientId ~= nil
+if remember then
   local original = redis.call('GET', KEYS[3])
   if original then
     local k = cjson.decode(original)
@@ -157,27 +189,29 @@ local MAXLEN = ARGV[2]
 ${STORE}`;
 
 /**
- * The epoch, made if missing. KEYS: epoch. ARGV: a new epoch's name, and how long appends wait
- * in a new epoch (ms). Returns {epoch, Redis's clock in ms}.
+ * Re-seeds rooms: makes each room's epoch if missing, and raises its sequence to at least the
+ * last id this instance has. KEYS: each room's epoch and sequence, room after room (on a
+ * cluster, of rooms of one slot). ARGV: a new epoch's name, how long appends wait in a new epoch
+ * (ms), then each room's last id here. An epoch is "<random name> <until when appends wait, ms
+ * since the epoch>". Returns {Redis's clock in ms, {each room's epoch}}.
  */
-const EPOCH_SCRIPT = `
+const RESEED_SCRIPT = `
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1] .. ' ' .. string.format('%.0f', ms + tonumber(ARGV[2]))
-  redis.call('SET', KEYS[1], epoch)
+local epochs = {}
+for i = 1, #KEYS / 2 do
+  local epoch = redis.call('GET', KEYS[2 * i - 1])
+  if not epoch then
+    epoch = ARGV[1] .. ' ' .. string.format('%.0f', ms + tonumber(ARGV[2]))
+    redis.call('SET', KEYS[2 * i - 1], epoch)
+  end
+  epochs[i] = epoch
+  local mine = tonumber(ARGV[2 + i])
+  if tonumber(redis.call('GET', KEYS[2 * i]) or '0') < mine then
+    redis.call('SET', KEYS[2 * i], mine)
+  end
 end
-return {epoch, string.format('%.0f', ms)}
-`;
-
-/** Raises each sequence in KEYS to at least the id at the same place in ARGV. */
-const RESEED_SCRIPT = `
-for i, key in ipairs(KEYS) do
-  local mine = tonumber(ARGV[i])
-  if tonumber(redis.call('GET', key) or '0') < mine then redis.call('SET', key, mine) end
-end
-return #KEYS
+return {string.format('%.0f', ms), epochs}
 `;
 
 /** What an instance publishes to itself at every heartbeat, to know its subscription works. */
@@ -242,13 +276,22 @@ interface Logged {
 }
 
 /** A room's keys: they share its hash tag. */
-function roomKeys(room: string): { seq: string; log: string; client: (id: string) => string } {
+function roomKeys(
+  room: string,
+): { seq: string; log: string; epoch: string; client: (id: string) => string } {
   const tag = `${PREFIX}{${room}}`;
   return {
     seq: `${tag}:seq`,
     log: `${tag}:log`,
+    epoch: `${tag}:epoch`,
     client: (id) => `${tag}:client:${id}`,
   };
+}
+
+/** A room and the last id this instance has of it. */
+interface RoomLastId {
+  room: string;
+  lastId: number;
 }
 
 /** An append waiting for its message to be in this instance's store. */
@@ -281,8 +324,8 @@ export class RedisBus implements Bus {
   /** Ends the waits of settling and of appends at shutdown. */
   readonly #onClose = new Set<() => void>();
   #closed = false;
-  /** The epoch this instance re-seeded its ids in: null before the first check. */
-  #epoch: string | null = null;
+  /** The epoch this instance re-seeded each room's ids in, by room. */
+  readonly #epochs = new Map<string, string>();
   /** Appends wait for this: the epoch check after a (re)connect, and the settling after a loss. */
   #gate: Promise<void> = Promise.resolve();
   #gateOpen = false;
@@ -293,29 +336,33 @@ export class RedisBus implements Bus {
 
   private constructor(
     private readonly commands: RedisLink,
-    private readonly events: RedisLink,
+    private readonly events: RedisSubscription,
     private readonly history: HistoryStore,
     private readonly maxPerRoom: number,
     private readonly onError: (message: string) => void,
   ) {}
 
   /**
-   * Connects to Redis; a server that cannot be reached at start-up is an error. Warns through
-   * `onError` when Redis does not keep what it acks. The bus beats every `announceSeconds`.
+   * Connects to Redis (`redis` as `config.json` has it: a URL, or a cluster's nodes); a server
+   * or cluster that cannot be reached at start-up is an error. Warns through `onError` when
+   * Redis does not keep what it acks. The bus beats every `announceSeconds`.
    */
   static async connect(
-    url: string,
+    redis: string | readonly string[],
     history: HistoryStore,
     maxPerRoom: number,
     onError: (message: string) => void,
     announceSeconds = ANNOUNCE_SECONDS,
   ): Promise<RedisBus> {
-    const commands = await RedisLink.open(url, "commands", onError);
-    let events: RedisLink | undefined;
+    const target = redisTarget(redis);
+    const commands = await RedisLink.open(target, "commands", onError);
+    let events: RedisSubscription | undefined;
     try {
-      events = await RedisLink.open(url, "events", onError);
+      let receive = (_text: string) => {};
+      events = await RedisSubscription.open(target, CHANNEL, (text) => receive(text), onError);
       const bus = new RedisBus(commands, events, history, maxPerRoom, onError);
-      await bus.#start(url, announceSeconds);
+      receive = (text) => bus.#receive(text);
+      await bus.#start(announceSeconds);
       return bus;
     } catch (error) {
       await Promise.all([commands.close(), events?.close()]);
@@ -323,7 +370,7 @@ export class RedisBus implements Bus {
     }
   }
 
-  async #start(url: string, announceSeconds: number): Promise<void> {
+  async #start(announceSeconds: number): Promise<void> {
     const down = () => this.#synced = false;
     this.commands.onDown = down;
     this.events.onDown = down;
@@ -332,10 +379,11 @@ export class RedisBus implements Bus {
       this.#echo = null;
       this.#resync();
     };
-    await this.events.call("SUBSCRIBE", (c) => c.subscribe(CHANNEL, (t) => this.#receive(t)));
     await this.#verify();
-    const warning = await persistenceWarning(this.commands, redisHost(url));
-    if (warning !== null) this.onError(`redis: warning: ${warning}`);
+    for (const { client, host } of await this.commands.masters()) {
+      const warning = await persistenceWarning(this.commands, client, host);
+      if (warning !== null) this.onError(`redis: warning: ${warning}`);
+    }
     const intervalMs = announceSeconds * 1000;
     this.#heartbeat = setInterval(() => {
       this.#handler({ kind: "heartbeat", intervalMs });
@@ -347,7 +395,7 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * "ok" once both connections are up, the epoch is checked and every room caught up since they
+   * "ok" once both connections are up, the epochs are checked and every room caught up since they
    * came back; "down" otherwise (appends fail or wait, and `/history` may be behind).
    */
   get redis(): "ok" | "down" {
@@ -359,7 +407,7 @@ export class RedisBus implements Bus {
     if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
     const known = this.#known(message);
     if (known !== null) return known;
-    const [status, text] = await this.#run(() => this.#eval(message));
+    const [status, text] = await this.#run(message.room, () => this.#eval(message));
     if (status === REUSED) throw new ClientIdReusedError(message.clientId ?? "");
     const stored = fromRedis(text) as RecordedMessage;
     await this.#recorded(stored);
@@ -382,18 +430,25 @@ export class RedisBus implements Bus {
     }
     if (verdict instanceof Error) throw verdict;
     if (verdict !== null) return verdict;
-    const [status, text] = await this.#run(() => this.#evalChange(change));
+    const [status, text] = await this.#run(change.room, () => this.#evalChange(change));
     if (status === REUSED) throw new ClientIdReusedError(change.clientId ?? "");
     const event = fromRedis(text) as ChangeEvent;
     await this.#recorded(event);
     return { event, id: event.id, duplicate: status === DUPLICATE };
   }
 
-  /** Runs a script; if Redis lost its data since this instance last looked, re-seeds and retries once. */
-  async #run(script: () => Promise<[number, string]>): Promise<[number, string]> {
+  /**
+   * Runs a script of `room`; if Redis lost the room's data since this instance last looked,
+   * re-seeds and retries once.
+   */
+  async #run(room: string, script: () => Promise<[number, string]>): Promise<[number, string]> {
     let [status, text] = await script();
     if (status === STALE_EPOCH) {
-      if (this.#gateOpen) this.#reconnected();
+      // Redis lost the room's data since this instance last looked (if it had looked: else
+      // another instance made the room): re-seed, then try once more.
+      const { settleMs, lost } = await this.#reseed([{ room, lastId: this.history.lastId(room) }]);
+      if (lost && this.#gateOpen) this.#reconnected();
+      await this.#sleep(settleMs);
       [status, text] = await script();
       if (status === STALE_EPOCH) {
         throw new RedisUnavailableError("Redis lost its data and is being re-seeded");
@@ -419,27 +474,33 @@ export class RedisBus implements Bus {
   ): Promise<[number, string]> {
     await this.#gated();
     const keys = roomKeys(room);
+    const epoch = this.#epochs.get(room) ?? "";
+    const lastId = this.history.lastId(room);
+    const fresh = `${crypto.randomUUID()} 0`;
     const reply = await this.commands.call("the append", (c) =>
       c.eval(APPEND_SCRIPT, {
         keys: [
           keys.seq,
           keys.log,
-          clientId === undefined ? "" : keys.client(`${userName}\n${clientId}`),
-          EPOCH,
+          clientId === undefined ? keys.seq : keys.client(`${userName}\n${clientId}`),
+          keys.epoch,
         ],
         arguments: [
           room,
           userName,
           body,
           String(this.maxPerRoom),
-          String(this.history.lastId(room)),
+          String(lastId),
           clientId ?? "",
-          this.#epoch ?? "",
+          epoch,
           author ?? "",
           mentions === undefined || mentions.length === 0 ? "" : JSON.stringify(mentions),
+          fresh,
         ],
-      }));
-    return reply as [number, string];
+      })) as [number, string];
+    // Stored without an epoch: this append gave the room its first one.
+    if (reply[0] !== STALE_EPOCH && epoch === "") this.#epochs.set(room, fresh);
+    return reply;
   }
 
   async #evalChange(change: NewChange): Promise<[number, string]> {
@@ -450,22 +511,26 @@ export class RedisBus implements Bus {
     if (change.type === "edit") fields.body = change.body;
     if (change.type === "reaction") Object.assign(fields, { emoji: change.emoji, on: change.on });
     if (clientId !== undefined) fields.clientId = clientId;
+    const epoch = this.#epochs.get(room) ?? "";
+    const fresh = `${crypto.randomUUID()} 0`;
     const reply = await this.commands.call("the change", (c) =>
       c.eval(CHANGE_SCRIPT, {
         keys: [
           keys.seq,
           keys.log,
-          clientId === undefined ? "" : keys.client(`${userName}\n${clientId}`),
-          EPOCH,
+          clientId === undefined ? keys.seq : keys.client(`${userName}\n${clientId}`),
+          keys.epoch,
         ],
         arguments: [
           JSON.stringify(fields),
           String(this.maxPerRoom),
           String(this.history.lastId(room)),
-          this.#epoch ?? "",
+          epoch,
+          fresh,
         ],
-      }));
-    return reply as [number, string];
+      })) as [number, string];
+    if (reply[0] !== STALE_EPOCH && epoch === "") this.#epochs.set(room, fresh);
+    return reply;
   }
 
   /** Waits for the epoch check (and the settling after a loss of data) before an id is taken. */
@@ -601,44 +666,76 @@ export class RedisBus implements Bus {
     return checked.then(() => {});
   }
 
-  /** Returns how long appends must still wait in the epoch Redis holds. */
+  /** Returns how long appends must still wait in the epochs Redis holds. */
   async #checkEpoch(): Promise<number> {
-    const settle = this.#epoch !== null || this.history.rooms().length > 0 ? SETTLE_MS : 0;
-    const [epoch, now] = await this.commands.call("the epoch check", (c) =>
-      c.eval(EPOCH_SCRIPT, {
-        keys: [EPOCH],
-        arguments: [crypto.randomUUID(), String(settle)],
-      })) as [string, string];
-    if (this.#epoch !== null && epoch !== this.#epoch) {
+    const { settleMs, lost } = await this.#reseed(this.history.rooms());
+    if (lost) {
       this.onError(
         "redis: Redis lost parley's data (it restarted without persistence, or was flushed): " +
           "ids go on above the highest this instance has; messages it had not yet recorded " +
           "are missing here",
       );
     }
-    await this.#reseed();
-    this.#epoch = epoch;
-    const until = Number(epoch.split(" ")[1]);
-    return Number.isFinite(until) ? Math.max(0, until - Number(now)) : 0;
+    return settleMs;
   }
 
-  /** Raises every room's sequence in Redis to at least the last id this instance has. */
-  async #reseed(): Promise<void> {
-    const rooms = this.history.rooms();
-    for (let i = 0; i < rooms.length; i += PAGE) {
-      const batch = rooms.slice(i, i + PAGE);
-      await this.commands.call("re-seeding ids", (c) =>
-        c.eval(RESEED_SCRIPT, {
-          keys: batch.map(({ room }) => roomKeys(room).seq),
-          arguments: batch.map(({ lastId }) => String(lastId)),
-        }));
+  /**
+   * Raises the rooms' sequences in Redis to at least the last id this instance has, and learns
+   * their epochs: returns how long appends must still wait in them, and whether one changed
+   * (Redis lost a room's data).
+   */
+  async #reseed(rooms: readonly RoomLastId[]): Promise<{ settleMs: number; lost: boolean }> {
+    const batches = this.#batches(rooms);
+    let settleMs = 0;
+    let lost = false;
+    for (let i = 0; i < batches.length; i += RESEEDS_AT_ONCE) {
+      await Promise.all(
+        batches.slice(i, i + RESEEDS_AT_ONCE).map(async (batch) => {
+          const [now, epochs] = await this.commands.call(
+            "re-seeding ids",
+            (c) =>
+              c.eval(RESEED_SCRIPT, {
+                keys: batch.flatMap(({ room }) => [roomKeys(room).epoch, roomKeys(room).seq]),
+                arguments: [
+                  crypto.randomUUID(),
+                  String(SETTLE_MS),
+                  ...batch.map(({ lastId }) => String(lastId)),
+                ],
+              }),
+          ) as [string, string[]];
+          for (const [n, { room }] of batch.entries()) {
+            const known = this.#epochs.get(room);
+            lost ||= known !== undefined && known !== epochs[n];
+            this.#epochs.set(room, epochs[n]);
+            const until = Number(epochs[n].split(" ")[1]);
+            if (Number.isFinite(until)) settleMs = Math.max(settleMs, until - Number(now));
+          }
+        }),
+      );
     }
+    return { settleMs, lost };
   }
 
-  /** Catches up every room that has a stream, once both connections are up, until it succeeds. */
+  /** Rooms in batches for one script each: on a cluster, of one slot each. */
+  #batches(rooms: readonly RoomLastId[]): RoomLastId[][] {
+    const groups = this.commands.cluster
+      ? [...Map.groupBy(rooms, ({ room }) => keySlot(room)).values()]
+      : [rooms];
+    return groups.flatMap((group) => {
+      const batches = [];
+      for (let i = 0; i < group.length; i += PAGE) batches.push(group.slice(i, i + PAGE));
+      return batches;
+    });
+  }
+
+  /**
+   * Catches up every room that has a stream, once both connections are up, until it succeeds.
+   * With a master of a cluster away, the rooms of the others are caught up meanwhile, and all of
+   * them once it is back.
+   */
   #resync(): void {
     clearTimeout(this.#retrySync);
-    if (this.#closed || !this.commands.up || !this.events.up) return;
+    if (this.#closed || !this.commands.usable || !this.events.up) return;
     const sync = ++this.#syncs;
     this.#catchUpAll().then((ok) => {
       if (sync !== this.#syncs) return;
@@ -650,28 +747,51 @@ export class RedisBus implements Bus {
   #resyncSoon(): void {
     this.#synced = false;
     clearTimeout(this.#retrySync);
-    if (!this.#closed) this.#retrySync = setTimeout(() => this.#resync(), RETRY_MS);
+    // With Redis (or a master) away, its return catches up again.
+    if (!this.#closed && this.commands.up) {
+      this.#retrySync = setTimeout(() => this.#resync(), RETRY_MS);
+    }
   }
 
+  /**
+   * Catches up the rooms of every master, a scan of each; a master that is away does not keep
+   * the others' rooms from catching up.
+   */
   async #catchUpAll(): Promise<boolean> {
-    let cursor = "0";
+    let masters: RedisClient[];
     try {
-      do {
-        const reply = await this.commands.call(
-          "listing the rooms",
-          (c) => c.scan(cursor, { MATCH: `${PREFIX}{*}:log`, COUNT: PAGE }),
-        );
-        cursor = String(reply.cursor);
-        for (const key of reply.keys) {
-          const room = key.slice(PREFIX.length + 1, -"}:log".length);
-          if (!(await this.#step(() => this.#fetchNewer(room)))) return false;
-        }
-      } while (cursor !== "0");
-      return true;
+      masters = (await this.commands.masters()).map(({ client }) => client);
     } catch (error) {
       this.#report(error as Error);
       return false;
     }
+    let ok = true;
+    for (const master of masters) {
+      try {
+        ok = await this.#catchUpMaster(master) && ok;
+      } catch (error) {
+        this.#report(error as Error);
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  async #catchUpMaster(master: RedisClient): Promise<boolean> {
+    let cursor = "0";
+    do {
+      const reply = await this.commands.call(
+        "listing the rooms",
+        (c) => c.scan(cursor, { MATCH: `${PREFIX}{*}:log`, COUNT: PAGE }),
+        master,
+      );
+      cursor = String(reply.cursor);
+      for (const key of reply.keys) {
+        const room = key.slice(PREFIX.length + 1, -"}:log".length);
+        if (!(await this.#step(() => this.#fetchNewer(room)))) return false;
+      }
+    } while (cursor !== "0");
+    return true;
   }
 
   /** Records the room's messages after the last one here, up to `to`, a page at a time. */
@@ -795,8 +915,12 @@ export class RedisBus implements Bus {
  * Why an ack is not as durable as this Redis can make it, or null when it keeps every write
  * (`appendonly yes`, `appendfsync always`). A Redis that refuses `CONFIG` is asked `INFO`.
  */
-async function persistenceWarning(link: RedisLink, host: string): Promise<string | null> {
-  const config = await readPersistence(link);
+async function persistenceWarning(
+  link: RedisLink,
+  node: RedisClient,
+  host: string,
+): Promise<string | null> {
+  const config = await readPersistence(link, node);
   const durable = "acks are only as durable as Redis: if it restarts without its data, a " +
     "message an instance had not yet recorded is missing there for good, and a resend of one " +
     "not yet acked may be stored twice";
@@ -830,18 +954,23 @@ interface Persistence {
   save?: string;
 }
 
-async function readPersistence(link: RedisLink): Promise<Persistence | null> {
+async function readPersistence(link: RedisLink, node: RedisClient): Promise<Persistence | null> {
   try {
     const config = await link.call(
       "CONFIG GET",
       (c: RedisClient) => c.configGet(["appendonly", "appendfsync", "save"]),
+      node,
     ) as Record<string, string>;
     if (config.appendonly !== undefined) return config as unknown as Persistence;
   } catch {
     // CONFIG may be renamed away; INFO says less, but something.
   }
   try {
-    const info = await link.call("INFO persistence", (c: RedisClient) => c.info("persistence"));
+    const info = await link.call(
+      "INFO persistence",
+      (c: RedisClient) => c.info("persistence"),
+      node,
+    );
     const aof = /^aof_enabled:(\d)/m.exec(info)?.[1];
     if (aof === undefined) return null;
     return { appendonly: aof === "1" ? "yes" : "no" };

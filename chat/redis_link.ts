@@ -10,16 +10,34 @@
  * every call has a deadline, and a connection that lets a call pass its deadline while it claims
  * to be ready is torn down and made again.
  *
+ * A link to a Redis Cluster is the client's cluster mode: a connection per master, each coming
+ * back by itself; a command goes to the master of its first key's slot, and fails at once while
+ * that master is away, while the others keep answering. The link is down while any master is.
+ * A call past its deadline is not taken for a dead connection there (the handshake guards those
+ * too): it fails, and the connection is left to the client.
+ *
  * @module
  */
 
-import type { RedisClientType } from "npm:@redis/client@5.9.0";
+import type { RedisClientType, RedisClusterType } from "npm:@redis/client@5.9.0";
+import type { RedisTarget } from "./redis_target.ts";
 
 /** Not a literal in `import()`, so that `deno run` fetches it only when `redis` is set. */
 const REDIS_CLIENT: string = "npm:@redis/client@5.9.0";
 
-/** A client of the library, whatever its modules and scripts. */
+/**
+ * A client of the library, whatever its modules and scripts. A cluster is one too: it answers
+ * the same commands, routed by their first key (a command without one goes to any node).
+ */
 export type RedisClient = RedisClientType;
+
+type Cluster = RedisClusterType;
+
+/** A master of a cluster (or the one server), with its client and its address for messages. */
+export interface RedisNode {
+  client: RedisClient;
+  host: string;
+}
 
 /**
  * Redis could not be reached, or did not answer in time: what was asked may or may not have
@@ -34,6 +52,9 @@ export const COMMAND_TIMEOUT_MS = 2000;
 
 /** The longest pause between two attempts to reconnect. */
 export const RECONNECT_MAX_MS = 500;
+
+/** How often a cluster link looks whether every master's connection is ready. */
+const CLUSTER_POLL_MS = 100;
 
 /** Rejects with a {@link RedisUnavailableError} saying `what` if `promise` takes over `ms`. */
 export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -63,6 +84,12 @@ export function redisHost(url: string): string {
   }
 }
 
+/** The target as messages show it: without user names or passwords. */
+export function targetHost(target: RedisTarget): string {
+  if (!target.cluster) return redisHost(target.url);
+  return `the Redis Cluster at ${target.urls.map(redisHost).join(", ")}`;
+}
+
 /** A connection to Redis for one use (`role`: commands, or the subscription to events). */
 export class RedisLink {
   /** Called each time the connection is ready again after it was lost. */
@@ -70,21 +97,30 @@ export class RedisLink {
   /** Called once each time the connection is lost. */
   onDown: () => void = () => {};
   readonly #client: RedisClient;
+  /** The same client as a cluster, if it is one. */
+  readonly #cluster: Cluster | null;
   readonly #host: string;
   #closed = false;
   #reviving = false;
   /** When the connection was lost, if it is down. */
   #downSince: number | null = null;
+  #poll: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
-    client: RedisClient,
-    url: string,
+    client: RedisClient | Cluster,
+    target: RedisTarget,
     readonly role: string,
     private readonly timeoutMs: number,
     private readonly onError: (message: string) => void,
   ) {
-    this.#client = client;
-    this.#host = redisHost(url);
+    this.#client = client as RedisClient;
+    this.#cluster = target.cluster ? client as Cluster : null;
+    this.#host = targetHost(target);
+  }
+
+  /** Whether this is a link to a Redis Cluster. */
+  get cluster(): boolean {
+    return this.#cluster !== null;
   }
 
   /**
@@ -93,18 +129,17 @@ export class RedisLink {
    * when `redis` is configured.
    */
   static async open(
-    url: string,
+    target: RedisTarget,
     role: string,
     onError: (message: string) => void,
     timeoutMs = COMMAND_TIMEOUT_MS,
   ): Promise<RedisLink> {
-    const { createClient } = await import(REDIS_CLIENT) as typeof import("npm:@redis/client@5.9.0");
+    const redis = await import(REDIS_CLIENT) as typeof import("npm:@redis/client@5.9.0");
     let started = false;
-    const client = createClient({
-      url,
+    const options = {
       name: `parley-${role}`,
       disableClientInfo: true,
-      maintNotifications: "disabled",
+      maintNotifications: "disabled" as const,
       // Fail a command at once while Redis is away (the caller tries again), instead of
       // queueing it without bound.
       disableOfflineQueue: true,
@@ -113,9 +148,17 @@ export class RedisLink {
         reconnectStrategy: (retries: number, cause: Error) =>
           started ? Math.min(50 * 2 ** retries, RECONNECT_MAX_MS) : cause,
       },
-    }) as unknown as RedisClient;
-    const link = new RedisLink(client, url, role, timeoutMs, onError);
-    client.on("error", (error: Error) => started && link.#lost(error.message));
+    };
+    const client = target.cluster
+      ? redis.createCluster({
+        rootNodes: target.urls.map((url) => ({ url })),
+        defaults: nodeDefaults(options, target.urls[0]),
+      }) as unknown as Cluster
+      : redis.createClient({ url: target.url, ...options }) as unknown as RedisClient;
+    const link = new RedisLink(client, target, role, timeoutMs, onError);
+    const lost = (error: Error) => started && link.#lost(error.message);
+    client.on("error", lost);
+    if (target.cluster) client.on("node-error", lost);
     try {
       await client.connect();
     } catch (error) {
@@ -125,26 +168,71 @@ export class RedisLink {
       );
     }
     started = true;
-    client.on("ready", () => link.#ready());
+    if (target.cluster) link.#poll = setInterval(() => link.#watch(), CLUSTER_POLL_MS);
+    else client.on("ready", () => link.#ready());
     return link;
   }
 
-  /** Whether the connection is ready for commands. */
+  /** Whether the connection is ready for commands (to a cluster: every master's). */
   get up(): boolean {
-    return !this.#closed && this.#downSince === null && this.#client.isReady;
+    return !this.#closed && this.#downSince === null && this.#clientReady();
   }
 
   /**
-   * Runs `command` on the connection. Fails with a {@link RedisUnavailableError} at once while
-   * the connection is down, and after the timeout if Redis does not answer.
+   * Whether commands may be tried: the connection is up, or for a cluster, open (a command
+   * fails at once if its master is away).
    */
-  async call<T>(what: string, command: (client: RedisClient) => Promise<T>): Promise<T> {
-    if (!this.up) {
+  get usable(): boolean {
+    return this.#cluster === null ? this.up : !this.#closed && this.#cluster.isOpen;
+  }
+
+  /** Whether the client is ready: for a cluster, every master's connection. */
+  #clientReady(): boolean {
+    if (this.#cluster === null) return this.#client.isReady;
+    const masters = this.#cluster.masters;
+    return this.#cluster.isOpen && masters.length > 0 &&
+      masters.every(({ client }) => client?.isReady === true);
+  }
+
+  /** A cluster link's look at its masters' connections, to say when they are lost or back. */
+  #watch(): void {
+    const ready = this.#clientReady();
+    if (!ready && this.#downSince === null) this.#lost("a master is unreachable");
+    else if (ready && this.#downSince !== null) this.#ready();
+  }
+
+  /** Every master, with its client: the one server, if this is not a cluster. */
+  masters(): Promise<RedisNode[]> {
+    if (this.#cluster === null) {
+      return Promise.resolve([{ client: this.#client, host: this.#host }]);
+    }
+    const cluster = this.#cluster;
+    return this.call(
+      "finding the masters",
+      () =>
+        Promise.all(cluster.masters.map(async (master) => ({
+          client: await cluster.nodeClient(master) as unknown as RedisClient,
+          host: `redis://${master.address}`,
+        }))),
+    );
+  }
+
+  /**
+   * Runs `command` on the connection (or on `node`, a client of {@link masters}). Fails with a
+   * {@link RedisUnavailableError} at once while the connection is down (to a cluster: while the
+   * master it needs is), and after the timeout if Redis does not answer.
+   */
+  async call<T>(
+    what: string,
+    command: (client: RedisClient) => Promise<T>,
+    node: RedisClient = this.#client,
+  ): Promise<T> {
+    if (!this.usable) {
       throw new RedisUnavailableError(
         `Redis at ${this.#host} is unreachable (reconnecting); ${what} was not done`,
       );
     }
-    const running = command(this.#client);
+    const running = command(node);
     // Past the deadline nobody awaits it: its failure is already reported.
     running.catch(() => {});
     try {
@@ -156,7 +244,7 @@ export class RedisLink {
           { cause: error },
         );
       }
-      if (this.up) this.revive(error.message);
+      if (this.up && this.#cluster === null) this.revive(error.message);
       throw error;
     }
   }
@@ -164,6 +252,7 @@ export class RedisLink {
   /** Closes the connection at once: calls in flight fail; nothing waits for Redis. */
   close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#poll);
     try {
       this.#client.destroy();
     } catch {
@@ -173,7 +262,7 @@ export class RedisLink {
   }
 
   #lost(reason: string): void {
-    if (this.#closed || this.#client.isReady || this.#downSince !== null) return;
+    if (this.#closed || this.#clientReady() || this.#downSince !== null) return;
     this.#downSince = Date.now();
     this.onError(
       `redis: lost the ${this.role} connection to ${this.#host} (${reason}); reconnecting`,
@@ -200,7 +289,7 @@ export class RedisLink {
    * carries nothing (`reason` says how that showed).
    */
   revive(reason: string): void {
-    if (this.#closed || this.#reviving) return;
+    if (this.#closed || this.#reviving || this.#cluster !== null) return;
     this.#reviving = true;
     try {
       this.#client.destroy();
@@ -210,4 +299,17 @@ export class RedisLink {
     this.#lost(`${reason}; making the connection again`);
     this.#client.connect().catch(() => {}).finally(() => this.#reviving = false);
   }
+}
+
+/**
+ * The options of every node of a cluster: those of a connection, and the first node's user name,
+ * password and TLS, for the nodes discovered from it.
+ */
+function nodeDefaults<T extends { socket: object }>(options: T, url: string): T {
+  const { protocol, username, password } = new URL(url);
+  const defaults: T & { username?: string; password?: string } = { ...options };
+  if (username !== "") defaults.username = decodeURIComponent(username);
+  if (password !== "") defaults.password = decodeURIComponent(password);
+  if (protocol === "rediss:") defaults.socket = { ...options.socket, tls: true };
+  return defaults;
 }

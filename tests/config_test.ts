@@ -33,6 +33,13 @@ Deno.test("the Go server's config.json still works", () => {
   assert.equal(mergeConfig(defaultConfig, go, "x").hostName, "0.0.0.0");
 });
 
+Deno.test("redis may name a cluster: a list of node URLs, or a redis+cluster:// URL", () => {
+  const list = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"];
+  assert.deepEqual(mergeConfig(defaultConfig, { redis: list }, "x").redis, list);
+  const url = "redis+cluster://10.0.0.1:6379,10.0.0.2:6379";
+  assert.equal(mergeConfig(defaultConfig, { redis: url }, "x").redis, url);
+});
+
 const badConfigs: [string, unknown, RegExp][] = [
   ["an unknown key", { prot: 1 }, /unknown key "prot"/],
   ["an unknown nested key", { limits: { burts: 1 } }, /unknown key "limits\.burts"/],
@@ -45,6 +52,10 @@ const badConfigs: [string, unknown, RegExp][] = [
   ["a host with a scheme", { allowedHosts: ["https://chat.example"] }, /"allowedHosts"/],
   ["a replay limit too large", { history: { maxReplay: 1e9 } }, /"history\.maxReplay"/],
   ["a redis URL without scheme", { redis: "localhost:6379" }, /"redis"/],
+  ["an empty list of cluster nodes", { redis: [] }, /"redis" must be .*names no cluster node/],
+  ["a cluster node that is no URL", { redis: ["redis://a:1", 5] }, /"redis" must be .*5/],
+  ["a cluster URL without ports", { redis: "redis+cluster://a,b" }, /"redis".*"a" is not/],
+  ["a redis setting of another type", { redis: 6379 }, /"redis" must be/],
   ["a JSON array", [], /must hold a JSON object/],
 ];
 
