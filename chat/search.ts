@@ -1,0 +1,515 @@
+/**
+ * The search index: SQLite FTS5 over the bodies of stored messages, kept in the history file on
+ * the history store's own connection, so that it survives whatever the store survives.
+ *
+ * - `search_rooms` numbers the rooms and keeps, per room, the id up to which its messages are
+ *   indexed (`indexed_to`): after a restart, or in a file from before search, it says what is
+ *   left to index. `search_docs` maps an index row (`seq`) to its message (room number, id).
+ * - `seq` orders the index newest first across rooms: the message's second (from its timestamp)
+ *   times 2^20, plus its place among the messages of that second indexed so far. So a page of
+ *   the newest hits is the first rows of one FTS5 query, however late a message was indexed.
+ * - `search_index` is contentless (the bodies stay in `messages` only); a search shows its hits'
+ *   current bodies, marked by FTS5 itself in a small temporary table (see {@link SnippetPart}).
+ *
+ * Indexing stays off the ack path: the store tells {@link SearchIndex} which rooms each commit
+ * wrote to, and it indexes what is new since their markers a moment later
+ * ({@link INDEX_DELAY_MS}), in transactions of its own of at most {@link INDEX_BATCH} messages,
+ * yielding to the event loop between them. A search first catches the index up, so it finds a
+ * message acked just before. Edits and deletes (`UPDATE messages SET body`) reach the index
+ * through a trigger, in the transaction that makes them; rows retention deleted are left out of
+ * results at once (a hit needs its row) and taken out of the index by the next indexing of the
+ * room.
+ *
+ * @module
+ */
+
+import type { DatabaseSync, SQLOutputValue, StatementSync } from "node:sqlite";
+import { HistoryError, type HistoryStore } from "./history.ts";
+
+/** How long after a commit its messages are indexed: a longer wait makes fewer, bigger batches. */
+export const INDEX_DELAY_MS = 200;
+
+/** The most messages indexed in one transaction, which blocks the event loop while it runs. */
+export const INDEX_BATCH = 2000;
+
+/** A search indexes at most this many messages first; beyond it the answer is `partial`. */
+const SEARCH_CATCH_UP = 10_000;
+
+/** A search looks at most at this many of the newest matches for hits the requester may read. */
+const SCAN_LIMIT = 20_000;
+
+/** Rows of one second in `seq`: 2^20, and 2^33 seconds (to the year 2242) stay below 2^53. */
+const SECOND_SLOTS = 2 ** 20;
+const LAST_SECOND = 2 ** 33 - 1;
+
+/** How long indexing waits after a failure (a locked or full file) before it tries again. */
+const RETRY_MS = 1000;
+
+/** Marks a matched run in FTS5's `snippet()`: control characters, which no body holds. */
+const OPEN = "\x01";
+const CLOSE = "\x02";
+
+/** Tokens of context a snippet keeps around the matches (FTS5 allows at most 64). */
+const SNIPPET_TOKENS = 32;
+
+const TOKENIZE = "tokenize = 'unicode61 remove_diacritics 2'";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS search_rooms (
+  no INTEGER PRIMARY KEY,
+  room TEXT NOT NULL UNIQUE,
+  indexed_to INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS search_docs (
+  seq INTEGER PRIMARY KEY,
+  room_no INTEGER NOT NULL,
+  id INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS search_docs_message ON search_docs (room_no, id);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5 (
+  body, content = '', contentless_delete = 1, ${TOKENIZE}
+);
+-- An edit re-indexes an indexed message; a delete (body '') takes it out. A message not indexed
+-- yet has no search_docs row, and is indexed as it is by then.
+CREATE TRIGGER IF NOT EXISTS search_edited AFTER UPDATE OF body ON messages
+WHEN new.body IS NOT old.body
+BEGIN
+  DELETE FROM search_index WHERE rowid = (
+    SELECT d.seq FROM search_rooms r JOIN search_docs d ON d.room_no = r.no
+    WHERE r.room = old.room AND d.id = old.id);
+  INSERT INTO search_index (rowid, body)
+    SELECT d.seq, new.body FROM search_rooms r JOIN search_docs d ON d.room_no = r.no
+    WHERE r.room = old.room AND d.id = old.id AND new.body <> '';
+  DELETE FROM search_docs WHERE new.body = '' AND seq = (
+    SELECT d.seq FROM search_rooms r JOIN search_docs d ON d.room_no = r.no
+    WHERE r.room = old.room AND d.id = old.id);
+END;
+`;
+
+/** Where a search's hits are marked: its bodies, and an index of them alone, emptied after. */
+const MARKS_SCHEMA = `
+CREATE TEMP TABLE IF NOT EXISTS search_marks_text (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_marks USING fts5 (
+  body, content = 'search_marks_text', content_rowid = 'id', ${TOKENIZE}
+);
+`;
+
+/** One piece of a snippet: text to show as it is, `match: true` where the query matched. */
+export interface SnippetPart {
+  text: string;
+  match?: true;
+}
+
+/** One hit of a search: where the message is, who wrote it, when, and the marked snippet. */
+export interface SearchHit {
+  room: string;
+  id: number;
+  userName: string;
+  timestamp: string;
+  snippet: SnippetPart[];
+}
+
+/** What {@linkcode SearchIndex.search} looks for. */
+export interface SearchQuery {
+  /** An FTS5 query built by `toFtsQuery` (never a client's text as it came). */
+  fts: string;
+  /** Only this room, or every room the requester may read. */
+  room: string | null;
+  limit: number;
+  /** Whether the requester may read `room`: hits in any other room are never returned. */
+  mayRead(room: string): boolean;
+}
+
+/** A page of hits, newest first. */
+export interface SearchResult {
+  hits: SearchHit[];
+  /**
+   * Matches may be missing: the index is still catching up on a backlog (a file from before
+   * search), or more than {@link SCAN_LIMIT} newer matches were in rooms the requester may not
+   * read (or other rooms than `room`).
+   */
+  partial: boolean;
+}
+
+interface Statements {
+  behindAll: StatementSync;
+  behindOne: StatementSync;
+  addRoom: StatementSync;
+  newMessages: StatementSync;
+  firstId: StatementSync;
+  trimmed: StatementSync;
+  unindex: StatementSync;
+  forgetTrimmed: StatementSync;
+  topOfSecond: StatementSync;
+  top: StatementSync;
+  addDoc: StatementSync;
+  index: StatementSync;
+  setMarker: StatementSync;
+  roomNumbers: StatementSync;
+  hits: StatementSync;
+  moreMatches: StatementSync;
+  markText: StatementSync;
+  mark: StatementSync;
+  snippets: StatementSync;
+  unmark: StatementSync;
+  unmarkText: StatementSync;
+}
+
+/** A room whose stored messages are not all indexed. */
+interface Behind {
+  room: string;
+  lastId: number;
+  no: number | null;
+  indexedTo: number;
+}
+
+/** A message to index, with the `seq` it is given. */
+interface Doc {
+  no: number;
+  id: number;
+  body: string;
+  second: number;
+  seq: number;
+}
+
+/** The search index of one {@link HistoryStore}; see the module documentation. */
+export class SearchIndex {
+  readonly #db: DatabaseSync;
+  readonly #sql: Statements;
+  readonly #onError: (message: string) => void;
+  /** Rooms committed to since they were last indexed; null: look at every room. */
+  #pending: Set<string> | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #failing = false;
+  #closed = false;
+  /** `PRAGMA synchronous` of the store, put back after each indexing transaction. */
+  readonly #synchronous: number;
+
+  private constructor(db: DatabaseSync, sql: Statements, onError: (message: string) => void) {
+    this.#db = db;
+    this.#sql = sql;
+    this.#onError = onError;
+    this.#synchronous = db.prepare("PRAGMA synchronous").get()!.synchronous as number;
+  }
+
+  /**
+   * Adds the index's tables to the store's file if they are missing, and starts indexing what is
+   * not indexed yet (all of a file from before search) in the background; from then on indexes
+   * what the store commits. Indexing failures go to `onError`, and are retried. Throws
+   * {@linkcode HistoryError} if the tables cannot be made.
+   */
+  static open(store: HistoryStore, onError: (message: string) => void): SearchIndex {
+    const db = store.database;
+    let sql: Statements;
+    try {
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        db.exec(SCHEMA);
+        db.exec("COMMIT");
+      } catch (error) {
+        rollback(db);
+        throw error;
+      }
+      db.exec(MARKS_SCHEMA);
+      sql = prepare(db);
+    } catch (error) {
+      throw new HistoryError(
+        `Cannot add the search index to the history store: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const index = new SearchIndex(db, sql, onError);
+    store.onCommitted = (rooms) => index.#committed(rooms);
+    index.#schedule(0);
+    return index;
+  }
+
+  /**
+   * The newest hits of `query` in rooms the requester may read, after indexing what is new (at
+   * most {@link SEARCH_CATCH_UP} messages). Throws {@linkcode HistoryError} if the file cannot
+   * be read.
+   */
+  search(query: SearchQuery): SearchResult {
+    const behind = !this.catchUp(SEARCH_CATCH_UP);
+    try {
+      const rooms = this.#sql.roomNumbers.all().map((row) => ({
+        no: row.no as number,
+        room: row.room as string,
+      }));
+      const only = query.room === null ? null : rooms.find((r) => r.room === query.room);
+      if (only === undefined) return { hits: [], partial: behind };
+      const hidden = rooms.filter((r) => !query.mayRead(r.room)).map((r) => r.no);
+      if (only !== null && hidden.includes(only.no)) return { hits: [], partial: behind };
+      const rows = this.#sql.hits.all(
+        query.fts,
+        SCAN_LIMIT,
+        only?.no ?? null,
+        JSON.stringify(hidden),
+        query.limit,
+      );
+      const scannedAll = rows.length === query.limit ||
+        this.#sql.moreMatches.get(query.fts, SCAN_LIMIT) === undefined;
+      return { hits: this.#snippets(query.fts, rows), partial: behind || !scannedAll };
+    } catch (error) {
+      throw new HistoryError(
+        `Cannot search the history store: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Indexes what every room has that is not indexed, at most `budget` messages; true if nothing
+   * is left. A failure is reported to `onError` and retried later.
+   */
+  catchUp(budget = Infinity): boolean {
+    this.#pending = null;
+    return this.#indexSome(budget);
+  }
+
+  /** Stops indexing; what is not indexed yet is indexed after the next open. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+  }
+
+  #committed(rooms: Iterable<string>): void {
+    if (this.#closed) return;
+    if (this.#pending !== null) { for (const room of rooms) this.#pending.add(room); }
+    this.#schedule(INDEX_DELAY_MS);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#indexSome(INDEX_BATCH)) this.#schedule(this.#failing ? RETRY_MS : 0);
+    }, ms);
+  }
+
+  /** Indexes up to `budget` messages, a batch per transaction; true if nothing is left. */
+  #indexSome(budget: number): boolean {
+    let left = budget;
+    while (left > 0) {
+      const indexed = this.#indexBatch(Math.min(left, INDEX_BATCH));
+      if (indexed === null) return false;
+      if (indexed === "done") return true;
+      left -= indexed;
+    }
+    return false;
+  }
+
+  /**
+   * One transaction indexing at most `limit` messages of the pending rooms: the count, "done"
+   * when no room is behind any more, or null if it failed.
+   */
+  #indexBatch(limit: number): number | "done" | null {
+    if (this.#closed || this.#db.isTransaction) return null;
+    const db = this.#db;
+    try {
+      // The markers are in the same transaction as the index: a commit lost on power failure
+      // (possible with NORMAL) is indexed again. The store's own commits stay FULL.
+      db.exec("PRAGMA synchronous = NORMAL");
+      db.exec("BEGIN IMMEDIATE");
+      const result = this.#indexBehind(limit);
+      db.exec("COMMIT");
+      if (this.#failing) this.#onError("search: indexing works again");
+      this.#failing = false;
+      return result;
+    } catch (error) {
+      rollback(db);
+      if (!this.#failing) {
+        this.#onError(`search: cannot index new messages, will retry: ${(error as Error).message}`);
+      }
+      this.#failing = true;
+      return null;
+    } finally {
+      if (db.isOpen) db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
+    }
+  }
+
+  #indexBehind(limit: number): number | "done" {
+    const behind = this.#behind();
+    if (behind.length === 0) return "done";
+    const docs: Doc[] = [];
+    for (const room of behind) {
+      if (docs.length >= limit) break;
+      const no = room.no ?? (this.#sql.addRoom.get(room.room)!.no as number);
+      const rows = this.#sql.newMessages.all(room.room, room.indexedTo, limit - docs.length);
+      const complete = rows.length < limit - docs.length;
+      for (const row of rows) docs.push(toDoc(no, row));
+      const marker = complete ? room.lastId : (rows.at(-1)!.id as number);
+      this.#sql.setMarker.run(marker, no);
+      if (complete) this.#pending?.delete(room.room);
+      this.#forgetTrimmed(room.room, no);
+    }
+    this.#insert(docs);
+    return docs.length;
+  }
+
+  /** The rooms with messages not indexed: the pending ones, or all of them. */
+  #behind(): Behind[] {
+    const pending = this.#pending;
+    const rows = pending === null
+      ? this.#sql.behindAll.all()
+      : [...pending].flatMap((room) => this.#sql.behindOne.all(room));
+    // A pending room not behind (its commit only found resends) is pending no more.
+    this.#pending = new Set(rows.map((row) => row.room as string));
+    return rows.map((row) => ({
+      room: row.room as string,
+      lastId: row.last_id as number,
+      no: row.no as number | null,
+      indexedTo: row.indexed_to as number,
+    }));
+  }
+
+  /** Takes out of the index the room's messages that retention deleted (the oldest). */
+  #forgetTrimmed(room: string, no: number): void {
+    const first = (this.#sql.firstId.get(room)?.id as number | undefined) ??
+      Number.MAX_SAFE_INTEGER;
+    const trimmed = this.#sql.trimmed.all(no, first);
+    if (trimmed.length === 0) return;
+    for (const row of trimmed) this.#sql.unindex.run(row.seq);
+    this.#sql.forgetTrimmed.run(no, first);
+  }
+
+  /** Gives `docs` their `seq` and indexes them, in `seq` order (FTS5 writes that fastest). */
+  #insert(docs: Doc[]): void {
+    docs.sort((a, b) => a.second - b.second || a.no - b.no || a.id - b.id);
+    const next = new Map<number, number>();
+    for (const doc of docs) {
+      let seq = next.get(doc.second);
+      if (seq === undefined) {
+        const top = this.#sql.topOfSecond.get(
+          doc.second * SECOND_SLOTS,
+          (doc.second + 1) *
+            SECOND_SLOTS,
+        )?.top as number | null;
+        seq = top === null ? doc.second * SECOND_SLOTS : top + 1;
+      }
+      // Over 2^20 messages in one second: on top of everything, out of order but unique.
+      if (seq >= (doc.second + 1) * SECOND_SLOTS) {
+        seq = Math.max(seq, ((this.#sql.top.get()?.top as number | null) ?? 0) + 1);
+      }
+      doc.seq = seq;
+      next.set(doc.second, seq + 1);
+    }
+    docs.sort((a, b) => a.seq - b.seq);
+    for (const doc of docs) {
+      if (this.#sql.addDoc.run(doc.seq, doc.no, doc.id).changes === 0) continue;
+      this.#sql.index.run(doc.seq, doc.body);
+    }
+  }
+
+  /** The hits with their snippets, marked by FTS5 in a temporary table of just these bodies. */
+  #snippets(fts: string, rows: Record<string, SQLOutputValue>[]): SearchHit[] {
+    const sql = this.#sql;
+    rows.forEach((row, i) => {
+      sql.markText.run(i + 1, row.body);
+      sql.mark.run(i + 1, row.body);
+    });
+    const marked = new Map<number, string>();
+    try {
+      for (const row of sql.snippets.all(fts)) {
+        marked.set(row.rowid as number, row.marked as string);
+      }
+    } finally {
+      sql.unmark.run();
+      sql.unmarkText.run();
+    }
+    return rows.map((row, i) => ({
+      room: row.room as string,
+      id: row.id as number,
+      userName: row.user_name as string,
+      timestamp: row.timestamp as string,
+      snippet: snippetParts(marked.get(i + 1) ?? (row.body as string)),
+    }));
+  }
+}
+
+function rollback(db: DatabaseSync): void {
+  try {
+    if (db.isOpen && db.isTransaction) db.exec("ROLLBACK");
+  } catch {
+    // SQLite rolled back already (after SQLITE_FULL, say); nothing is left to undo.
+  }
+}
+
+function toDoc(no: number, row: Record<string, SQLOutputValue>): Doc {
+  const ms = Date.parse(row.timestamp as string);
+  const second = Number.isFinite(ms)
+    ? Math.min(Math.max(0, Math.floor(ms / 1000)), LAST_SECOND)
+    : 0;
+  return { no, id: row.id as number, body: row.body as string, second, seq: 0 };
+}
+
+/** FTS5's marked snippet as parts: the text between the marks is a match. */
+export function snippetParts(marked: string): SnippetPart[] {
+  const parts: SnippetPart[] = [];
+  let at = 0;
+  while (at < marked.length) {
+    const open = marked.indexOf(OPEN, at);
+    if (open === -1) break;
+    const close = marked.indexOf(CLOSE, open + 1);
+    if (close === -1) break;
+    if (open > at) parts.push({ text: marked.slice(at, open) });
+    parts.push({ text: marked.slice(open + 1, close), match: true });
+    at = close + 1;
+  }
+  if (at < marked.length) {
+    parts.push({ text: marked.slice(at).replaceAll(OPEN, "").replaceAll(CLOSE, "") });
+  }
+  return parts;
+}
+
+function prepare(db: DatabaseSync): Statements {
+  const behind = "SELECT r.room, r.last_id, s.no, coalesce(s.indexed_to, 0) AS indexed_to " +
+    "FROM rooms r LEFT JOIN search_rooms s ON s.room = r.room " +
+    "WHERE coalesce(s.indexed_to, 0) < r.last_id";
+  return {
+    behindAll: db.prepare(behind),
+    behindOne: db.prepare(`${behind} AND r.room = ?`),
+    addRoom: db.prepare("INSERT INTO search_rooms (room, indexed_to) VALUES (?, 0) RETURNING no"),
+    newMessages: db.prepare(
+      "SELECT id, body, timestamp FROM messages WHERE room = ? AND id > ? AND body <> '' " +
+        "ORDER BY id LIMIT ?",
+    ),
+    firstId: db.prepare("SELECT id FROM messages WHERE room = ? ORDER BY id LIMIT 1"),
+    trimmed: db.prepare("SELECT seq FROM search_docs WHERE room_no = ? AND id < ?"),
+    unindex: db.prepare("DELETE FROM search_index WHERE rowid = ?"),
+    forgetTrimmed: db.prepare("DELETE FROM search_docs WHERE room_no = ? AND id < ?"),
+    topOfSecond: db.prepare(
+      "SELECT max(seq) AS top FROM search_docs WHERE seq >= ? AND seq < ?",
+    ),
+    top: db.prepare("SELECT max(seq) AS top FROM search_docs"),
+    addDoc: db.prepare(
+      "INSERT INTO search_docs (seq, room_no, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    ),
+    index: db.prepare("INSERT INTO search_index (rowid, body) VALUES (?, ?)"),
+    setMarker: db.prepare("UPDATE search_rooms SET indexed_to = ? WHERE no = ?"),
+    roomNumbers: db.prepare("SELECT no, room FROM search_rooms"),
+    // The newest SCAN_LIMIT matches, newest first, less those the requester may not read.
+    hits: db.prepare(
+      "SELECT r.room, m.id, m.user_name, m.timestamp, m.body " +
+        "FROM (SELECT rowid AS seq FROM search_index WHERE search_index MATCH ?1 " +
+        "ORDER BY rowid DESC LIMIT ?2) f " +
+        "JOIN search_docs d ON d.seq = f.seq " +
+        "JOIN search_rooms r ON r.no = d.room_no " +
+        "JOIN messages m ON m.room = r.room AND m.id = d.id " +
+        "WHERE (?3 IS NULL OR d.room_no = ?3) AND m.body <> '' " +
+        "AND d.room_no NOT IN (SELECT value FROM json_each(?4)) " +
+        "ORDER BY f.seq DESC LIMIT ?5",
+    ),
+    moreMatches: db.prepare(
+      "SELECT 1 FROM search_index WHERE search_index MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+    ),
+    markText: db.prepare("INSERT INTO temp.search_marks_text (id, body) VALUES (?, ?)"),
+    mark: db.prepare("INSERT INTO temp.search_marks (rowid, body) VALUES (?, ?)"),
+    snippets: db.prepare(
+      `SELECT rowid, snippet(search_marks, 0, char(1), char(2), '…', ${SNIPPET_TOKENS}) ` +
+        "AS marked FROM temp.search_marks WHERE search_marks MATCH ?",
+    ),
+    unmark: db.prepare("INSERT INTO temp.search_marks (search_marks) VALUES ('delete-all')"),
+    unmarkText: db.prepare("DELETE FROM temp.search_marks_text"),
+  };
+}
