@@ -5,8 +5,9 @@
  * - `search_rooms` numbers the rooms and keeps, per room, the id up to which its messages are
  *   indexed (`indexed_to`): after a restart, or in a file from before search, it says what is
  *   left to index. `search_docs` maps an index row (`seq`) to its message (room number, id).
- * - `seq` orders the index newest first across rooms: the message's second (from its timestamp)
- *   times 2^20, plus its place among the messages of that second indexed so far. So a page of
+ * - `seq` orders the index newest first across rooms: the message's millisecond (its timestamp)
+ *   times 2^10, plus its place among the messages of that millisecond indexed so far (more than
+ *   1024 spill into the next milliseconds' places). So a page of
  *   the newest hits is the first rows of one FTS5 query, however late a message was indexed.
  * - `search_index` is contentless (the bodies stay in `messages` only); a search shows its hits'
  *   current bodies, marked by FTS5 itself in a small temporary table (see {@link SnippetPart}).
@@ -38,9 +39,9 @@ const SEARCH_CATCH_UP = 10_000;
 /** A search looks at most at this many of the newest matches for hits the requester may read. */
 const SCAN_LIMIT = 20_000;
 
-/** Rows of one second in `seq`: 2^20, and 2^33 seconds (to the year 2242) stay below 2^53. */
-const SECOND_SLOTS = 2 ** 20;
-const LAST_SECOND = 2 ** 33 - 1;
+/** Places of one millisecond in `seq`: 2^10; 2^43 ms (to the year 2248) stay below 2^53. */
+const MS_SLOTS = 2 ** 10;
+const LAST_MS = 2 ** 43 - 1;
 
 /** How long indexing waits after a failure (a locked or full file) before it tries again. */
 const RETRY_MS = 1000;
@@ -140,8 +141,8 @@ interface Statements {
   trimmed: StatementSync;
   unindex: StatementSync;
   forgetTrimmed: StatementSync;
-  topOfSecond: StatementSync;
-  top: StatementSync;
+  topOf: StatementSync;
+  taken: StatementSync;
   addDoc: StatementSync;
   index: StatementSync;
   setMarker: StatementSync;
@@ -168,7 +169,8 @@ interface Doc {
   no: number;
   id: number;
   body: string;
-  second: number;
+  /** The message's timestamp in ms since the epoch. */
+  ms: number;
   seq: number;
 }
 
@@ -375,30 +377,24 @@ export class SearchIndex {
 
   /** Gives `docs` their `seq` and indexes them, in `seq` order (FTS5 writes that fastest). */
   #insert(docs: Doc[]): void {
-    docs.sort((a, b) => a.second - b.second || a.no - b.no || a.id - b.id);
+    docs.sort((a, b) => a.ms - b.ms || a.no - b.no || a.id - b.id);
     const next = new Map<number, number>();
+    const indexed: Doc[] = [];
     for (const doc of docs) {
-      let seq = next.get(doc.second);
+      let seq = next.get(doc.ms);
       if (seq === undefined) {
-        const top = this.#sql.topOfSecond.get(
-          doc.second * SECOND_SLOTS,
-          (doc.second + 1) *
-            SECOND_SLOTS,
-        )?.top as number | null;
-        seq = top === null ? doc.second * SECOND_SLOTS : top + 1;
+        const base = doc.ms * MS_SLOTS;
+        const top = this.#sql.topOf.get(base, base + MS_SLOTS)?.top as number | null;
+        seq = top === null ? base : top + 1;
       }
-      // Over 2^20 messages in one second: on top of everything, out of order but unique.
-      if (seq >= (doc.second + 1) * SECOND_SLOTS) {
-        seq = Math.max(seq, ((this.#sql.top.get()?.top as number | null) ?? 0) + 1);
-      }
-      doc.seq = seq;
-      next.set(doc.second, seq + 1);
+      // Past the millisecond's places (spilled into, or spilling): the next free one.
+      while (seq >= (doc.ms + 1) * MS_SLOTS && this.#sql.taken.get(seq) !== undefined) seq++;
+      next.set(doc.ms, seq + 1);
+      // Written now, so that a later place of this batch sees it taken.
+      if (this.#sql.addDoc.run(seq, doc.no, doc.id).changes === 1) indexed.push({ ...doc, seq });
     }
-    docs.sort((a, b) => a.seq - b.seq);
-    for (const doc of docs) {
-      if (this.#sql.addDoc.run(doc.seq, doc.no, doc.id).changes === 0) continue;
-      this.#sql.index.run(doc.seq, doc.body);
-    }
+    indexed.sort((a, b) => a.seq - b.seq);
+    for (const doc of indexed) this.#sql.index.run(doc.seq, doc.body);
   }
 
   /** The hits with their snippets, marked by FTS5 in a temporary table of just these bodies. */
@@ -437,10 +433,8 @@ function rollback(db: DatabaseSync): void {
 
 function toDoc(no: number, row: Record<string, SQLOutputValue>): Doc {
   const ms = Date.parse(row.timestamp as string);
-  const second = Number.isFinite(ms)
-    ? Math.min(Math.max(0, Math.floor(ms / 1000)), LAST_SECOND)
-    : 0;
-  return { no, id: row.id as number, body: row.body as string, second, seq: 0 };
+  const when = Number.isFinite(ms) ? Math.min(Math.max(0, ms), LAST_MS) : 0;
+  return { no, id: row.id as number, body: row.body as string, ms: when, seq: 0 };
 }
 
 /** FTS5's marked snippet as parts: the text between the marks is a match. */
@@ -478,10 +472,8 @@ function prepare(db: DatabaseSync): Statements {
     trimmed: db.prepare("SELECT seq FROM search_docs WHERE room_no = ? AND id < ?"),
     unindex: db.prepare("DELETE FROM search_index WHERE rowid = ?"),
     forgetTrimmed: db.prepare("DELETE FROM search_docs WHERE room_no = ? AND id < ?"),
-    topOfSecond: db.prepare(
-      "SELECT max(seq) AS top FROM search_docs WHERE seq >= ? AND seq < ?",
-    ),
-    top: db.prepare("SELECT max(seq) AS top FROM search_docs"),
+    topOf: db.prepare("SELECT max(seq) AS top FROM search_docs WHERE seq >= ? AND seq < ?"),
+    taken: db.prepare("SELECT 1 FROM search_docs WHERE seq = ?"),
     addDoc: db.prepare(
       "INSERT INTO search_docs (seq, room_no, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     ),
