@@ -284,7 +284,9 @@ export class SearchIndex {
    */
   catchUp(budget = Infinity): boolean {
     this.#pending = null;
-    return this.#indexSome(budget);
+    const done = this.#indexSome(budget);
+    if (!done) this.#schedule(this.#failing ? RETRY_MS : 0);
+    return done;
   }
 
   /** Stops indexing; what is not indexed yet is indexed after the next open. */

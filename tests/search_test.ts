@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { HistoryStore } from "../chat/history.ts";
-import { snippetParts } from "../chat/search.ts";
+import { SearchIndex, snippetParts } from "../chat/search.ts";
 import { MAX_QUERY_LENGTH, toFtsQuery } from "../chat/search_query.ts";
 import { withPeople } from "./people.ts";
 import {
@@ -350,4 +350,28 @@ Deno.test("snippet parts: the marked runs are matches, the rest plain text", () 
   ]);
   assert.deepEqual(snippetParts("<b>no html</b>"), [{ text: "<b>no html</b>" }]);
   assert.deepEqual(snippetParts("…tail \x01x"), [{ text: "…tail x" }]);
+});
+
+Deno.test("a search on a large backlog indexes 10,000 messages first and says it is partial", async () => {
+  const store = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 20_000 });
+  try {
+    await Promise.all(
+      Array.from(
+        { length: 12_000 },
+        (_, i) => store.append({ room: "big", userName: "u", body: `n${i}` }),
+      ),
+    );
+    const index = SearchIndex.open(store, (message) => assert.fail(message));
+    try {
+      const query = { room: null, limit: 5, mayRead: () => true };
+      // Synchronously after opening: the background indexing has not run yet.
+      assert.deepEqual(index.search({ ...query, fts: toFtsQuery("n0") }).partial, true);
+      const second = index.search({ ...query, fts: toFtsQuery("n11999") });
+      assert.deepEqual([second.partial, second.hits.map((hit) => hit.id)], [false, [12_000]]);
+    } finally {
+      index.close();
+    }
+  } finally {
+    await store.close();
+  }
 });
