@@ -7,6 +7,8 @@
  * ```sh
  * deno task bench --scenario fanout|chat|crowd|idle [--url ws://…] [--baseline] [--duration S] [--json]
  * deno task bench --scenario fanout --parley --legacy 100   # 100 subscribers in the legacy dialect
+ * deno task bench --scenario fanout --workers 2             # parley with workers: 2
+ * deno task bench --scenario fanout --redis                 # two parley instances on Redis
  * ```
  *
  * See `bench/README.md` for the scenarios, the setup and the measured figures.
@@ -14,6 +16,7 @@
 
 import {
   cpuPercent,
+  cpuSecondsPerMillion,
   formatBytes,
   formatCount,
   formatMs,
@@ -24,9 +27,11 @@ import {
   type ProcSample,
   sampleMachine,
   sampleProc,
+  sampleProcs,
 } from "./stats.ts";
 import { benchToken } from "./bench_account.ts";
-import { pinning, type ServerKind, type ServerProcess, startServer } from "./server_process.ts";
+import { type Deployment, startDeployment } from "./deployment.ts";
+import { pinning, type ServerKind } from "./server_process.ts";
 import type {
   ConnectedReport,
   FinalReport,
@@ -110,8 +115,8 @@ export interface BenchOptions extends Scenario {
   bodyBytes: number;
   /** Connections opened at a time. */
   connectConcurrency: number;
-  /** Worker threads holding the connections; 0 picks one per 1,000 subscribers. */
-  workers: number;
+  /** The tool's worker threads holding the connections; 0 picks one per 1,000 subscribers. */
+  loadThreads: number;
   /** Longest wait for the last deliveries once sending stops. */
   drainTimeoutS: number;
   /**
@@ -131,6 +136,13 @@ export interface BenchOptions extends Scenario {
    * prints, and every connection sends that account's API token on its upgrade. Default `open`.
    */
   auth?: "open" | "accounts";
+  /** parley's `workers` (threads serving one port); parley's default, 1, when absent. */
+  serverWorkers?: number;
+  /**
+   * Two parley instances on one redis-server the tool starts: the senders on the first, the other
+   * subscribers split between both, so that every delivery to the second crosses Redis.
+   */
+  redis?: boolean;
 }
 
 /** Delivery figures of a set of subscribers: all of a run's, or one kind of them. */
@@ -181,8 +193,17 @@ export interface RunResult extends SubscriberGroup {
   serverRssStartBytes: number | null;
   /** (RSS at the end - RSS before connecting) / connections. */
   rssPerConnectionBytes: number | null;
-  /** Server CPU over the measured window, in percent of one core. */
+  /** Server CPU over the measured window (every parley instance), in percent of one core. */
   serverCpuPercent: number | null;
+  /** redis-server's CPU over the measured window, in percent of one core; null without Redis. */
+  redisCpuPercent: number | null;
+  /**
+   * Server CPU-seconds (utime + stime of every instance, all threads) per million deliveries in
+   * the measured window: the cost of a delivery, which predicts scaling on a bigger machine.
+   */
+  serverCpuSecondsPerMillion: number | null;
+  /** The same of redis-server, apart; null without Redis. */
+  redisCpuSecondsPerMillion: number | null;
   /** This process's CPU over the measured window, in percent of one core. */
   loadCpuPercent: number | null;
   /**
@@ -197,7 +218,13 @@ export interface RunResult extends SubscriberGroup {
   drainMs: number;
   serverCpus: string | null;
   loadCpus: string | null;
-  workers: number;
+  /** The tool's worker threads. */
+  loadThreads: number;
+  /** parley's `workers`, and its instances (2 on Redis); null for the baseline and `--url`. */
+  serverWorkers: number | null;
+  instances: number | null;
+  /** Subscribers connected to each instance (one figure but on Redis); the senders on the first. */
+  connectedPerInstance: number[];
   /**
    * With legacy subscribers: the `parley.v1` subscribers' figures (the senders among them) and
    * the legacy ones'; the fields above are for all of them together. Null without legacy ones.
@@ -220,6 +247,10 @@ export interface BenchReport extends RunResult {
     serverRssBytes: number | null;
     rssPerConnectionBytes: number | null;
   } | null;
+  /** Why the server and the load were not pinned to CPUs of their own; null if they were. */
+  notPinned: string | null;
+  /** What to keep in mind reading the figures, e.g. that workers pinned to one CPU cannot scale. */
+  notes: string[];
   /** Things that make the figures doubtful, e.g. the load generator saturating its CPU. */
   warnings: string[];
 }
@@ -317,54 +348,72 @@ export function addCounts(into: Record<string, number>, from: Record<string, num
 
 /**
  * Runs the scenario once against one server: `kind` starts it as a subprocess (pinned to
- * `serverCpus` if given); `url` targets a running one.
+ * `serverCpus` if given; parley as the options deploy it); `url` targets a running one.
  */
 async function runOnce(
   options: BenchOptions,
   server: { kind: ServerKind; serverCpus: string | null } | { url: string },
   loadCpus: string | null = null,
 ): Promise<RunResult> {
-  let process: ServerProcess | null = null;
+  let deployment: Deployment | null = null;
   const label = "kind" in server ? server.kind : "url";
   const accounts = label === "parley" && authOf(options) === "accounts";
   if ("kind" in server) {
     log(
       options,
-      `[${label}] starting the server${server.serverCpus ? ` on CPU ${server.serverCpus}` : ""}`,
+      `[${label}] starting ${deploymentOf(options, server.kind)}` +
+        (server.serverCpus ? ` on CPU ${server.serverCpus}` : ""),
     );
-    process = await startServer(server.kind, {
+    deployment = await startDeployment(server.kind, {
       cpus: server.serverCpus,
-      config: accounts ? { authMode: "accounts" } : undefined,
+      ...(server.kind === "parley"
+        ? { authMode: accounts ? "accounts" : undefined, ...parleyShape(options) }
+        : {}),
     });
   }
-  const base = process ? process.url : (server as { url: string }).url;
+  const bases = deployment ? deployment.urls : [(server as { url: string }).url];
   const room = `bench-${crypto.randomUUID().slice(0, 8)}`;
-  const url = chatUrl(base, room);
+  const urls = bases.map((base) => chatUrl(base, room));
   const shares = assignConnections(options);
   const workers = shares.map(() => new LoadWorker());
   try {
     // In accounts mode every connection signs in with the token of an admin made for the run.
-    const token = accounts ? await benchToken(base, process!.banner) : null;
-    return await measure(options, label, url, token, process, workers, shares, loadCpus);
+    const token = accounts ? await benchToken(bases[0], deployment!.banner) : null;
+    return await measure(options, label, urls, token, deployment, workers, shares, loadCpus);
   } finally {
     await Promise.all(
       workers.map((w) => w.ask({ type: "close" }, "closed", 10_000).catch(() => {})),
     );
     for (const w of workers) w.worker.terminate();
-    await process?.stop();
+    await deployment?.stop();
   }
+}
+
+/** parley's `workers` and Redis as the options ask for them. */
+function parleyShape(options: BenchOptions): { workers?: number; redis?: boolean } {
+  return { workers: options.serverWorkers, redis: options.redis };
+}
+
+/** What a run starts, in words: "parley with 2 workers", "two parley instances on Redis". */
+function deploymentOf(options: BenchOptions, kind: ServerKind): string {
+  if (kind === "baseline") return "the baseline";
+  const workers = options.serverWorkers ?? 1;
+  const each = workers > 1 ? ` with ${workers} workers` : "";
+  return options.redis
+    ? `two parley instances${each ? ` (each${each})` : ""} on Redis`
+    : `parley${each}`;
 }
 
 /**
  * Splits the subscribers over worker threads. The senders (subscribers 0..S-1) get a thread of
  * their own, so an ack never waits behind the frames of hundreds of other connections; the rest
- * are dealt round-robin over one thread per 1,000 (or `options.workers` threads): with 10,000 on
+ * are dealt round-robin over one thread per 1,000 (or `options.loadThreads` threads): with 10,000 on
  * four threads the tool itself fell seconds behind in `crowd`, even sharing one CPU.
  */
 export function assignConnections(options: BenchOptions): number[][] {
   const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
   const rest = options.subscribers - senders;
-  const count = Math.max(1, Math.min(options.workers || Math.ceil(rest / 1000), rest));
+  const count = Math.max(1, Math.min(options.loadThreads || Math.ceil(rest / 1000), rest));
   const shares: number[][] = Array.from({ length: rest > 0 ? count : 0 }, () => []);
   for (let i = 0; i < rest; i++) shares[i % count].push(senders + i);
   if (senders > 0) shares.unshift(Array.from({ length: senders }, (_, i) => i));
@@ -374,16 +423,18 @@ export function assignConnections(options: BenchOptions): number[][] {
 async function measure(
   options: BenchOptions,
   label: ServerKind | "url",
-  url: string,
+  urls: string[],
   token: string | null,
-  process: ServerProcess | null,
+  deployment: Deployment | null,
   workers: LoadWorker[],
   shares: number[][],
   loadCpus: string | null,
 ): Promise<RunResult> {
-  const pid = process?.pid ?? null;
-  const server = (): Promise<ProcSample | null> =>
-    pid === null ? Promise.resolve(null) : sampleProc(pid);
+  const url = urls[0];
+  const server = (): Promise<ProcSample | null> => sampleProcs(deployment?.pids ?? []);
+  const redisPid = deployment?.redisPid ?? null;
+  const redis = (): Promise<ProcSample | null> =>
+    redisPid === null ? Promise.resolve(null) : sampleProc(redisPid);
   const rssStart = (await server())?.rssBytes ?? null;
 
   // Connect: worker k opens shares[k] (see assignConnections: the senders, subscribers 0..S-1, in
@@ -412,6 +463,7 @@ async function measure(
           indices,
           senders: indices.filter((i) => i < options.senders),
           legacy: indices.filter((i) => i >= firstLegacy),
+          alternateUrl: urls[1] ?? null,
           concurrency: perWorker,
           token,
           timeoutMs: 20_000,
@@ -425,6 +477,7 @@ async function measure(
   }
   const connected = connectedReports.reduce((n, r) => n + r.connected, 0);
   const legacyConnected = connectedReports.reduce((n, r) => n + r.legacyConnected, 0);
+  const alternateConnected = connectedReports.reduce((n, r) => n + r.alternateConnected, 0);
   const connectFailures = connectedReports.reduce((n, r) => n + r.failed, 0);
   const firstStart = Math.min(...connectedReports.map((r) => r.firstStartMs));
   const lastWelcome = Math.max(...connectedReports.map((r) => r.lastWelcomeMs));
@@ -495,16 +548,19 @@ async function measure(
   };
   await untilUs(warmupEndUs, "warm-up");
   let machineFrom: MachineSample | null;
-  [serverFrom, loadFrom, machineFrom] = await Promise.all([
+  let redisFrom: ProcSample | null;
+  [serverFrom, loadFrom, machineFrom, redisFrom] = await Promise.all([
     server(),
     sampleProc("self"),
     sampleMachine(),
+    redis(),
   ]);
   await untilUs(sendEndUs, "measure");
-  const [serverTo, loadTo, machineTo] = await Promise.all([
+  const [serverTo, loadTo, machineTo, redisTo] = await Promise.all([
     server(),
     sampleProc("self"),
     sampleMachine(),
+    redis(),
   ]);
 
   // Drain: until everything expected arrived, or the counts stop changing, or the timeout.
@@ -611,15 +667,29 @@ async function measure(
       ? Math.round((rssEnd - rssStart) / connected)
       : null,
     serverCpuPercent: round1(cpuPercent(serverFrom, serverTo)),
+    redisCpuPercent: round1(cpuPercent(redisFrom, redisTo)),
+    serverCpuSecondsPerMillion: cpuSecondsPerMillion(serverFrom, serverTo, deliveredInWindow),
+    redisCpuSecondsPerMillion: cpuSecondsPerMillion(redisFrom, redisTo, deliveredInWindow),
     loadCpuPercent: round1(cpuPercent(loadFrom, loadTo)),
     otherCpuPercent: round1(
-      otherCpuPercent([machineFrom, machineTo], [[serverFrom, serverTo], [loadFrom, loadTo]]),
+      otherCpuPercent([machineFrom, machineTo], [
+        [serverFrom, serverTo],
+        [loadFrom, loadTo],
+        ...(redisPid === null
+          ? []
+          : [[redisFrom, redisTo] as [ProcSample | null, ProcSample | null]]),
+      ]),
     ),
     stealCpuPercent: round1(stealCpuPercent(machineFrom, machineTo)),
     drainMs: Math.round(drainMs),
-    serverCpus: process?.cpus ?? null,
+    serverCpus: deployment?.cpus ?? null,
     loadCpus,
-    workers: workers.length,
+    loadThreads: workers.length,
+    serverWorkers: label === "parley" ? options.serverWorkers ?? 1 : null,
+    instances: deployment && label === "parley" ? deployment.pids.length : null,
+    connectedPerInstance: urls.length > 1
+      ? [connected - alternateConnected, alternateConnected]
+      : [connected],
     v1: legacyCount > 0
       ? group(
         options.subscribers - legacyCount,
@@ -670,6 +740,27 @@ function authConflict(options: BenchOptions): string | null {
     return "--auth accounts and --legacy do not go together: every connection is the one bench " +
       "account, so the tool cannot tell when the legacy ones have joined";
   }
+  return null;
+}
+
+/**
+ * Why `options` cannot deploy parley as they ask, or null: `--workers` and `--redis` shape the
+ * parley this tool starts (the baseline has neither); two instances on Redis need deliveries to
+ * measure, open mode (accounts live in one instance's history file), and no legacy subscribers
+ * (the tool counts them joined from one instance's `/rooms`).
+ */
+function shapeConflict(options: BenchOptions): string | null {
+  if (options.serverWorkers === undefined && !options.redis) return null;
+  if (options.target !== "parley") {
+    return "--workers and --redis shape the parley this tool starts: use them with --parley " +
+      "(implied without --url and --baseline)";
+  }
+  if (!options.redis) return null;
+  if (options.mode === "none") return `--redis needs deliveries: ${options.name} sends nothing`;
+  if (authOf(options) === "accounts") {
+    return "--redis and --auth accounts do not go together: parley refuses accounts on Redis";
+  }
+  if (legacyOf(options) > 0) return "--redis and --legacy do not go together";
   return null;
 }
 
@@ -726,7 +817,7 @@ function ratio(a: number | null, b: number | null): number | null {
 
 /** Runs a scenario against the target(s) the options name and returns every figure. */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
-  const conflict = authConflict(options);
+  const conflict = authConflict(options) ?? shapeConflict(options);
   if (conflict !== null) throw new Error(conflict);
   const legacyCount = legacyOf(options);
   const senders = options.mode === "none" ? 0 : Math.min(options.senders, options.subscribers);
@@ -745,13 +836,18 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const warnings: string[] = [];
   let serverCpus: string | null = null;
   let loadCpus: string | null = null;
+  let notPinned: string | null = options.target === "url"
+    ? "--url: the server is not this tool's"
+    : "--no-pin";
   const cores = navigator.hardwareConcurrency;
   if (options.pin && options.target !== "url") {
     const pinned = await pinning();
     if ("reason" in pinned) {
+      notPinned = pinned.reason;
       warnings.push(`not pinned: ${pinned.reason}; server and load share CPUs`);
     } else {
       ({ serverCpus, loadCpus } = pinned);
+      notPinned = null;
     }
   }
   let baseline: RunResult | null = null;
@@ -826,8 +922,26 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         rssPerConnectionBytes: ratio(parley.rssPerConnectionBytes, baseline.rssPerConnectionBytes),
       }
       : null,
+    notPinned,
+    notes: notesOf(options, serverCpus),
     warnings,
   };
+}
+
+/** What the figures of a run with workers or on Redis can and cannot show on this machine. */
+function notesOf(options: BenchOptions, serverCpus: string | null): string[] {
+  const workers = options.serverWorkers ?? 1;
+  if (workers === 1 && !options.redis) return [];
+  const what = options.redis
+    ? "both parley instances and redis-server"
+    : `parley's ${workers} workers`;
+  const where = serverCpus === null
+    ? `share the machine's ${navigator.hardwareConcurrency} CPUs with the load`
+    : `share CPU ${serverCpus}`;
+  return [
+    `${what} ${where}: this machine cannot show scaling; the server CPU-seconds per million ` +
+    "deliveries is what predicts it on a bigger one",
+  ];
 }
 
 function describe(options: BenchOptions): string {
@@ -841,8 +955,11 @@ function describe(options: BenchOptions): string {
     : `${options.warmupS} s warm-up + ${options.durationS} s`;
   const legacy = legacyOf(options) > 0 ? ` (${formatCount(legacyOf(options))} legacy)` : "";
   const auth = authOf(options) === "accounts" ? ", parley in accounts mode" : "";
+  const shape = options.serverWorkers !== undefined || options.redis
+    ? `, ${deploymentOf(options, "parley")}${options.redis ? " (senders on the first)" : ""}`
+    : "";
   return `${options.name}: ${formatCount(options.subscribers)} subscribers${legacy}, ${load}, ` +
-    `${options.bodyBytes}-byte bodies, ${time}${auth}`;
+    `${options.bodyBytes}-byte bodies, ${time}${auth}${shape}`;
 }
 
 /** The report as a table: one column per server, plus the ratio. */
@@ -868,6 +985,13 @@ function formatReport(report: BenchReport): string {
     ["latency p99", (r) => formatMs(r.p99Ms), fmtRatio(report.ratio?.p99Ms)],
     ["latency max", (r) => formatMs(r.maxMs), null],
     ["connected", (r) => `${formatCount(r.connected)} / ${formatCount(r.subscribers)}`, null],
+    ...(runs.some((r) => r.connectedPerInstance.length > 1)
+      ? [[
+        "connected per instance",
+        (r: RunResult) => r.connectedPerInstance.map(formatCount).join(" + "),
+        null,
+      ] as [string, (r: RunResult) => string, null]]
+      : []),
     ["connect time (all)", (r) => formatMs(r.connectMs), fmtRatio(report.ratio?.connectMs)],
     ["held at the end", (r) => formatCount(r.held), null],
     ["closes by code", (r) => codes(r.closes), null],
@@ -879,6 +1003,8 @@ function formatReport(report: BenchReport): string {
       fmtRatio(report.ratio?.rssPerConnectionBytes),
     ],
     ["server CPU", (r) => (r.serverCpuPercent === null ? "-" : `${r.serverCpuPercent}%`), null],
+    ["server CPU-s / M deliveries", (r) => fmtCost(r.serverCpuSecondsPerMillion), null],
+    ...(runs.some((r) => r.redisCpuPercent !== null) ? redisRows() : []),
     [
       "load CPU (this tool)",
       (r) => (r.loadCpuPercent === null ? "-" : `${r.loadCpuPercent}%`),
@@ -901,16 +1027,30 @@ function formatReport(report: BenchReport): string {
   );
   const first = runs[0];
   const pinning = first.serverCpus !== null
-    ? `server pinned to CPU ${first.serverCpus}, load generator (this process, ${first.workers} ` +
-      `worker thread(s)) pinned to CPU ${first.loadCpus ?? "?"} with taskset`
-    : `not pinned (${navigator.hardwareConcurrency} CPUs shared); ${first.workers} worker thread(s)`;
+    ? `server pinned to CPU ${first.serverCpus}, load generator (this process, ` +
+      `${first.loadThreads} worker thread(s)) pinned to CPU ${first.loadCpus ?? "?"} with taskset`
+    : `not pinned (${report.notPinned ?? "?"}): ${navigator.hardwareConcurrency} CPUs shared; ` +
+      `${first.loadThreads} worker thread(s)`;
   return [
     `parley bench — ${describe(report.settings as BenchOptions)}`,
     `CPUs: ${pinning}`,
     "",
     ...lines,
+    ...report.notes.map((n) => `note: ${n}`),
     ...report.warnings.map((w) => `warning: ${w}`),
   ].join("\n");
+}
+
+/** The rows of a run on Redis: redis-server's CPU, apart from the instances'. */
+function redisRows(): Array<[string, (r: RunResult) => string, null]> {
+  return [
+    ["redis CPU", (r) => (r.redisCpuPercent === null ? "-" : `${r.redisCpuPercent}%`), null],
+    ["redis CPU-s / M deliveries", (r) => fmtCost(r.redisCpuSecondsPerMillion), null],
+  ];
+}
+
+function fmtCost(n: number | null): string {
+  return n === null ? "-" : n.toFixed(2);
 }
 
 /** The rows of a run with legacy subscribers: the `parley.v1` ones', then the legacy ones'. */
@@ -963,7 +1103,11 @@ const USAGE = `usage: deno task bench --scenario fanout|chat|crowd|idle [options
   --subscribers N       --senders S   --rate MSG_PER_S   --in-flight K
   --body-bytes B        size of each body (default 100)
   --concurrency C       connections opened at a time (default 200)
-  --workers W           load worker threads (default: one per 1,000 subscribers)
+  --workers N           parley with workers: N in its config (parley only: implies --parley)
+  --redis               two parley instances on a redis-server the tool starts, the senders on
+                        the first, the other subscribers split between both (implies --parley;
+                        not for idle, --legacy or --auth accounts)
+  --load-threads W      the tool's worker threads (default: one per 1,000 subscribers)
   --drain SECONDS       longest wait for the last deliveries (default 10)
   --legacy N            N subscribers (not senders) in parley's legacy dialect, no subprotocol;
                         reported apart from the parley.v1 ones (parley only: the baseline has
@@ -993,7 +1137,7 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
     target: "compare",
     bodyBytes: 100,
     connectConcurrency: 200,
-    workers: 0,
+    loadThreads: 0,
     drainTimeoutS: 10,
     pin: true,
     progress: true,
@@ -1040,8 +1184,14 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
       case "--concurrency":
         options.connectConcurrency = Math.max(1, Math.floor(number(i++)));
         break;
+      case "--load-threads":
+        options.loadThreads = Math.floor(number(i++));
+        break;
       case "--workers":
-        options.workers = Math.floor(number(i++));
+        options.serverWorkers = Math.max(1, Math.floor(number(i++)));
+        break;
+      case "--redis":
+        options.redis = true;
         break;
       case "--drain":
         options.drainTimeoutS = number(i++);
@@ -1082,7 +1232,9 @@ export function parseArgs(args: string[]): BenchOptions & { json: boolean } {
   if (legacy > 0 && options.target === "baseline") {
     throw new Error(`--legacy is for parley only: the baseline has no legacy dialect\n${USAGE}`);
   }
-  const conflict = authConflict(options);
+  const shaped = options.serverWorkers !== undefined || options.redis;
+  if (shaped && options.target === "compare") options.target = "parley";
+  const conflict = authConflict(options) ?? shapeConflict(options);
   if (conflict !== null) throw new Error(`${conflict}\n${USAGE}`);
   return options;
 }

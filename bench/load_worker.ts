@@ -24,6 +24,8 @@ interface Connection {
   sender: boolean;
   /** Connected without a subprotocol: parley's legacy dialect. */
   legacy: boolean;
+  /** Connected to the second instance (`alternateUrl`). */
+  alternate: boolean;
   sent: number;
   acked: number;
 }
@@ -140,6 +142,7 @@ function onFrame(connection: Connection, text: string): void {
 
 function open(
   url: string,
+  alternate: boolean,
   index: number,
   sender: boolean,
   legacy: boolean,
@@ -148,7 +151,15 @@ function open(
 ): Promise<string> {
   return new Promise((resolve) => {
     let settled = false;
-    const connection: Connection = { index, socket: null, sender, legacy, sent: 0, acked: 0 };
+    const connection: Connection = {
+      index,
+      socket: null,
+      sender,
+      legacy,
+      alternate,
+      sent: 0,
+      acked: 0,
+    };
     const settle = (reason: string): void => {
       if (settled) return;
       settled = true;
@@ -210,11 +221,14 @@ async function connectAll(command: ConnectCommand): Promise<void> {
   const firstStartMs = Date.now();
   const lane = async (): Promise<void> => {
     for (let index = queue.shift(); index !== undefined; index = queue.shift()) {
+      const sender = senders.has(index);
+      const alternate = command.alternateUrl ? !sender && index % 2 === 1 : false;
       const reason = await open(
-        command.url,
+        alternate ? command.alternateUrl! : command.url,
+        alternate,
         index,
-        senders.has(index),
-        legacy.has(index) && !senders.has(index),
+        sender,
+        legacy.has(index) && !sender,
         command.timeoutMs,
         headers,
       );
@@ -232,6 +246,7 @@ async function connectAll(command: ConnectCommand): Promise<void> {
     type: "connected",
     connected: connections.length,
     legacyConnected: connections.filter((c) => c.legacy).length,
+    alternateConnected: connections.filter((c) => c.alternate).length,
     failed,
     firstStartMs,
     lastWelcomeMs,

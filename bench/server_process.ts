@@ -63,6 +63,10 @@ export interface ParleyConfigOverrides {
   sendBufferBytes?: number;
   /** `auth.mode`; parley's default (`open`) when absent. */
   authMode?: "open" | "accounts";
+  /** `workers`: threads serving connections on one port; parley's default (1) when absent. */
+  workers?: number;
+  /** `redis`: the URL of the Redis that instances share; none when absent. */
+  redis?: string;
 }
 
 /** The config parley runs with: limits lifted so the benchmark is not throttled. */
@@ -89,6 +93,8 @@ export function parleyConfig(
       readsPerSecond: 1000000,
     },
     ...(overrides.authMode === undefined ? {} : { auth: { mode: overrides.authMode } }),
+    ...(overrides.workers === undefined ? {} : { workers: overrides.workers }),
+    ...(overrides.redis === undefined ? {} : { redis: overrides.redis }),
   };
 }
 

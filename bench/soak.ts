@@ -15,12 +15,15 @@
  *   a dropped client that never reads keeps its server socket until it closes) and opens another.
  *
  * Every `--sample` seconds (10) it prints a row: the server's RSS, its open file descriptors
- * (`/proc/<pid>/fd`), `parley_event_loop_lag_seconds` (the longest lag over the 10 s before),
- * its CPU since the last row, `parley_connections`, the steady subscribers' deliveries and what
- * they are still owed (in flight, or lost), the churn clients welcomed and the slow readers
- * dropped. Then the totals after a drain (the loss is exact there), and the verdict: PASS if RSS
- * and descriptors at the end are both within 10% of their value at the first sample after the
- * warm-up, the first 20% of the run (4 minutes of 20). It writes RSS, descriptors and lag over time
+ * (`/proc/<pid>/fd`) and this tool's own, `parley_event_loop_lag_seconds` (the longest lag over
+ * the 10 s before), its CPU since the last row, `parley_connections`, the steady subscribers'
+ * deliveries and what they are still owed (in flight, or lost), the churn clients welcomed and
+ * the slow readers dropped. Then the totals after a drain (the loss is exact there), and the
+ * verdict: PASS if RSS and descriptors, the median of the last minute's samples, are both within
+ * 10% of the median of the first minute after the warm-up, the first 20% of the run (4 minutes of
+ * 20): one step or spike cannot decide it (a run once stepped 15% just after the warm-up and then
+ * moved 1% in 11 minutes). A warning says if the tool's own descriptors grew. It writes RSS,
+ * descriptors and lag over time
  * as an SVG plot (`--svg`, default `test-output/soak.svg`), and exits 0 on PASS, 1 on FAIL.
  *
  * ```sh
@@ -45,6 +48,7 @@ import {
   formatMs,
   initClockTicks,
   type MachineSample,
+  openFds,
   otherCpuPercent,
   type ProcSample,
   sampleMachine,
@@ -87,6 +91,8 @@ export interface SoakSample {
   /** The server's RSS, and its open descriptors (`/proc/<pid>/fd`); null without `/proc`. */
   rssBytes: number | null;
   fds: number | null;
+  /** This tool's own open descriptors: its clients' sockets, which must not pile up either. */
+  toolFds: number | null;
   /** `parley_event_loop_lag_seconds`: the longest lag over the last 10 s. */
   lagSeconds: number | null;
   /** Server CPU since the previous sample, in percent of one core. */
@@ -103,7 +109,10 @@ export interface SoakSample {
   slowDropped: number;
 }
 
-/** How far a figure moved from the end of the warm-up to the end. */
+/**
+ * How far a figure moved from the end of the warm-up to the end: the median of the samples in
+ * the {@link windowOf} after the warm-up, and that of the samples in the window at the end.
+ */
 export interface Drift {
   afterWarmup: number;
   end: number;
@@ -138,8 +147,10 @@ export interface SoakReport {
   warnings: string[];
 }
 
-/** The share of the run that is warm-up: the verdict compares the end with the sample after it. */
+/** The share of the run that is warm-up: the verdict compares the end with the minute after it. */
 export const WARMUP_FRACTION = 0.2;
+/** The longest window whose median the verdict takes, after the warm-up and at the end. */
+export const WINDOW_S = 60;
 /** How far RSS and descriptors may move after the warm-up for the verdict to pass. */
 export const TOLERANCE = 0.1;
 
@@ -174,24 +185,6 @@ function connectionsOf(samples: Map<string, number>): number | null {
   return open;
 }
 
-/**
- * Open file descriptors of a process: the entries of `/proc/<pid>/fd`, listed by `ls` (Deno 2.9
- * lets only `--allow-all` read `/proc` itself). Null where that fails.
- */
-async function openFds(pid: number): Promise<number | null> {
-  try {
-    const out = await new Deno.Command("ls", {
-      args: [`/proc/${pid}/fd`],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (!out.success) return null;
-    return new TextDecoder().decode(out.stdout).split("\n").filter((name) => name !== "").length;
-  } catch {
-    return null;
-  }
-}
-
 /** What the verdict and the warnings need beside the samples: CPU readings at each sample. */
 interface CpuReading {
   server: ProcSample | null;
@@ -212,11 +205,12 @@ class Sampler {
   ) {}
 
   async take(atS: number): Promise<SoakSample> {
-    const [server, self, machine, fds, metrics, p] = await Promise.all([
+    const [server, self, machine, fds, toolFds, metrics, p] = await Promise.all([
       sampleProc(this.server.pid),
       sampleProc("self"),
       sampleMachine(),
       openFds(this.server.pid),
+      openFds(Deno.pid),
       scrape(this.server.url),
       progressOf(this.steady.workers),
     ]);
@@ -235,6 +229,7 @@ class Sampler {
       atS: Math.round(atS * 10) / 10,
       rssBytes: server?.rssBytes ?? null,
       fds,
+      toolFds,
       lagSeconds: metrics.get("parley_event_loop_lag_seconds") ?? null,
       cpuPercent: round1(cpuPercent(previous, server)),
       connections: connectionsOf(metrics),
@@ -250,20 +245,50 @@ function round1(n: number | null): number | null {
   return n === null ? null : Math.round(n * 10) / 10;
 }
 
-/** The verdict on RSS and descriptors: the last sample against the first after the warm-up. */
+/**
+ * The window the verdict takes a median over: {@link WINDOW_S}, or a third of the time after the
+ * warm-up if that is shorter, so that the two windows never overlap.
+ */
+export function windowOf(warmupS: number, endS: number): number {
+  return Math.min(WINDOW_S, (endS - warmupS) / 3);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * How far `pick` moved: the median over the window after the warm-up against the median over the
+ * window at the end (one step or spike then cannot decide the verdict); null without figures.
+ */
+export function driftOf(
+  samples: SoakSample[],
+  warmupS: number,
+  pick: (s: SoakSample) => number | null,
+): Drift | null {
+  const known = samples.filter((s) => pick(s) !== null);
+  const endS = known.at(-1)?.atS ?? 0;
+  const window = windowOf(warmupS, endS);
+  if (!(window > 0)) return null;
+  const values = (from: number, to: number): number[] =>
+    known.filter((s) => s.atS >= from && s.atS <= to).map((s) => pick(s)!);
+  const first = values(warmupS, warmupS + window);
+  const last = values(endS - window, endS);
+  if (first.length === 0 || last.length === 0) return null;
+  const a = median(first);
+  const e = median(last);
+  if (!(a > 0)) return null;
+  return { afterWarmup: a, end: e, percent: Math.round(((e - a) / a) * 1000) / 10 };
+}
+
+/** The verdict on RSS and descriptors: the end against the time after the warm-up ({@link driftOf}). */
 export function verdictOf(samples: SoakSample[], warmupS: number): Verdict {
   const measured = samples.filter((s) => s.rssBytes !== null && s.fds !== null);
-  const after = measured.find((s) => s.atS >= warmupS) ?? null;
-  const end = measured.at(-1) ?? null;
-  const drift = (pick: (s: SoakSample) => number | null): Drift | null => {
-    const a = after && pick(after);
-    const e = end && pick(end);
-    if (a === null || e === null || !(a > 0)) return null;
-    return { afterWarmup: a, end: e, percent: Math.round(((e - a) / a) * 1000) / 10 };
-  };
-  const rss = drift((s) => s.rssBytes);
-  const fds = drift((s) => s.fds);
-  if (after === null || end === null || after === end || rss === null || fds === null) {
+  const rss = driftOf(measured, warmupS, (s) => s.rssBytes);
+  const fds = driftOf(measured, warmupS, (s) => s.fds);
+  if (rss === null || fds === null) {
     const line = "verdict: FAIL — no RSS and descriptor figures both after the warm-up and at " +
       "the end (a run too short for its sample interval, or no /proc)";
     return { pass: false, rss, fds, line };
@@ -271,13 +296,19 @@ export function verdictOf(samples: SoakSample[], warmupS: number): Verdict {
   const within = (d: Drift): boolean => Math.abs(d.percent) <= TOLERANCE * 100;
   const pass = within(rss) && within(fds);
   const outside = [within(rss) ? "" : "RSS", within(fds) ? "" : "descriptors"].filter((x) => x);
-  const sign = (p: number): string => (p >= 0 ? `+${p}` : `${p}`);
-  const line = `verdict: ${pass ? "PASS" : "FAIL"} — RSS ${formatBytes(rss.afterWarmup)} at ` +
-    `${clock(after.atS)} -> ${formatBytes(rss.end)} at the end (${sign(rss.percent)}%), ` +
+  const endS = measured.at(-1)!.atS;
+  const window = windowOf(warmupS, endS);
+  const line = `verdict: ${pass ? "PASS" : "FAIL"} — medians over ${clock(warmupS)}-` +
+    `${clock(warmupS + window)} -> over ${clock(endS - window)}-${clock(endS)}: RSS ` +
+    `${formatBytes(rss.afterWarmup)} -> ${formatBytes(rss.end)} (${sign(rss.percent)}%), ` +
     `descriptors ${formatCount(fds.afterWarmup)} -> ${formatCount(fds.end)} ` +
     `(${sign(fds.percent)}%): ${pass ? "both" : `${outside.join(" and ")} not`} within ` +
     `${TOLERANCE * 100}% of their value after the warm-up`;
   return { pass, rss, fds, line };
+}
+
+function sign(percent: number): string {
+  return percent >= 0 ? `+${percent}` : `${percent}`;
 }
 
 /** Seconds as `m:ss`. */
@@ -290,6 +321,7 @@ const COLUMNS: Array<[string, number, (s: SoakSample) => string]> = [
   ["time", 6, (s) => clock(s.atS)],
   ["RSS", 11, (s) => formatBytes(s.rssBytes)],
   ["fds", 7, (s) => formatCount(s.fds)],
+  ["tool fds", 9, (s) => formatCount(s.toolFds)],
   ["lag", 10, (s) => (s.lagSeconds === null ? "-" : formatMs(s.lagSeconds * 1000))],
   ["cpu", 7, (s) => (s.cpuPercent === null ? "-" : `${s.cpuPercent.toFixed(0)}%`)],
   ["conns", 7, (s) => formatCount(s.connections)],
@@ -488,6 +520,14 @@ function warningsOf(
     );
   }
   if (steady.lost !== 0) warnings.push(`${formatCount(steady.lost)} messages lost`);
+  const tool = driftOf(samples, options.minutes * 60 * WARMUP_FRACTION, (s) => s.toolFds);
+  if (tool !== null && tool.percent > TOLERANCE * 100) {
+    warnings.push(
+      `this tool's own descriptors grew from ${formatCount(tool.afterWarmup)} to ` +
+        `${formatCount(tool.end)} after the warm-up: its clients leak sockets, and a long run ` +
+        "will run out of descriptors (parley's verdict does not depend on it)",
+    );
+  }
   if (steady.held < steady.connected) {
     warnings.push(`${steady.connected - steady.held} steady subscribers were closed`);
   }
@@ -504,8 +544,10 @@ function header(options: SoakOptions, cpus: Pinned | null, warmupS: number): str
     `${options.churnPerSecond} clients/s staying ${options.churnStayS} s; ` +
     `${options.slowReaders} slow readers; send buffer ${formatBytes(options.sendBufferBytes)}`,
     `CPUs: ${pinned}`,
-    `warm-up: the first ${WARMUP_FRACTION * 100}% (${clock(warmupS)}); a sample every ` +
-    `${options.sampleS} s; lag is the server's longest over the 10 s before the sample`,
+    `warm-up: the first ${WARMUP_FRACTION * 100}% (${clock(warmupS)}); the verdict compares ` +
+    `medians over the ${WINDOW_S} s after it and the last ${WINDOW_S} s (a third of the rest ` +
+    `if shorter); a sample every ${options.sampleS} s; lag is the server's longest over the ` +
+    "10 s before the sample; tool fds are this tool's own",
     "",
     row(COLUMNS.map(([name]) => name)),
   ].join("\n");

@@ -65,7 +65,7 @@ export class SteadyLoad {
       target: "parley",
       bodyBytes: options.bodyBytes,
       connectConcurrency: 200,
-      workers: 0,
+      loadThreads: 0,
       drainTimeoutS: 10,
       pin: false,
       progress: false,
@@ -178,13 +178,15 @@ export class Churn {
   readonly #live = new Set<WsClient>();
   /** Each client's timer: its leaving, or giving up on its welcome. */
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** The clients whose socket is not released yet, by the promise of that. */
+  readonly #unreleased = new Set<Promise<void>>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
 
   constructor(readonly url: string, readonly perSecond: number, readonly stayMs: number) {}
 
   start(): void {
-    if (this.perSecond > 0) this.#timer = setInterval(() => this.#join(), 1000 / this.perSecond);
+    if (this.perSecond > 0) this.#timer = setInterval(() => this.cycle(), 1000 / this.perSecond);
   }
 
   /** Stops opening clients and closes the ones there are. */
@@ -197,6 +199,21 @@ export class Churn {
     this.#live.clear();
   }
 
+  /** Resolves once the socket of every client opened so far is closed and released. */
+  async released(): Promise<void> {
+    while (this.#unreleased.size > 0) await Promise.all(this.#unreleased);
+  }
+
+  /**
+   * One client joins, stays `stayMs` after its welcome, and leaves (what `start` does
+   * `perSecond` times a second); resolves once its socket is released, or it failed to connect.
+   */
+  cycle(): Promise<void> {
+    const done = this.#join().finally(() => this.#unreleased.delete(done));
+    this.#unreleased.add(done);
+    return done;
+  }
+
   /** Runs `then` in `ms` unless stopped first. */
   #after(ms: number, then: () => void): ReturnType<typeof setTimeout> {
     const timer = setTimeout(() => {
@@ -207,7 +224,7 @@ export class Churn {
     return timer;
   }
 
-  #join(): void {
+  async #join(): Promise<void> {
     const serial = this.opened++;
     let client: WsClient | null = null;
     let welcomed = false;
@@ -225,26 +242,28 @@ export class Churn {
       clearTimeout(noWelcome);
       this.#timers.delete(noWelcome);
     };
-    WsClient.connect(`${this.url}&userName=churn-${serial}`, "parley.v1", {
-      text: (data) => {
-        if (welcomed || !data.includes('"welcome"')) return;
-        welcomed = true;
-        this.joined++;
-        settle();
-        this.#after(this.stayMs, leave);
-      },
-      closed: (code) => {
-        if (!this.#stopped && !left) this.closes[code] = (this.closes[code] ?? 0) + 1;
-        if (client) this.#live.delete(client);
-      },
-    }, 10_000).then((socket) => {
-      client = socket;
-      if (this.#stopped || left) socket.close(1000);
-      else this.#live.add(socket);
-    }, () => {
+    try {
+      client = await WsClient.connect(`${this.url}&userName=churn-${serial}`, "parley.v1", {
+        text: (data) => {
+          if (welcomed || !data.includes('"welcome"')) return;
+          welcomed = true;
+          this.joined++;
+          settle();
+          this.#after(this.stayMs, leave);
+        },
+        closed: (code) => {
+          if (!this.#stopped && !left) this.closes[code] = (this.closes[code] ?? 0) + 1;
+          if (client) this.#live.delete(client);
+        },
+      }, 10_000);
+    } catch {
       settle();
       this.failed++;
-    });
+      return;
+    }
+    if (this.#stopped || left || !client.open) client.close(1000);
+    else this.#live.add(client);
+    await client.released;
   }
 }
 

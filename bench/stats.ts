@@ -209,3 +209,51 @@ export function formatMs(n: number | null): string {
   if (n === null) return "-";
   return n >= 100 ? `${n.toFixed(0)} ms` : `${n.toFixed(2)} ms`;
 }
+
+/**
+ * Open file descriptors of a process: the entries of `/proc/<pid>/fd`, listed by `ls` (Deno 2.9
+ * lets only `--allow-all` read `/proc` itself). Null where that fails.
+ */
+export async function openFds(pid: number): Promise<number | null> {
+  try {
+    const out = await new Deno.Command("ls", {
+      args: [`/proc/${pid}/fd`],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (!out.success) return null;
+    return new TextDecoder().decode(out.stdout).split("\n").filter((name) => name !== "").length;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Samples several processes as one (the instances of a server): RSS and CPU time added up; null
+ * if any cannot be read, or for no process.
+ */
+export async function sampleProcs(pids: number[]): Promise<ProcSample | null> {
+  if (pids.length === 0) return null;
+  const samples = await Promise.all(pids.map((pid) => sampleProc(pid)));
+  if (samples.some((s) => s === null)) return null;
+  const known = samples as ProcSample[];
+  return {
+    rssBytes: known.reduce((n, s) => n + s.rssBytes, 0),
+    cpuSeconds: known.reduce((n, s) => n + s.cpuSeconds, 0),
+    at: Math.max(...known.map((s) => s.at)),
+  };
+}
+
+/**
+ * CPU-seconds used between two samples per million `deliveries` in that window: the cost of a
+ * delivery, which predicts how far a bigger machine scales. Null without both samples or with
+ * no delivery.
+ */
+export function cpuSecondsPerMillion(
+  from: ProcSample | null,
+  to: ProcSample | null,
+  deliveries: number,
+): number | null {
+  if (!from || !to || !(deliveries > 0)) return null;
+  return Math.round(((to.cpuSeconds - from.cpuSeconds) / (deliveries / 1e6)) * 1000) / 1000;
+}

@@ -15,6 +15,11 @@ export interface ConnectCommand {
    * per frame, no `welcome`; such a connection counts as connected at the upgrade). Never senders.
    */
   legacy: number[];
+  /**
+   * A second instance's URL (two instances on Redis): every odd-numbered subscriber that is not a
+   * sender connects there instead of `url`. Null or absent: all connect to `url`.
+   */
+  alternateUrl?: string | null;
   concurrency: number;
   /**
    * An API token every connection sends (`Authorization: Bearer`), for parley in accounts mode;
@@ -57,8 +62,9 @@ export type WorkerCommand = ConnectCommand | StartCommand | QueryCommand;
 export interface ConnectedReport {
   type: "connected";
   connected: number;
-  /** Of `connected`, the legacy connections. */
+  /** Of `connected`, the legacy connections, and those to the second instance. */
   legacyConnected: number;
+  alternateConnected: number;
   failed: number;
   /** Epoch ms of the first connection attempt and of the last `welcome`. */
   firstStartMs: number;

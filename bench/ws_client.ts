@@ -21,7 +21,15 @@ export class WsClient {
   #handlers: ClientHandlers;
   #queue: Uint8Array[] = [];
   #writing = false;
+  /** A close frame was sent or received: nothing more is sent but the close frame's answer. */
+  #closing = false;
+  /** The TCP connection is closed and its descriptor released. */
   #closed = false;
+  /** The server's close frame arrived: what follows it is not read. */
+  #closeReceived = false;
+  /** `handlers.closed` was called: it is called once at most. */
+  #notified = false;
+  #released = Promise.withResolvers<void>();
   #fragments: Uint8Array[] = [];
   /** Set by {@link stopReading}: the read loop waits on it, and a shutdown lets it go. */
   #stalled: PromiseWithResolvers<void> | null = null;
@@ -31,9 +39,14 @@ export class WsClient {
     this.#handlers = handlers;
   }
 
-  /** Whether the connection is still open. */
+  /** Whether the connection is still open (no close frame sent or received). */
   get open(): boolean {
-    return !this.#closed;
+    return !this.#closing;
+  }
+
+  /** Resolves once the TCP connection is closed and its descriptor released. */
+  get released(): Promise<void> {
+    return this.#released.promise;
   }
 
   /**
@@ -104,13 +117,14 @@ export class WsClient {
 
   /** Sends a text message; what is sent in one turn goes out in one write. */
   send(text: string): void {
-    if (this.#closed) return;
+    if (this.#closing) return;
     this.#enqueue(frame(1, encoder.encode(text)));
   }
 
   /** Sends a close frame and closes the TCP connection shortly after. */
   close(code = 1000): void {
-    if (this.#closed) return;
+    if (this.#closing) return;
+    this.#closing = true;
     const payload = new Uint8Array([code >> 8, code & 0xff]);
     this.#enqueue(frame(8, payload));
     setTimeout(() => this.#shutdown(code, "closed by the client", false), 100);
@@ -138,6 +152,10 @@ export class WsClient {
     }
   }
 
+  /**
+   * Closes the TCP connection, whatever state the close handshake is in: the one place the
+   * descriptor is released (a close that only marked the client closed kept it open for good).
+   */
   #shutdown(code: number, reason: string, notify: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -147,7 +165,15 @@ export class WsClient {
     } catch {
       // already closed
     }
-    if (notify) this.#handlers.closed(code, reason);
+    this.#closing = true;
+    this.#released.resolve();
+    if (notify) this.#notify(code, reason);
+  }
+
+  #notify(code: number, reason: string): void {
+    if (this.#notified) return;
+    this.#notified = true;
+    this.#handlers.closed(code, reason);
   }
 
   async #readLoop(initial: Uint8Array): Promise<void> {
@@ -186,7 +212,7 @@ export class WsClient {
           const payload = buffer.subarray(offset, offset + size);
           at = offset + size;
           this.#frame(b0 & 0x80, b0 & 0x0f, payload);
-          if (this.#closed) return;
+          if (this.#closed || this.#closeReceived) return;
         }
         if (at > 0) {
           buffer.copyWithin(0, at, length);
@@ -229,10 +255,12 @@ export class WsClient {
       case 8: {
         const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005;
         const reason = decoder.decode(payload.subarray(2));
-        this.#enqueue(frame(8, payload.slice(0, 2)));
+        // The answer to a close the server started; the server's answer to ours needs none.
+        if (!this.#closing) this.#enqueue(frame(8, payload.slice(0, 2)));
+        this.#closing = true;
+        this.#closeReceived = true;
         setTimeout(() => this.#shutdown(code, reason, false), 50);
-        this.#handlers.closed(code, reason);
-        this.#closed = true;
+        this.#notify(code, reason);
         return;
       }
       case 9: // ping

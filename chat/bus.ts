@@ -16,19 +16,22 @@
  * again, so a peer that stops being heard (it crashed) can be forgotten; see `presence.ts`.
  */
 
-import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
-import type { ChatMessage } from "./message.ts";
+import type { AppendResult, ChangeResult, HistoryStore, NewChange, NewMessage } from "./history.ts";
+import { type LogEvent, messageEvent } from "./message.ts";
 
 export { RedisBus } from "./redis_bus.ts";
 
 /**
- * What the rooms hear from the bus: a stored message, who is present through another worker or
- * instance, or the heartbeat: time to announce again, and to forget peers silent for too long.
+ * What the rooms hear from the bus: a stored event of a room's log (a message, or a change to
+ * one), who is present through another worker or instance, or the heartbeat: time to announce
+ * again, and to forget peers silent for too long.
  */
 export type BusEvent =
-  | { kind: "message"; message: ChatMessage }
+  | { kind: "log"; event: LogEvent }
   | { kind: "presence"; room: string; users: string[]; from: string }
-  | { kind: "heartbeat"; intervalMs: number };
+  | { kind: "heartbeat"; intervalMs: number }
+  /** Someone is typing in a room: live only, never stored (see `typing.ts`). */
+  | { kind: "typing"; room: string; userName: string; from?: string };
 
 /** How often a bus with peers beats, by default. */
 export const ANNOUNCE_SECONDS = 20;
@@ -43,10 +46,22 @@ export interface Bus {
    */
   append(message: NewMessage): Promise<AppendResult>;
   /**
+   * Stores a change to a message (edit, delete, reaction) with its room's next id, once it is
+   * judged allowed (see `HistoryStore.judge`), and delivers its event like a message's. A resend
+   * of a known `clientId` returns the original and delivers nothing; so does a change that
+   * changes nothing. Rejects with `ChangeRefusedError` or `ClientIdReusedError` when refused.
+   */
+  change(change: NewChange): Promise<ChangeResult>;
+  /**
    * Tells the other workers and instances who is present in a room through this one (nobody:
    * an empty list). Say it again at every heartbeat, or they forget.
    */
   announce(room: string, users: string[]): void;
+  /**
+   * Tells the rooms of every worker and instance, this one's included, that `userName` is
+   * typing in `room`: best effort, stored nowhere.
+   */
+  typing(room: string, userName: string): void;
   /** Registers the receiver of every event. */
   onEvent(handler: (event: BusEvent) => void): void;
   /**
@@ -90,12 +105,20 @@ export class LocalBus implements Bus {
 
   async append(message: NewMessage): Promise<AppendResult> {
     const result = await this.history.append(message);
-    if (!result.duplicate) {
-      const event: BusEvent = { kind: "message", message: result.message };
-      this.#handler(event);
-      this.#post(event);
-    }
+    if (!result.duplicate) this.#deliver(messageEvent(result.message));
     return result;
+  }
+
+  async change(change: NewChange): Promise<ChangeResult> {
+    const result = await this.history.change(change);
+    if (!result.duplicate && result.event !== null) this.#deliver(result.event);
+    return result;
+  }
+
+  #deliver(logged: LogEvent): void {
+    const event: BusEvent = { kind: "log", event: logged };
+    this.#handler(event);
+    this.#post(event);
   }
 
   announce(room: string, users: string[]): void {
@@ -104,6 +127,12 @@ export class LocalBus implements Bus {
 
   onEvent(handler: (event: BusEvent) => void): void {
     this.#handler = handler;
+  }
+
+  typing(room: string, userName: string): void {
+    const event: BusEvent = { kind: "typing", room, userName };
+    this.#handler(event);
+    this.#post(event);
   }
 
   catchUp(): null {

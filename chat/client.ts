@@ -11,14 +11,23 @@
  */
 
 import type { Lease } from "./admission.ts";
+import type { Live, LiveSession, LiveSink } from "./live.ts";
+import { isLiveCommand, type LiveCommand } from "./message.ts";
 import type { Config } from "./config.ts";
-import { ClientIdReusedError, HistoryError } from "./history.ts";
+import {
+  authorOf,
+  ChangeRefusedError,
+  type ChangeRequest,
+  ClientIdReusedError,
+  HistoryError,
+} from "./history.ts";
 import { ANYONE, type Expiry, type Identity } from "./identity.ts";
 import { clientText, type Logger } from "./log.ts";
 import {
-  type ChatMessage,
+  type ChangeCommand,
   type ClientCommand,
   type Dialect,
+  type LogEvent,
   maxFrameBytes,
   parseClientFrame,
   ProtocolError,
@@ -36,6 +45,22 @@ import {
 } from "./room.ts";
 import { CloseCode, type Frame, frameSize, type Transport } from "./transport.ts";
 import { EVENT_STREAM, type Format, REPLAY_CHUNK, type Writer, writerFor } from "./writers.ts";
+
+/** What the client is told of a command that was not stored. */
+function refusal(error: unknown, what: string, clientId: string | undefined): ProtocolError {
+  if (error instanceof ClientIdReusedError) {
+    return new ProtocolError("bad_frame", error.message, clientId);
+  }
+  if (error instanceof ChangeRefusedError) {
+    return new ProtocolError(error.code, error.message, clientId);
+  }
+  return new ProtocolError(
+    "unavailable",
+    `the ${what} was not stored (${(error as Error).message}); send it again` +
+      (clientId ? " with the same clientId" : ""),
+    clientId,
+  );
+}
 
 /** Everything a connection needs, chosen at upgrade time. */
 export interface ClientOptions {
@@ -71,6 +96,8 @@ export interface ClientOptions {
   metrics: Metrics;
   /** Called exactly once, when the connection has closed. */
   onClose: () => void;
+  /** Typing, read markers and summaries, for a joined `parley.v1` client (`live.ts`). */
+  live?: Live;
 }
 
 /**
@@ -94,7 +121,7 @@ export class Client {
   /** The name it asked for, from the query or `hello`: it joins under it once the room is ready. */
   #wanted: string | null;
   #subscription: Subscription | null = null;
-  /** Message ids up to this one were sent as history; live copies of them are skipped. */
+  /** Ids of the log up to this one were sent as history; live copies of them are skipped. */
   #seam = 0;
   /** Live batches that arrived while history is being replayed; null once it has been. */
   #held: Batch[] | null = null;
@@ -107,6 +134,8 @@ export class Client {
   #failed = false;
   #expiry: Expiry | null;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the client does of the live extras, once it joined. */
+  #live: LiveSession | null = null;
 
   constructor(options: ClientOptions) {
     this.#o = options;
@@ -173,7 +202,27 @@ export class Client {
   /** A `parley.v1` client is named: join, then welcome, missed messages, and live events. */
   #enter(userName: string): void {
     this.#setName(userName);
+    const { live, room } = this.#o;
+    const sink = this.#liveSink();
+    this.#live = live?.session({ identity: this.identity, userName, room, sink }) ?? null;
     this.#subscribe();
+  }
+
+  /**
+   * Where the live extras send: a typing notice is dropped while the history is replayed or the
+   * send buffer is full (it would be stale), a summary is not (it is small, and once a second).
+   */
+  #liveSink(): LiveSink {
+    return {
+      typing: (frame) => {
+        const busy = this.#held !== null ||
+          this.#transport.bufferedAmount > this.#o.limits.sendBufferBytes;
+        if (!busy && this.#transport.state === "open") this.#writer.live(frame);
+      },
+      summary: (frame) => {
+        if (this.#transport.state === "open") this.#writer.live(frame);
+      },
+    };
   }
 
   #setName(userName: string): void {
@@ -195,18 +244,18 @@ export class Client {
     const room = this.#o.room;
     const subscription = this.#subscription = room.subscribe();
     const lastId = room.lastId;
-    const { after, recovered } = room.missed(
+    const { after, recovered, log } = room.missed(
       this.#o.since,
       lastId,
       this.#o.onJoin,
       this.#o.maxReplay,
     );
-    const first = room.replay(after, lastId, REPLAY_CHUNK);
+    const first = room.replay(after, lastId, REPLAY_CHUNK, log);
     this.#seam = lastId;
     this.#writer.welcome(this.#welcome(lastId, recovered));
     this.#held = [];
     this.#pump(subscription);
-    this.#replay(first, lastId).catch((error) => this.#fail(error));
+    this.#replay(first, lastId, log).catch((error) => this.#fail(error));
   }
 
   /**
@@ -214,7 +263,7 @@ export class Client {
    * limit: however much a client missed, one that reads slowly (or never) has at most about the
    * limit and a chunk queued. Live batches wait behind it (see {@link #pump}), then go out.
    */
-  async #replay(first: ChatMessage[], seam: number): Promise<void> {
+  async #replay(first: LogEvent[], seam: number, log: boolean): Promise<void> {
     let chunk = first;
     while (chunk.length > 0) {
       this.#replayAllowance = this.#writer.replay(chunk);
@@ -223,7 +272,7 @@ export class Client {
       await this.#transport.drained(this.#o.limits.sendBufferBytes / 2);
       if (this.#phase === "gone" || this.#transport.state !== "open") return;
       const room = this.#o.room;
-      chunk = room.replay(sent, seam, REPLAY_CHUNK);
+      chunk = room.replay(sent, seam, REPLAY_CHUNK, log);
       // Retention removed what was still to be replayed: it can resume no further than this.
       if (chunk[0]?.id !== sent + 1 && room.lost(sent)) {
         return this.#tooSlow("fell behind the room");
@@ -250,6 +299,8 @@ export class Client {
       },
     };
     if (!recovered) welcome.recovered = false;
+    const lastRead = this.#live?.lastRead() ?? null;
+    if (lastRead !== null) welcome.lastRead = lastRead;
     return welcome;
   }
 
@@ -312,7 +363,7 @@ export class Client {
     this.#writer.deliver(live);
   }
 
-  /** The batches without the messages already sent as history; only the first ones have any. */
+  /** The batches without the events already sent as history; only the first ones have any. */
   #pastSeam(batches: readonly Batch[]): readonly Batch[] {
     const seam = this.#seam;
     if (seam === 0) return batches;
@@ -343,9 +394,22 @@ export class Client {
       if (error instanceof ProtocolError) return this.#refuse(error);
       throw error;
     }
+    if (isLiveCommand(command)) return this.#liveCommand(command);
     if (command.type === "hello") this.#hello(command.userName);
     else if (command.type === "refresh") this.#refresh(command.token);
-    else this.#message(command);
+    else if (command.type === "message") this.#message(command);
+    else this.#change(command);
+  }
+
+  /** `typing`, `read` and `summary`: for a client in the room under its name (`live.ts`). */
+  #liveCommand(command: LiveCommand): void {
+    if (this.#live !== null) return this.#live.command(command);
+    // Before the room is ready, or before `hello`: nobody to type as, nothing to summarise.
+    if (command.type !== "typing" && this.#wanted === null) {
+      this.#refuse(
+        new ProtocolError("bad_name", 'say who you are first: {"type":"hello","userName":"…"}'),
+      );
+    }
   }
 
   /** Closes the connection in `msLeft` ms, unless a refresh moves the time (see #refreshed). */
@@ -402,7 +466,7 @@ export class Client {
     if (frameSize(frame) > maxFrameBytes(max)) return undefined;
     try {
       const command = parseClientFrame(frame, dialect, max, this.identity.userName);
-      return command.type === "message" ? command.clientId : undefined;
+      return "clientId" in command ? command.clientId : undefined;
     } catch (error) {
       return error instanceof ProtocolError ? error.clientId : undefined;
     }
@@ -421,37 +485,56 @@ export class Client {
 
   #message(command: Extract<ClientCommand, { type: "message" }>): void {
     if (command.userName !== undefined) this.#setName(command.userName);
-    if (this.#wanted === null) {
-      return this.#refuse(
-        new ProtocolError(
-          "bad_name",
-          'say who you are first: {"type":"hello","userName":"…"} or ?userName= in the URL',
-          command.clientId,
-        ),
-      );
-    }
-    this.#publish(this.#wanted, command.body, command.clientId).catch((error) => this.#fail(error));
+    const userName = this.#named(command.clientId);
+    if (userName === null) return;
+    const { body, clientId } = command;
+    const author = authorOf(this.identity);
+    this.#stored(
+      clientId,
+      "message",
+      async () => (await this.#o.room.publish({ userName, body, clientId, author })).message.id,
+    );
   }
 
-  async #publish(userName: string, body: string, clientId: string | undefined): Promise<void> {
-    let id: number;
-    try {
-      id = (await this.#o.room.publish({ userName, body, clientId })).message.id;
-    } catch (error) {
-      if (error instanceof ClientIdReusedError) {
-        return this.#refuse(new ProtocolError("bad_frame", error.message, clientId));
-      }
-      return this.#refuse(
-        new ProtocolError(
-          "unavailable",
-          `the message was not stored (${(error as Error).message}); send it again` +
-            (clientId ? " with the same clientId" : ""),
-          clientId,
-        ),
-      );
-    }
-    this.#writer.ack(clientId, id);
-    if (this.#o.dialect === "parley.v1") this.#o.metrics.acks++;
+  /** An edit, delete or reaction: stored and acked like a message, or refused with why. */
+  #change(command: ChangeCommand): void {
+    const userName = this.#named(command.clientId);
+    if (userName === null) return;
+    const { messageId, clientId } = command;
+    const identity = this.identity;
+    const who = { messageId, userName, author: authorOf(identity), admin: identity.admin };
+    const change: ChangeRequest = command.type === "edit"
+      ? { type: "edit", ...who, body: command.body }
+      : command.type === "delete"
+      ? { type: "delete", ...who }
+      : { type: "reaction", ...who, emoji: command.emoji, on: command.on };
+    if (clientId !== undefined) change.clientId = clientId;
+    this.#stored(
+      clientId,
+      command.type === "react" ? "reaction" : command.type,
+      async () => (await this.#o.room.change(change)).id,
+    );
+  }
+
+  /** The name the client speaks under; null (and it is told) when it has said none yet. */
+  #named(clientId: string | undefined): string | null {
+    if (this.#wanted !== null) return this.#wanted;
+    this.#refuse(
+      new ProtocolError(
+        "bad_name",
+        'say who you are first: {"type":"hello","userName":"…"} or ?userName= in the URL',
+        clientId,
+      ),
+    );
+    return null;
+  }
+
+  /** Runs a store of the client's command: acks its id, or says why it was not stored. */
+  #stored(clientId: string | undefined, what: string, store: () => Promise<number>): void {
+    store().then((id) => {
+      this.#writer.ack(clientId, id);
+      if (this.#o.dialect === "parley.v1") this.#o.metrics.acks++;
+    }, (error) => this.#refuse(refusal(error, what, clientId))).catch((error) => this.#fail(error));
   }
 
   #refuse(error: ProtocolError): void {
@@ -505,6 +588,8 @@ export class Client {
     clearTimeout(this.#expiryTimer);
     this.#o.lease.releaseAddress();
     try {
+      this.#live?.close();
+      this.#live = null;
       this.#subscription?.close();
       if (this.#userName !== null) this.#o.room.leave(this.#userName);
       this.#userName = null;

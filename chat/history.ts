@@ -1,16 +1,25 @@
 /**
- * The durable history store: every room's messages in one SQLite file (Deno's built-in
- * `node:sqlite`), with per-room ids, retention, dedupe by `clientId` and group commit.
+ * The durable history store: every room's log in one SQLite file (Deno's built-in `node:sqlite`),
+ * with per-room ids, retention, dedupe by `clientId` and group commit. The log is the messages
+ * and the changes to them (edits, deletes, reactions), numbered by one sequence per room:
+ * `messages` holds each message's current state, `events` the changes, `reactions` who reacted
+ * with what now. Retention counts messages; the changes to a message go with it.
  * See `docs/protocol.md` for what clients see of it, and the README for `history.*`.
  *
  * @module
  */
 
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqlite";
+import { DatabaseSync, type SQLOutputValue } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import { clearImmediate, setImmediate } from "node:timers";
 import { dirname } from "node:path";
-import type { ChatMessage } from "./message.ts";
+import {
+  type ChangeEvent,
+  type ChatMessage,
+  type LogEvent,
+  MAX_REACTIONS,
+  messageEvent,
+} from "./message.ts";
 
 /** A message to store; id and timestamp are assigned by the store. */
 export interface NewMessage {
@@ -22,7 +31,69 @@ export interface NewMessage {
    * stored, and one with another body is refused with {@linkcode ClientIdReusedError}.
    */
   clientId?: string;
+  /** The names its `@name` tokens refer to; absent or empty when none. */
+  mentions?: string[];
+  /**
+   * Who wrote it, by a stable id (see {@linkcode authorOf}); null or absent in open mode, where
+   * a name is all there is.
+   */
+  author?: string | null;
 }
+
+/** What a change to a stored message is, whoever asks for it. */
+export type ChangeRequest =
+  & {
+    messageId: number;
+    /** The name it is done under, which its event carries. */
+    userName: string;
+    /** The requester's stable id (see {@linkcode authorOf}), null in open mode. */
+    author: string | null;
+    /** Whether the requester may delete anyone's message. */
+    admin?: boolean;
+    clientId?: string;
+  }
+  & ({ type: "edit"; body: string } | { type: "delete" } | {
+    type: "reaction";
+    emoji: string;
+    on: boolean;
+  });
+
+/** A change to store; its id and timestamp are assigned by the store. */
+export type NewChange = ChangeRequest & { room: string };
+
+/** What {@linkcode HistoryStore.change} stored, or found already stored. */
+export interface ChangeResult {
+  /** The change's event; null when it changed nothing (a reaction already in that state). */
+  event: ChangeEvent | null;
+  /**
+   * What the ack says: the event's id, or, for a change that changed nothing, the message's
+   * (no event was made for it).
+   */
+  id: number;
+  /** True when the `clientId` was seen before: `event` is the original, nothing was stored. */
+  duplicate: boolean;
+}
+
+/** Why a change was refused: `code` is the protocol's error code for it. */
+export class ChangeRefusedError extends Error {
+  override name = "ChangeRefusedError";
+  constructor(readonly code: "not_found" | "forbidden" | "too_large", message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Who may edit a message: an identity's stable id, kind by kind (two JWT subjects may share a
+ * display name, an account keeps its id when renamed), or null for open mode's nobody in
+ * particular, where the name alone says who wrote a message.
+ */
+export function authorOf(identity: { id: string; via: string }): string | null {
+  if (identity.id === "") return null;
+  return identity.via === "jwt" ? `jwt:${identity.id}` : `account:${identity.id}`;
+}
+
+/** A message recorded as stored elsewhere (by Redis): with its author's id, when it has one. */
+export type RecordedMessage = ChatMessage & { type?: "message"; author?: string | null };
 
 /**
  * A `clientId` came again with a different body. A resend is recognised only as the same
@@ -90,7 +161,7 @@ export class HistoryError extends Error {
   }
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** Counting every room's messages again takes at most this share of the time (see `count`). */
 const RECOUNT_SHARE = 0.01;
@@ -103,14 +174,46 @@ CREATE TABLE IF NOT EXISTS messages (
   body TEXT NOT NULL,
   timestamp TEXT NOT NULL,
   client_id TEXT,
+  edited_at TEXT,
+  deleted_at TEXT,
+  mentions TEXT,
+  author_id TEXT,
   PRIMARY KEY (room, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client
   ON messages (room, user_name, client_id) WHERE client_id IS NOT NULL;
--- The last id per room outlives retention, so ids are never reused.
+-- The last id per room outlives retention, so ids are never reused; messages counts the room's
+-- rows in messages, which retention keeps to the limit.
 CREATE TABLE IF NOT EXISTS rooms (
   room TEXT PRIMARY KEY,
-  last_id INTEGER NOT NULL
+  last_id INTEGER NOT NULL,
+  messages INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+-- Edits, deletes and reactions: type is the event's; body an edit's, emoji and added a reaction's.
+CREATE TABLE IF NOT EXISTS events (
+  room TEXT NOT NULL,
+  id INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  user_name TEXT NOT NULL,
+  body TEXT,
+  emoji TEXT,
+  added INTEGER,
+  timestamp TEXT NOT NULL,
+  client_id TEXT,
+  PRIMARY KEY (room, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_client
+  ON events (room, user_name, client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_message ON events (room, message_id);
+-- Who reacts with what now; event_id (the event that put it on) orders them.
+CREATE TABLE IF NOT EXISTS reactions (
+  room TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  emoji TEXT NOT NULL,
+  user_name TEXT NOT NULL,
+  event_id INTEGER NOT NULL,
+  PRIMARY KEY (room, message_id, emoji, user_name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
@@ -118,31 +221,48 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 `;
 
-const COLUMNS = "id, user_name, body, timestamp, client_id";
+/**
+ * The columns version 1 lacked, added to a file it made: `ALTER TABLE ADD COLUMN` changes no row,
+ * so migrating costs one count of each room's messages.
+ */
+const MIGRATION: readonly [table: string, column: string, definition: string][] = [
+  ["messages", "edited_at", "TEXT"],
+  ["messages", "deleted_at", "TEXT"],
+  ["messages", "mentions", "TEXT"],
+  ["messages", "author_id", "TEXT"],
+  ["rooms", "messages", "INTEGER NOT NULL DEFAULT 0"],
+];
 
-interface Pending {
-  message: NewMessage;
-  resolve: (result: AppendResult) => void;
-  reject: (error: HistoryError | ClientIdReusedError) => void;
+const COLUMNS = "id, user_name, body, timestamp, client_id, edited_at, mentions";
+const EVENT_COLUMNS = "id, type, message_id, user_name, body, emoji, added, timestamp, client_id";
+
+/** Why a queued write was refused, beside a failed transaction (HistoryError). */
+type Refusal = ClientIdReusedError | ChangeRefusedError;
+
+type Pending =
+  | {
+    message: NewMessage;
+    change?: undefined;
+    resolve: (result: AppendResult) => void;
+    reject: (error: HistoryError | Refusal) => void;
+  }
+  | {
+    change: NewChange;
+    message?: undefined;
+    resolve: (result: ChangeResult) => void;
+    reject: (error: HistoryError | Refusal) => void;
+  };
+
+/** A room as one write transaction leaves it: read once, written once at its end. */
+interface Tally {
+  lastId: number;
+  /** Messages the room holds, with those this transaction added. */
+  messages: number;
+  /** Messages this transaction added. */
+  added: number;
 }
 
-interface Statements {
-  newest: StatementSync;
-  before: StatementSync;
-  after: StatementSync;
-  lastId: StatementSync;
-  firstId: StatementSync;
-  rooms: StatementSync;
-  count: StatementSync;
-  changes: StatementSync;
-  dataVersion: StatementSync;
-  byClient: StatementSync;
-  insert: StatementSync;
-  insertKnown: StatementSync;
-  insertKnownBare: StatementSync;
-  setLastId: StatementSync;
-  trim: StatementSync;
-}
+type Statements = ReturnType<typeof prepare>;
 
 /**
  * The durable history of every room. Reads are synchronous; appends are queued and written in
@@ -172,6 +292,8 @@ export class HistoryStore {
   onCommit: ((seconds: number) => void) | null = null;
   /** Told the rooms each committed write transaction stored messages in (`search.ts` indexes them). */
   onCommitted: ((rooms: Iterable<string>) => void) | null = null;
+  /** {@link mentionCount}'s query, once prepared. */
+  #mentionCount: ReturnType<DatabaseSync["prepare"]> | null = null;
 
   private constructor(db: DatabaseSync, sql: Statements, path: string, maxPerRoom: number) {
     this.#db = db;
@@ -239,6 +361,7 @@ export class HistoryStore {
       let sql: Statements;
       db.exec("BEGIN IMMEDIATE");
       try {
+        if (version === 1) migrate(db);
         db.exec(SCHEMA);
         sql = prepare(db);
         db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -269,17 +392,96 @@ export class HistoryStore {
 
   /** Stores a message; resolves only after it is committed. Same (room, userName, clientId) and body again -> the original message, duplicate: true, nothing stored; another body -> rejects with ClientIdReusedError. Rejects with HistoryError if the write fails. */
   append(message: NewMessage): Promise<AppendResult> {
-    if (this.#closed) {
-      return Promise.reject(
-        new HistoryError(`History store "${this.#path}" is closed; the message was not stored`),
+    if (this.#closed) return Promise.reject(this.#closedError("message"));
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#enqueue({ message, resolve, reject });
+    });
+  }
+
+  /**
+   * Stores a change to a message with the room's next id, in the same group commit as the
+   * messages: resolves once committed, with the event; a resend of a known `clientId` with the
+   * original, a reaction already in that state with no event. Rejects with
+   * {@linkcode ChangeRefusedError} (no such message, not the requester's), with
+   * {@linkcode ClientIdReusedError}, or with HistoryError if the write fails.
+   */
+  change(change: NewChange): Promise<ChangeResult> {
+    if (this.#closed) return Promise.reject(this.#closedError("change"));
+    return new Promise<ChangeResult>((resolve, reject) => {
+      this.#enqueue({ change, resolve, reject });
+    });
+  }
+
+  #closedError(what: string): HistoryError {
+    return new HistoryError(`History store "${this.#path}" is closed; the ${what} was not stored`);
+  }
+
+  #enqueue(pending: Pending): void {
+    this.#queue.push(pending);
+    // Not a microtask: frames already received this turn join the batch. Not setTimeout: it
+    // is clamped to 4 ms when nested, which capped throughput at one batch per 4 ms.
+    this.#timer ??= setImmediate(() => this.#writeQueued());
+  }
+
+  /**
+   * What storing `change` would do as the store is now: the result of a duplicate or of a change
+   * that changes nothing, a refusal, or null when it is to be stored. {@linkcode change} asks
+   * inside its write; a bus that assigns ids elsewhere asks before it does.
+   */
+  judge(change: NewChange): ChangeResult | ClientIdReusedError | ChangeRefusedError | null {
+    return this.#read(() => this.#judge(change));
+  }
+
+  #judge(change: NewChange): ChangeResult | Refusal | null {
+    const sql = this.#sql;
+    const { room, messageId, userName, clientId } = change;
+    if (clientId !== undefined) {
+      const prior = sql.eventByClient.get(room, userName, clientId);
+      if (prior !== undefined) {
+        const event = toChange(room, prior);
+        return sameChange(event, change)
+          ? { event, id: event.id, duplicate: true }
+          : new ClientIdReusedError(clientId);
+      }
+      if (sql.byClient.get(room, userName, clientId) !== undefined) {
+        return new ClientIdReusedError(clientId);
+      }
+    }
+    const target = sql.target.get(room, messageId);
+    if (target === undefined || target.deleted_at !== null) {
+      return new ChangeRefusedError(
+        "not_found",
+        `there is no message ${messageId} in the room ${room}: it was deleted, or never was`,
       );
     }
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.#queue.push({ message, resolve, reject });
-      // Not a microtask: frames already received this turn join the batch. Not setTimeout: it
-      // is clamped to 4 ms when nested, which capped throughput at one batch per 4 ms.
-      this.#timer ??= setImmediate(() => this.#writeQueued());
-    });
+    // A message of open mode has no author id: its name is all that says who wrote it.
+    const own = target.author_id !== null
+      ? target.author_id === change.author
+      : target.user_name === userName;
+    if (change.type === "edit" && !own) {
+      return new ChangeRefusedError("forbidden", `message ${messageId} is not yours to edit`);
+    }
+    if (change.type === "delete" && !own && change.admin !== true) {
+      return new ChangeRefusedError(
+        "forbidden",
+        `message ${messageId} is not yours; only its author or an admin may delete it`,
+      );
+    }
+    return change.type === "reaction" ? this.#judgeReaction(change) : null;
+  }
+
+  #judgeReaction(change: NewChange & { type: "reaction" }): ChangeResult | Refusal | null {
+    const { room, messageId, emoji, userName, on } = change;
+    const state = this.#sql.reactionState.get(emoji, room, messageId, userName)!;
+    if ((state.mine as number) > 0 === on) return { event: null, id: messageId, duplicate: false };
+    if (on && (state.present as number) === 0 && (state.emoji as number) >= MAX_REACTIONS) {
+      return new ChangeRefusedError(
+        "too_large",
+        `message ${messageId} has ${MAX_REACTIONS} different reactions, the most it may have; ` +
+          "react with one of those",
+      );
+    }
+    return null;
   }
 
   /**
@@ -293,7 +495,7 @@ export class HistoryStore {
     });
   }
 
-  /** /history semantics: no cursor -> newest `limit`; before=ID -> newest `limit` below ID; after=ID -> oldest `limit` above ID. Each page oldest first. hasMore: more exist beyond the page in that direction (older for no-cursor/before, newer for after). */
+  /** /history semantics: no cursor -> newest `limit`; before=ID -> newest `limit` below ID; after=ID -> oldest `limit` above ID. Each page oldest first, messages in their current state, deleted ones left out. hasMore: more exist beyond the page in that direction (older for no-cursor/before, newer for after). */
   page(room: string, query: HistoryQuery): HistoryPage {
     return this.#read(() => this.#page(room, query));
   }
@@ -314,21 +516,83 @@ export class HistoryStore {
     const hasMore = rows.length > limit;
     const messages = rows.slice(0, limit).map((row) => toMessage(room, row));
     if (newestFirst) messages.reverse();
-    return { messages, hasMore };
+    return { messages: this.#withReactions(room, messages), hasMore };
   }
 
-  /** Messages with id > afterId, oldest first, at most `limit`. */
+  /** Messages with id > afterId, oldest first, at most `limit`: current state, deleted left out. */
   after(room: string, afterId: number, limit: number): ChatMessage[] {
     return this.#read(() =>
-      this.#sql.after.all(room, afterId, clampLimit(limit)).map((row) => toMessage(room, row))
+      this.#withReactions(
+        room,
+        this.#sql.after.all(room, afterId, clampLimit(limit)).map((row) => toMessage(room, row)),
+      )
     );
   }
 
-  /** The newest `limit` messages, oldest first. */
+  /** The newest `limit` messages, oldest first: current state, deleted left out. */
   recent(room: string, limit: number): ChatMessage[] {
     return this.#read(() =>
-      this.#sql.newest.all(room, clampLimit(limit)).map((row) => toMessage(room, row)).reverse()
+      this.#withReactions(
+        room,
+        this.#sql.newest.all(room, clampLimit(limit)).map((row) => toMessage(room, row))
+          .reverse(),
+      )
     );
+  }
+
+  /**
+   * The log after `afterId` up to `upTo`, in id order, at most `limit` events: every change,
+   * and the messages in their current state (deleted ones are left out; their delete is in).
+   */
+  log(room: string, afterId: number, upTo: number, limit: number): LogEvent[] {
+    return this.#read(() => {
+      const count = clampLimit(limit);
+      const sql = this.#sql;
+      const messages = this.#withReactions(
+        room,
+        sql.messagesBetween.all(room, afterId, upTo, count).map((row) => toMessage(room, row)),
+      );
+      const changes = sql.eventsBetween.all(room, afterId, upTo, count);
+      const log: LogEvent[] = [];
+      let m = 0;
+      let c = 0;
+      while (log.length < count && (m < messages.length || c < changes.length)) {
+        const next = changes[c];
+        if (m < messages.length && (next === undefined || messages[m].id < (next.id as number))) {
+          log.push(messageEvent(messages[m++]));
+        } else {
+          log.push(toChange(room, changes[c++]));
+        }
+      }
+      return log;
+    });
+  }
+
+  /**
+   * Where a replay of the newest `count` messages up to `upTo` starts: the id before the oldest
+   * of them (deleted ones do not count), 0 if the room has no more than that.
+   */
+  startOfRecent(room: string, upTo: number, count: number): number {
+    if (count <= 0 || upTo <= 0) return Math.max(0, upTo);
+    return this.#read(() => {
+      const row = this.#sql.nthNewest.get(room, upTo, count - 1);
+      return row === undefined ? 0 : (row.id as number) - 1;
+    });
+  }
+
+  /** Adds their reactions to messages (a run of one room's, in id order). */
+  #withReactions(room: string, messages: ChatMessage[]): ChatMessage[] {
+    if (messages.length === 0) return messages;
+    const rows = this.#sql.reactionsBetween.all(room, messages[0].id, messages.at(-1)!.id);
+    if (rows.length === 0) return messages;
+    const byId = new Map(messages.map((message) => [message.id, message]));
+    for (const row of rows) {
+      const message = byId.get(row.message_id as number);
+      if (message === undefined) continue;
+      const reactions = message.reactions ??= {};
+      (reactions[row.emoji as string] ??= []).push(row.user_name as string);
+    }
+    return messages;
   }
 
   /** Highest id stored in the room, 0 if none (ids survive retention and restarts). */
@@ -336,7 +600,7 @@ export class HistoryStore {
     return this.#read(() => (this.#sql.lastId.get(room)?.last_id as number | undefined) ?? 0);
   }
 
-  /** Oldest retained id in the room, 0 if none. */
+  /** Oldest retained id in the room, 0 if none: nothing of the log before it is kept. */
   firstId(room: string): number {
     return this.#read(() => (this.#sql.firstId.get(room)?.id as number | undefined) ?? 0);
   }
@@ -391,35 +655,95 @@ export class HistoryStore {
   }
 
   /**
-   * Stores messages whose ids were assigned elsewhere (by Redis, for several instances), in one
-   * transaction; ones already stored are skipped. Throws {@linkcode HistoryError} if it fails.
+   * Stores a log whose ids were assigned elsewhere (by Redis, for several instances), in one
+   * transaction: messages, and changes, which are applied to their messages. What is already
+   * stored is skipped. Throws {@linkcode HistoryError} if it fails.
    */
-  record(messages: readonly ChatMessage[]): void {
-    if (messages.length === 0) return;
-    this.#transaction(messages.length, (lastIds) => {
-      for (const { room, id, userName, body, timestamp, clientId } of messages) {
-        const { changes } = this.#sql.insertKnown.run(
-          room,
-          id,
-          userName,
-          body,
-          timestamp,
-          clientId ?? null,
-        );
-        // Whoever assigned the id forgets a clientId sooner than this store (Redis after a day):
-        // a reused one must not cost the message, only its clientId.
-        if (changes === 0 && clientId !== undefined) {
-          this.#sql.insertKnownBare.run(room, id, userName, body, timestamp);
+  record(entries: readonly (RecordedMessage | ChangeEvent)[]): void {
+    if (entries.length === 0) return;
+    this.#transaction(entries.length, (tally) => {
+      for (const entry of entries) {
+        const room = tally(entry.room);
+        if (isChange(entry)) this.#applyChange(entry);
+        else if (this.#recordMessage(entry)) {
+          room.messages++;
+          room.added++;
         }
-        lastIds.set(room, Math.max(lastIds.get(room) ?? this.lastId(room), id));
+        room.lastId = Math.max(room.lastId, entry.id);
       }
     });
+  }
+
+  /** Inserts a message stored elsewhere; false if it was here already. */
+  #recordMessage(message: RecordedMessage): boolean {
+    const { room, id, userName, body, timestamp, clientId } = message;
+    const mentions = mentionsColumn(message.mentions);
+    const author = message.author ?? null;
+    const { changes } = this.#sql.insertKnown.run(
+      room,
+      id,
+      userName,
+      body,
+      timestamp,
+      clientId ?? null,
+      mentions,
+      author,
+    );
+    if (changes > 0 || clientId === undefined) return changes > 0;
+    // Whoever assigned the id forgets a clientId sooner than this store (Redis after a day):
+    // a reused one must not cost the message, only its clientId.
+    const bare = this.#sql.insertKnown.run(
+      room,
+      id,
+      userName,
+      body,
+      timestamp,
+      null,
+      mentions,
+      author,
+    );
+    return bare.changes > 0;
+  }
+
+  /**
+   * Stores a change's event and applies it to its message, unless it is stored already. A
+   * change recorded from elsewhere may come after its message was deleted here: it changes
+   * nothing then.
+   */
+  #applyChange(event: ChangeEvent): void {
+    const sql = this.#sql;
+    const { room, id, type, messageId, userName, timestamp, clientId } = event;
+    const body = event.type === "edit" ? event.body : null;
+    const emoji = event.type === "reaction" ? event.emoji : null;
+    const on = event.type === "reaction" ? Number(event.on) : null;
+    const row = [room, id, type, messageId, userName, body, emoji, on, timestamp] as const;
+    let { changes } = sql.insertEvent.run(...row, clientId ?? null);
+    // As for messages: a clientId whoever assigned the id forgot costs the change its clientId.
+    if (changes === 0 && clientId !== undefined) ({ changes } = sql.insertEvent.run(...row, null));
+    if (changes === 0) return;
+    if (event.type === "edit") sql.edit.run(event.body, timestamp, room, messageId);
+    else if (event.type === "delete") {
+      sql.delete.run(timestamp, room, messageId);
+      sql.unreactAll.run(room, messageId);
+    } else if (event.on) sql.react.run(room, messageId, event.emoji, userName, id, room, messageId);
+    else sql.unreact.run(room, messageId, event.emoji, userName);
   }
 
   /** Resolves when every append issued so far is committed. */
   flush(): Promise<void> {
     this.#writeQueued();
     return Promise.resolve();
+  }
+
+  /**
+   * How many messages (not deleted) after `after` in `room` mention `userName`: names in the
+   * JSON array of their `mentions` column.
+   */
+  mentionCount(room: string, after: number, userName: string): number {
+    return this.#read(() => {
+      this.#mentionCount ??= prepareMentionCount(this.#db);
+      return (this.#mentionCount.get(room, after, userName)?.n as number | undefined) ?? 0;
+    });
   }
 
   /** Writes what is queued, then closes the database. */
@@ -438,41 +762,55 @@ export class HistoryStore {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    let results: (AppendResult | ClientIdReusedError)[];
+    let results: (AppendResult | ChangeResult | Refusal)[];
     try {
-      results = this.#transaction(batch.length, (lastIds) => this.#insert(batch, lastIds));
+      results = this.#transaction(batch.length, (tally) => this.#insert(batch, tally));
     } catch (error) {
       for (const pending of batch) pending.reject(error as HistoryError);
       return;
     }
     for (let i = 0; i < batch.length; i++) {
       const result = results[i];
-      if (result instanceof ClientIdReusedError) batch[i].reject(result);
-      else batch[i].resolve(result);
+      const pending = batch[i];
+      if (result instanceof ClientIdReusedError || result instanceof ChangeRefusedError) {
+        pending.reject(result);
+      } else if (pending.change === undefined) pending.resolve(result as AppendResult);
+      else pending.resolve(result as ChangeResult);
     }
   }
 
   /**
-   * Runs `insert` in one transaction, then moves each room's last id to what it left in
-   * `lastIds` and trims the room to the retention. Throws {@linkcode HistoryError} if it fails.
+   * Runs `write` in one transaction, then moves each room it touched to the last id and message
+   * count it left in its {@link Tally} and trims the room to the retention. Throws
+   * {@linkcode HistoryError} if it fails.
    */
-  #transaction<T>(count: number, insert: (lastIds: Map<string, number>) => T): T {
+  #transaction<T>(count: number, write: (tally: (room: string) => Tally) => T): T {
     const sql = this.#sql;
     const started = performance.now();
     try {
       this.#db.exec("BEGIN IMMEDIATE");
-      const lastIds = new Map<string, number>();
-      const changedBefore = sql.changes.get()!.total as number;
-      const result = insert(lastIds);
-      let added = (sql.changes.get()!.total as number) - changedBefore;
-      for (const [room, lastId] of lastIds) {
-        sql.setLastId.run(room, lastId);
-        if (lastId <= this.#maxPerRoom) continue;
-        added -= Number(sql.trim.run(room, lastId - this.#maxPerRoom).changes);
+      const tallies = new Map<string, Tally>();
+      const result = write((room) => {
+        let tally = tallies.get(room);
+        if (tally === undefined) {
+          const row = sql.roomRow.get(room);
+          tally = {
+            lastId: (row?.last_id as number | undefined) ?? 0,
+            messages: (row?.messages as number | undefined) ?? 0,
+            added: 0,
+          };
+          tallies.set(room, tally);
+        }
+        return tally;
+      });
+      let added = 0;
+      for (const [room, tally] of tallies) {
+        added += tally.added - this.#trim(room, tally);
+        sql.setRoom.run(room, tally.lastId, tally.messages);
       }
       this.#db.exec("COMMIT");
       this.onCommit?.((performance.now() - started) / 1000);
-      this.onCommitted?.(lastIds.keys());
+      this.onCommitted?.(tallies.keys());
       this.#count += added;
       if (this.#passing) this.#failure = null;
       return result;
@@ -481,11 +819,28 @@ export class HistoryStore {
       throw this.#failed(
         new HistoryError(
           `Cannot write to history store "${this.#path}": ${causeOf(error)}; ` +
-            `${count} message(s) were not stored. ${adviceFor(causeOf(error))}`,
+            `${count} message(s) or change(s) were not stored. ${adviceFor(causeOf(error))}`,
           { cause: error },
         ),
       );
     }
+  }
+
+  /**
+   * Deletes the room's oldest messages beyond the retention, and the changes to them; returns
+   * how many messages went.
+   */
+  #trim(room: string, tally: Tally): number {
+    const excess = tally.messages - this.#maxPerRoom;
+    if (excess <= 0) return 0;
+    const sql = this.#sql;
+    const cut = sql.nthOldest.get(room, excess - 1)?.id as number | undefined;
+    if (cut === undefined) return 0;
+    const removed = Number(sql.trim.run(room, cut).changes);
+    sql.trimEvents.run(room, cut);
+    sql.trimReactions.run(room, cut);
+    tally.messages -= removed;
+    return removed;
   }
 
   /** Runs a read; a failure is a {@linkcode HistoryError} naming the file and the cause. */
@@ -532,78 +887,223 @@ export class HistoryStore {
   }
 
   /** Assigns ids from the stored last id (so several processes may share the file) and inserts. */
-  #insert(batch: Pending[], lastIds: Map<string, number>): (AppendResult | ClientIdReusedError)[] {
+  #insert(
+    batch: Pending[],
+    tally: (room: string) => Tally,
+  ): (AppendResult | ChangeResult | Refusal)[] {
     const sql = this.#sql;
     const timestamp = new Date().toISOString();
-    const results: (AppendResult | ClientIdReusedError)[] = [];
-    for (const { message } of batch) {
-      const { room, userName, body, clientId } = message;
-      const id = (lastIds.get(room) ?? this.lastId(room)) + 1;
+    const results: (AppendResult | ChangeResult | Refusal)[] = [];
+    for (const pending of batch) {
+      if (pending.change !== undefined) {
+        results.push(this.#storeChange(pending.change, tally(pending.change.room), timestamp));
+        continue;
+      }
+      const { room, userName, body, clientId, mentions, author } = pending.message;
+      const room_ = tally(room);
+      const id = room_.lastId + 1;
+      const mentioned = mentionsColumn(mentions);
       // The unique index on (room, user_name, client_id) finds a known clientId as it inserts,
       // earlier in this batch or before a restart: then the original is the answer, if it is
       // the same message.
-      const { changes } = sql.insert.run(room, id, userName, body, timestamp, clientId ?? null);
+      const { changes } = sql.insert.run(
+        room,
+        id,
+        userName,
+        body,
+        timestamp,
+        clientId ?? null,
+        mentioned,
+        author ?? null,
+      );
       if (changes === 0) {
-        const original = sql.byClient.get(room, userName, clientId as string)!;
+        const original = toMessage(room, sql.byClient.get(room, userName, clientId as string)!);
         results.push(
-          original.body === body
-            ? { message: toMessage(room, original), duplicate: true }
+          isResend(original, body)
+            ? { message: original, duplicate: true }
             : new ClientIdReusedError(clientId as string),
         );
         continue;
       }
-      lastIds.set(room, id);
+      room_.lastId = id;
+      room_.messages++;
+      room_.added++;
       const stored: ChatMessage = { id, room, userName, body, timestamp };
       if (clientId !== undefined) stored.clientId = clientId;
+      if (mentioned !== null) stored.mentions = mentions;
       results.push({ message: stored, duplicate: false });
     }
     return results;
   }
+
+  /** Judges a change and, unless that settles it, stores it with the room's next id. */
+  #storeChange(change: NewChange, tally: Tally, timestamp: string): ChangeResult | Refusal {
+    const verdict = this.#judge(change);
+    if (verdict !== null) return verdict;
+    const event = changeEvent(change, tally.lastId + 1, timestamp);
+    this.#applyChange(event);
+    tally.lastId = event.id;
+    return { event, id: event.id, duplicate: false };
+  }
 }
 
-function prepare(db: DatabaseSync): Statements {
+/**
+ * Whether a message with `body` under a known clientId is the stored `original` sent again. One
+ * edited or deleted since cannot be compared: its clientId is taken as its resend's.
+ */
+export function isResend(original: ChatMessage, body: string): boolean {
+  // Only a deleted message has an empty body: a message's is never blank.
+  return original.body === body || original.editedAt !== undefined || original.body === "";
+}
+
+/** Whether a change stored under a clientId is the same command as `change`. */
+function sameChange(stored: ChangeEvent, change: NewChange): boolean {
+  if (stored.type !== change.type || stored.messageId !== change.messageId) return false;
+  if (stored.type === "edit") return stored.body === (change as { body: string }).body;
+  if (stored.type === "reaction") {
+    const { emoji, on } = change as { emoji: string; on: boolean };
+    return stored.emoji === emoji && stored.on === on;
+  }
+  return true;
+}
+
+/** Whether an entry of a log is a change rather than a message. */
+function isChange(entry: RecordedMessage | ChangeEvent): entry is ChangeEvent {
+  return entry.type !== undefined && entry.type !== "message";
+}
+
+/** The event of a change, once it has its id and time. */
+function changeEvent(change: NewChange, id: number, timestamp: string): ChangeEvent {
+  const { room, messageId, userName, clientId } = change;
+  const base = { id, room, messageId, userName, timestamp };
+  const event: ChangeEvent = change.type === "edit"
+    ? { type: "edit", ...base, body: change.body }
+    : change.type === "delete"
+    ? { type: "delete", ...base }
+    : { type: "reaction", ...base, emoji: change.emoji, on: change.on };
+  if (clientId !== undefined) event.clientId = clientId;
+  return event;
+}
+
+function mentionsColumn(mentions: readonly string[] | undefined): string | null {
+  return mentions === undefined || mentions.length === 0 ? null : JSON.stringify(mentions);
+}
+
+/** Adds what version 2 has to a version 1 file, and counts each room's messages. */
+function migrate(db: DatabaseSync): void {
+  for (const [table, column, definition] of MIGRATION) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all().map((row) => row.name);
+    if (!columns.includes(column)) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+    }
+  }
+  db.exec(
+    "UPDATE rooms SET messages = (SELECT count(*) FROM messages m WHERE m.room = rooms.room)",
+  );
+}
+
+/** Every statement the store runs, prepared once. */
+function prepare(db: DatabaseSync) {
+  return { ...prepareReads(db), ...prepareWrites(db) };
+}
+
+/** A message that is not deleted. */
+const LIVE = "deleted_at IS NULL";
+
+function prepareReads(db: DatabaseSync) {
+  const live = LIVE;
   return {
-    newest: db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?`),
+    newest: db.prepare(
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND ${live} ORDER BY id DESC LIMIT ?`,
+    ),
     before: db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id < ? AND ${live} ` +
+        "ORDER BY id DESC LIMIT ?",
     ),
     after: db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? ORDER BY id LIMIT ?`,
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? AND ${live} ORDER BY id LIMIT ?`,
+    ),
+    messagesBetween: db.prepare(
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ? AND ${live} ` +
+        "ORDER BY id LIMIT ?",
+    ),
+    eventsBetween: db.prepare(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE room = ? AND id > ? AND id <= ? ` +
+        "ORDER BY id LIMIT ?",
+    ),
+    nthNewest: db.prepare(
+      `SELECT id FROM messages WHERE room = ? AND id <= ? AND ${live} ` +
+        "ORDER BY id DESC LIMIT 1 OFFSET ?",
+    ),
+    nthOldest: db.prepare("SELECT id FROM messages WHERE room = ? ORDER BY id LIMIT 1 OFFSET ?"),
+    reactionsBetween: db.prepare(
+      "SELECT message_id, emoji, user_name FROM reactions WHERE room = ? AND message_id >= ? " +
+        "AND message_id <= ? ORDER BY message_id, event_id",
+    ),
+    reactionState: db.prepare(
+      "SELECT count(DISTINCT emoji) AS emoji, coalesce(sum(emoji = ?1), 0) AS present, " +
+        "coalesce(sum(emoji = ?1 AND user_name = ?4), 0) AS mine " +
+        "FROM reactions WHERE room = ?2 AND message_id = ?3",
+    ),
+    target: db.prepare(
+      "SELECT user_name, author_id, deleted_at FROM messages WHERE room = ? AND id = ?",
     ),
     lastId: db.prepare("SELECT last_id FROM rooms WHERE room = ?"),
+    roomRow: db.prepare("SELECT last_id, messages FROM rooms WHERE room = ?"),
     firstId: db.prepare("SELECT id FROM messages WHERE room = ? ORDER BY id LIMIT 1"),
     rooms: db.prepare(
       "SELECT room, last_id FROM rooms WHERE room > ? AND EXISTS " +
         "(SELECT 1 FROM messages m WHERE m.room = rooms.room) ORDER BY room LIMIT ?",
     ),
-    // Ids in a room are contiguous from the oldest retained to the last, so this costs one
-    // index lookup per room instead of a scan of every message.
-    count: db.prepare(
-      "SELECT coalesce(sum(last_id - (SELECT m.id FROM messages m WHERE m.room = rooms.room " +
-        "ORDER BY m.id LIMIT 1) + 1), 0) AS total FROM rooms",
-    ),
-    // Rows inserted, changed or deleted by this connection: what a write added to the count.
-    changes: db.prepare("SELECT total_changes() AS total"),
+    count: db.prepare("SELECT coalesce(sum(messages), 0) AS total FROM rooms"),
     dataVersion: db.prepare("PRAGMA data_version"),
     byClient: db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND user_name = ? AND client_id = ?`,
     ),
+    eventByClient: db.prepare(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE room = ? AND user_name = ? AND client_id = ?`,
+    ),
+  };
+}
+
+function prepareWrites(db: DatabaseSync) {
+  const live = LIVE;
+  return {
     insert: db.prepare(
-      "INSERT INTO messages (room, id, user_name, body, timestamp, client_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO messages (room, id, user_name, body, timestamp, client_id, mentions, " +
+        "author_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     ),
     insertKnown: db.prepare(
-      "INSERT OR IGNORE INTO messages (room, id, user_name, body, timestamp, client_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO messages (room, id, user_name, body, timestamp, client_id, " +
+        "mentions, author_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
-    insertKnownBare: db.prepare(
-      "INSERT OR IGNORE INTO messages (room, id, user_name, body, timestamp) VALUES (?, ?, ?, ?, ?)",
+    insertEvent: db.prepare(
+      "INSERT OR IGNORE INTO events (room, id, type, message_id, user_name, body, emoji, added, " +
+        "timestamp, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ),
-    setLastId: db.prepare(
-      "INSERT INTO rooms (room, last_id) VALUES (?, ?) " +
-        "ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
+    edit: db.prepare(
+      `UPDATE messages SET body = ?, edited_at = ? WHERE room = ? AND id = ? AND ${live}`,
+    ),
+    delete: db.prepare(
+      "UPDATE messages SET body = '', deleted_at = ?, mentions = NULL " +
+        `WHERE room = ? AND id = ? AND ${live}`,
+    ),
+    react: db.prepare(
+      "INSERT OR IGNORE INTO reactions (room, message_id, emoji, user_name, event_id) " +
+        `SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE room = ? AND id = ? ` +
+        `AND ${live})`,
+    ),
+    unreact: db.prepare(
+      "DELETE FROM reactions WHERE room = ? AND message_id = ? AND emoji = ? AND user_name = ?",
+    ),
+    unreactAll: db.prepare("DELETE FROM reactions WHERE room = ? AND message_id = ?"),
+    setRoom: db.prepare(
+      "INSERT INTO rooms (room, last_id, messages) VALUES (?, ?, ?) " +
+        "ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id, messages = excluded.messages",
     ),
     trim: db.prepare("DELETE FROM messages WHERE room = ? AND id <= ?"),
+    trimEvents: db.prepare("DELETE FROM events WHERE room = ? AND message_id <= ?"),
+    trimReactions: db.prepare("DELETE FROM reactions WHERE room = ? AND message_id <= ?"),
   };
 }
 
@@ -616,7 +1116,26 @@ function toMessage(room: string, row: Record<string, SQLOutputValue>): ChatMessa
     timestamp: row.timestamp as string,
   };
   if (row.client_id !== null) message.clientId = row.client_id as string;
+  if (row.mentions !== null) message.mentions = JSON.parse(row.mentions as string);
+  if (row.edited_at !== null) message.editedAt = row.edited_at as string;
   return message;
+}
+
+function toChange(room: string, row: Record<string, SQLOutputValue>): ChangeEvent {
+  const base = {
+    id: row.id as number,
+    room,
+    messageId: row.message_id as number,
+    userName: row.user_name as string,
+    timestamp: row.timestamp as string,
+  };
+  const event: ChangeEvent = row.type === "edit"
+    ? { type: "edit", ...base, body: row.body as string }
+    : row.type === "delete"
+    ? { type: "delete", ...base }
+    : { type: "reaction", ...base, emoji: row.emoji as string, on: row.added === 1 };
+  if (row.client_id !== null) event.clientId = row.client_id as string;
+  return event;
 }
 
 /** SQLite reads a negative LIMIT as "no limit"; a page never means that. */
@@ -699,5 +1218,14 @@ function openError(path: string, error: unknown, busyTimeoutMs: number): History
   return new HistoryError(
     `Cannot open history store "${path}": ${cause}. ${adviceFor(cause)}`,
     { cause: error },
+  );
+}
+
+/** The query of {@link HistoryStore.mentionCount}. */
+function prepareMentionCount(db: DatabaseSync): ReturnType<DatabaseSync["prepare"]> {
+  return db.prepare(
+    "SELECT count(*) AS n FROM messages WHERE room = ? AND id > ? AND mentions IS NOT NULL" +
+      " AND deleted_at IS NULL" +
+      " AND EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE value = ?)",
   );
 }

@@ -13,7 +13,52 @@ export interface ChatMessage {
   timestamp: string;
   /** The sender's id for the message, when it gave one: it lets the sender match its own. */
   clientId?: string;
+  /** The names the body's `@name` tokens refer to, canonically spelt; absent when none. */
+  mentions?: string[];
+  /** When the body was last edited (ISO 8601): only in a message sent in its current state. */
+  editedAt?: string;
+  /** Who reacted with what, `{"👍": ["alice"]}`: only in its current state, and when any. */
+  reactions?: Record<string, string[]>;
 }
+
+/** What every change to a stored message says: which message, who changed it, and when. */
+interface ChangeBase {
+  /** The room's next id: changes share one sequence with the messages. */
+  id: number;
+  room: string;
+  messageId: number;
+  userName: string;
+  /** The server's clock when the change was stored, ISO 8601. */
+  timestamp: string;
+  clientId?: string;
+}
+
+/** A message's new body, by its author. */
+export interface EditEvent extends ChangeBase {
+  type: "edit";
+  body: string;
+}
+
+/** A message taken back, by its author or an admin. */
+export interface DeleteEvent extends ChangeBase {
+  type: "delete";
+}
+
+/** A person's reaction with one emoji put on (`on: true`) or taken off a message. */
+export interface ReactionEvent extends ChangeBase {
+  type: "reaction";
+  emoji: string;
+  on: boolean;
+}
+
+/** A change to a message: what the log holds beside the messages. */
+export type ChangeEvent = EditEvent | DeleteEvent | ReactionEvent;
+
+/** A message as an event of the log. */
+export type MessageLogEvent = { type: "message" } & ChatMessage;
+
+/** One entry of a room's log, as sent: every kind has an id of the room's one sequence. */
+export type LogEvent = MessageLogEvent | ChangeEvent;
 
 /** How a client speaks: chosen by the `Sec-WebSocket-Protocol` header at upgrade. */
 export type Dialect = "parley.v1" | "legacy";
@@ -29,8 +74,13 @@ export type ErrorCode =
   | "bad_name"
   | "bad_room"
   | "unavailable"
-  /** A `refresh` whose token is not valid, is another person's, or does not allow the room. */
-  | "forbidden";
+  /**
+   * A `refresh` whose token is not valid, is another person's, or does not allow the room; an
+   * edit of someone else's message, a delete of one by someone neither its author nor an admin.
+   */
+  | "forbidden"
+  /** An edit, delete or reaction of a message that does not exist (any more). */
+  | "not_found";
 
 /** The limits a `parley.v1` client is told in its welcome, so it can keep within them. */
 export interface ProtocolLimits {
@@ -54,14 +104,27 @@ export type ServerEvent =
     lastId: number;
     recovered?: boolean;
     limits: ProtocolLimits;
+    /** The person's read marker in the room (`accounts` and `jwt` modes): 0 when none. */
+    lastRead?: number;
   }
-  | ({ type: "message" } & ChatMessage)
+  | LogEvent
   | { type: "ack"; clientId?: string; id: number }
   | { type: "join" | "leave"; userName: string; users: string[] }
   /** A `refresh` was accepted: the connection lasts until the new token's expiry (ISO 8601). */
   | { type: "refreshed"; expiresAt: string }
   /** `clientId` is the one of the command that caused the error, when it had one. */
-  | { type: "error"; code: ErrorCode; message: string; clientId?: string };
+  | { type: "error"; code: ErrorCode; message: string; clientId?: string }
+  /** Someone else in the room is typing: live only, never stored, no id (see `typing.ts`). */
+  | { type: "typing"; room: string; userName: string }
+  /** The rooms whose lastId moved since the last summary, for a client that asked (`summaries.ts`). */
+  | { type: "summary"; rooms: SummaryRoom[] };
+
+/** One room of a `summary`: its newest id and how many new messages mention the client. */
+export interface SummaryRoom {
+  room: string;
+  lastId: number;
+  mentions: number;
+}
 
 /** The first event a joined `parley.v1` client gets. */
 export type WelcomeEvent = Extract<ServerEvent, { type: "welcome" }>;
@@ -69,9 +132,31 @@ export type WelcomeEvent = Extract<ServerEvent, { type: "welcome" }>;
 /** What a client asks for, once its frame has been validated. */
 export type ClientCommand =
   | { type: "message"; body: string; clientId?: string; userName?: string }
+  | ChangeCommand
   | { type: "hello"; userName: string }
   /** A newer token for a connection opened with one that expires (`auth.mode: "jwt"`). */
-  | { type: "refresh"; token: string };
+  | { type: "refresh"; token: string }
+  | LiveCommand;
+
+/** What a joined client says that is neither stored nor acked (see `live.ts`). */
+export type LiveCommand =
+  | { type: "typing" }
+  /** The client has read the room up to `id`. */
+  | { type: "read"; id: number }
+  /** Start (`on`) or stop sending this connection `summary` events. */
+  | { type: "summary"; on: boolean };
+
+/** A command that changes a stored message: its event once stored is a {@link ChangeEvent}. */
+export type ChangeCommand =
+  | { type: "edit"; messageId: number; body: string; clientId?: string }
+  | { type: "delete"; messageId: number; clientId?: string }
+  | { type: "react"; messageId: number; emoji: string; on: boolean; clientId?: string };
+
+/** The most distinct emoji one message may carry. */
+export const MAX_REACTIONS = 20;
+
+/** The largest emoji, in bytes of UTF-8. */
+export const MAX_EMOJI_BYTES = 32;
 
 /**
  * A frame or parameter the protocol refuses; `code` is the `error` event's code, `clientId` the one
@@ -239,6 +324,10 @@ export function parseClientFrame(
   switch (frame.type) {
     case "message":
       return parseMessage(frame, maxBytes);
+    case "edit":
+    case "delete":
+    case "react":
+      return parseChange(frame, maxBytes);
     case "hello":
       return { type: "hello", userName: fixedName ?? validateUserName(frame.userName) };
     case "refresh":
@@ -246,10 +335,15 @@ export function parseClientFrame(
         throw new ProtocolError("bad_frame", '"token" must be the new token, a string');
       }
       return { type: "refresh", token: frame.token };
+    case "typing":
+    case "read":
+    case "summary":
+      return parseLiveCommand(frame);
     default:
       throw new ProtocolError(
         "bad_frame",
-        `unknown frame type ${shortJson(frame.type)}; use "message", "hello" or "refresh"`,
+        `unknown frame type ${shortJson(frame.type)}; use "message", "edit", "delete", "react", ` +
+          '"typing", "read", "summary", "hello" or "refresh"',
       );
   }
 }
@@ -259,23 +353,137 @@ function parseMessage(
   frame: Record<string, unknown>,
   maxBytes: number,
 ): Extract<ClientCommand, { type: "message" }> {
-  const clientId = frame.clientId ?? undefined;
-  const valid = clientId === undefined ||
-    (typeof clientId === "string" && CLIENT_ID.test(clientId));
-  let body: string;
-  try {
-    body = validateBody(frame.body, maxBytes);
-  } catch (error) {
-    if (!valid || clientId === undefined || !(error instanceof ProtocolError)) throw error;
-    throw new ProtocolError(error.code, error.message, clientId as string);
+  const clientId = parseClientId(frame);
+  const body = withClientId(clientId, () => validateBody(frame.body, maxBytes));
+  return clientId === undefined ? { type: "message", body } : { type: "message", body, clientId };
+}
+
+/** An `edit`, `delete` or `react` command; what is refused is reported with its clientId. */
+function parseChange(frame: Record<string, unknown>, maxBytes: number): ChangeCommand {
+  const clientId = parseClientId(frame);
+  const command = withClientId(clientId, (): ChangeCommand => {
+    const messageId = validateMessageId(frame.messageId);
+    if (frame.type === "edit") {
+      return { type: "edit", messageId, body: validateBody(frame.body, maxBytes) };
+    }
+    if (frame.type === "delete") return { type: "delete", messageId };
+    if (typeof frame.on !== "boolean") {
+      throw new ProtocolError("bad_frame", '"on" must be true (react) or false (take it back)');
+    }
+    return { type: "react", messageId, emoji: validateEmoji(frame.emoji), on: frame.on };
+  });
+  if (clientId !== undefined) command.clientId = clientId;
+  return command;
+}
+
+/** The frame's clientId: absent, or 1-128 printable ASCII characters; else `bad_frame`. */
+function parseClientId(frame: Record<string, unknown>): string | undefined {
+  return validateClientId(frame.clientId);
+}
+
+/** A command's clientId: absent (undefined or null), or 1-128 printable ASCII; else `bad_frame`. */
+export function validateClientId(value: unknown): string | undefined {
+  const clientId = value ?? undefined;
+  if (clientId === undefined || (typeof clientId === "string" && CLIENT_ID.test(clientId))) {
+    return clientId;
   }
-  if (!valid) {
+  throw new ProtocolError(
+    "bad_frame",
+    '"clientId" must be 1-128 printable ASCII characters without spaces',
+  );
+}
+
+/** Runs `parse`; a {@link ProtocolError} it throws is given the command's clientId. */
+function withClientId<T>(clientId: string | undefined, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (clientId === undefined || !(error instanceof ProtocolError)) throw error;
+    throw new ProtocolError(error.code, error.message, clientId);
+  }
+}
+
+/** A message id: a whole number of at least 1; else `bad_frame`. */
+export function validateMessageId(value: unknown): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 1) return value;
+  throw new ProtocolError(
+    "bad_frame",
+    `"messageId" must be the id of a message, a whole number, not ${shortJson(value)}`,
+  );
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/**
+ * An emoji of a reaction: one grapheme (as `Intl.Segmenter` counts), at most
+ * {@link MAX_EMOJI_BYTES} of UTF-8, nothing invisible or blank; else `bad_frame`. Any one
+ * grapheme is taken: which are emoji changes with every Unicode version.
+ */
+export function validateEmoji(value: unknown): string {
+  if (typeof value !== "string" || value === "") {
+    throw new ProtocolError("bad_frame", '"emoji" must be one emoji, a string');
+  }
+  const emoji = value.normalize("NFC");
+  const size = byteLength(emoji);
+  if (size > MAX_EMOJI_BYTES) {
     throw new ProtocolError(
       "bad_frame",
-      '"clientId" must be 1-128 printable ASCII characters without spaces',
+      `"emoji" is ${size} bytes; one emoji is at most ${MAX_EMOJI_BYTES}`,
     );
   }
-  return clientId === undefined ? { type: "message", body } : { type: "message", body, clientId };
+  let count = 0;
+  for (const _ of graphemes.segment(emoji)) count++;
+  if (count !== 1 || !emoji.isWellFormed() || NAME_BLANK.test(emoji) || /^\p{Cc}/u.test(emoji)) {
+    throw new ProtocolError(
+      "bad_frame",
+      `"emoji" must be exactly one emoji, not ${shortJson(value)}`,
+    );
+  }
+  return emoji;
+}
+
+/** The most `@name` tokens of one body that are looked up: a body full of them costs no more. */
+const MAX_MENTION_TOKENS = 50;
+// A name runs to the next space or "@"; what ends a sentence after it is not part of it.
+const MENTION = /(?<![\p{L}\p{N}_])@([^\s@]{1,32})/gu;
+const TRAILING = /[.,;:!?)\]}'"»”’]+$/u;
+
+/**
+ * The names a body's `@name` tokens may refer to, as written: each token, and the token without
+ * punctuation after it (`@bob,` may name "bob," or "bob"). Names with spaces cannot be mentioned.
+ */
+export function mentionCandidates(body: string): string[] {
+  if (!body.includes("@")) return [];
+  const candidates: string[] = [];
+  for (const match of body.matchAll(MENTION)) {
+    const token = match[1];
+    candidates.push(token);
+    const bare = token.replace(TRAILING, "");
+    if (bare !== token && bare !== "") candidates.push(bare);
+    if (candidates.length >= MAX_MENTION_TOKENS) break;
+  }
+  return candidates;
+}
+
+/** Whether a command is one of the live extras', which `live.ts` carries out. */
+export function isLiveCommand(command: ClientCommand): command is LiveCommand {
+  return command.type === "typing" || command.type === "read" || command.type === "summary";
+}
+
+/** A `typing`, `read {id}` or `summary {on}` command. */
+function parseLiveCommand(frame: Record<string, unknown>): LiveCommand {
+  if (frame.type === "typing") return { type: "typing" };
+  if (frame.type === "summary") {
+    if (typeof frame.on !== "boolean") {
+      throw new ProtocolError("bad_frame", '"on" must be true or false');
+    }
+    return { type: "summary", on: frame.on };
+  }
+  const id = frame.id;
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+    throw new ProtocolError("bad_frame", '"id" must be a message id, a whole number');
+  }
+  return { type: "read", id };
 }
 
 /** The JSON text of one `parley.v1` event. */
@@ -284,8 +492,8 @@ export function encodeEvent(event: ServerEvent): string {
 }
 
 /** A `message` event for a stored message: with the sender's `clientId`, when it gave one. */
-export function messageEvent(message: ChatMessage): Extract<ServerEvent, { type: "message" }> {
-  const event: Extract<ServerEvent, { type: "message" }> = {
+export function messageEvent(message: ChatMessage): MessageLogEvent {
+  const event: MessageLogEvent = {
     type: "message",
     id: message.id,
     room: message.room,
@@ -294,6 +502,9 @@ export function messageEvent(message: ChatMessage): Extract<ServerEvent, { type:
     timestamp: message.timestamp,
   };
   if (message.clientId !== undefined) event.clientId = message.clientId;
+  if (message.mentions !== undefined) event.mentions = message.mentions;
+  if (message.editedAt !== undefined) event.editedAt = message.editedAt;
+  if (message.reactions !== undefined) event.reactions = message.reactions;
   return event;
 }
 

@@ -142,6 +142,19 @@ export class Presence {
     return users;
   }
 
+  /**
+   * The name present in a room that is `name` in any case (as it is spelt there), or null: who
+   * a `@name` in a message means.
+   */
+  named(room: string, name: string): string | null {
+    const names = this.#rooms.get(room)?.all;
+    if (names === undefined) return null;
+    if (names.has(name)) return name;
+    const wanted = name.toLowerCase();
+    for (const present of names.keys()) if (present.toLowerCase() === wanted) return present;
+    return null;
+  }
+
   /** How many names are present in a room, here and elsewhere. */
   count(room: string): number {
     return this.#rooms.get(room)?.all.size ?? 0;

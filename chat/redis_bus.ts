@@ -1,8 +1,9 @@
 /**
  * The {@link Bus} of several instances sharing rooms through one Redis server.
  *
- * A Lua script in Redis assigns a room's next id, appends the message to the room's stream and
- * publishes it, so the order is Redis's. Every instance records what it hears in its own history
+ * A Lua script in Redis assigns a room's next id, appends the message (or the change to one: an
+ * edit, delete or reaction, which share the sequence) to the room's stream and publishes it, so
+ * the order is Redis's. Every instance records what it hears in its own history
  * store, filling gaps from the stream, and catches every room up from the streams whenever its
  * connections come back. An append is acked once the message is in Redis and in this instance's
  * store.
@@ -25,11 +26,16 @@
 import { ANNOUNCE_SECONDS, type Bus, type BusEvent } from "./bus.ts";
 import {
   type AppendResult,
+  ChangeRefusedError,
+  type ChangeResult,
   ClientIdReusedError,
   type HistoryStore,
+  isResend,
+  type NewChange,
   type NewMessage,
+  type RecordedMessage,
 } from "./history.ts";
-import type { ChatMessage } from "./message.ts";
+import { type ChangeEvent, type LogEvent, messageEvent } from "./message.ts";
 import {
   COMMAND_TIMEOUT_MS,
   deadline,
@@ -71,38 +77,84 @@ const STALE_EPOCH = 2;
 const REUSED = 3;
 
 /**
+ * The room's next id as `id`, from KEYS[1], the sequence; `lastId` names the ARGV holding the
+ * last id this instance has (a Redis that lost its data must not hand out used ids). Then `ms`,
+ * Redis's clock.
+ */
+function nextId(lastId: string): string {
+  return `
+local id = redis.call('INCR', KEYS[1])
+if id <= tonumber(${lastId}) then
+  id = tonumber(${lastId}) + 1
+  redis.call('SET', KEYS[1], id)
+end
+local now = redis.call('TIME')
+local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+`;
+}
+
+/** Appends `entry` (JSON) to the stream KEYS[2], remembers it under KEYS[3], and publishes it. */
+const STORE = `
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', MAXLEN, id .. '-0', 'm', entry)
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], entry, 'EX', ${DEDUPE_SECONDS}) end
+redis.call('PUBLISH', '${CHANNEL}', entry)
+return {${STORED}, entry}
+`;
+
+/**
  * Assigns the room's next id, appends the message to the room's stream (trimmed to about the
  * retention), remembers its clientId, and publishes it: all at once, so Redis alone orders them.
  * KEYS: sequence, stream, clientId key ("" for none), epoch. ARGV: room, userName, body, max
- * length, the last id this instance has (a Redis that lost its data must not hand out used ids),
- * the clientId ("" for none), and the epoch this instance re-seeded. Returns {STALE_EPOCH, ""}
- * if Redis holds other data than that, {DUPLICATE, original} for a known clientId with the same
- * body, {REUSED, original} for one with another body, else {STORED, message}; messages are JSON.
+ * length, the last id this instance has, the clientId ("" for none), the epoch this instance
+ * re-seeded, the author's id ("" for none) and the mentions (a JSON array, "" for none).
+ * Returns {STALE_EPOCH, ""} if Redis holds other data than that, {DUPLICATE, original} for a
+ * known clientId with the same body, {REUSED, original} for one with another body or of a
+ * change, else {STORED, message}; messages are JSON.
  */
 const APPEND_SCRIPT = `
 if redis.call('GET', KEYS[4]) ~= ARGV[7] then return {${STALE_EPOCH}, ''} end
 if KEYS[3] ~= '' then
   local original = redis.call('GET', KEYS[3])
   if original then
-    if cjson.decode(original).body == ARGV[3] then return {${DUPLICATE}, original} end
+    local known = cjson.decode(original)
+    if known.type == nil and known.body == ARGV[3] then return {${DUPLICATE}, original} end
     return {${REUSED}, original}
   end
 end
-local id = redis.call('INCR', KEYS[1])
-if id <= tonumber(ARGV[5]) then
-  id = tonumber(ARGV[5]) + 1
-  redis.call('SET', KEYS[1], id)
-end
-local now = redis.call('TIME')
-local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+${nextId("ARGV[5]")}
 local fields = {id = id, room = ARGV[1], userName = ARGV[2], body = ARGV[3], ms = ms}
 if ARGV[6] ~= '' then fields.clientId = ARGV[6] end
-local message = cjson.encode(fields)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'm', message)
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], message, 'EX', ${DEDUPE_SECONDS}) end
-redis.call('PUBLISH', '${CHANNEL}', message)
-return {${STORED}, message}
-`;
+if ARGV[8] ~= '' then fields.authorId = ARGV[8] end
+if ARGV[9] ~= '' then fields.mentions = cjson.decode(ARGV[9]) end
+local entry = cjson.encode(fields)
+local MAXLEN = ARGV[4]
+${STORE}`;
+
+/**
+ * The same for a change to a message: KEYS as for a message. ARGV: the change's fields (JSON:
+ * type, room, messageId, userName, body, emoji, on, clientId), max length, the last id this
+ * instance has, the epoch. A known clientId is a duplicate if it was this same change.
+ */
+const CHANGE_SCRIPT = `
+if redis.call('GET', KEYS[4]) ~= ARGV[4] then return {${STALE_EPOCH}, ''} end
+local fields = cjson.decode(ARGV[1])
+if KEYS[3] ~= '' then
+  local original = redis.call('GET', KEYS[3])
+  if original then
+    local k = cjson.decode(original)
+    if k.type == fields.type and k.messageId == fields.messageId and k.body == fields.body
+      and k.emoji == fields.emoji and k.on == fields.on then
+      return {${DUPLICATE}, original}
+    end
+    return {${REUSED}, original}
+  end
+end
+${nextId("ARGV[3]")}
+fields.id = id
+fields.ms = ms
+local entry = cjson.encode(fields)
+local MAXLEN = ARGV[2]
+${STORE}`;
 
 /**
  * The epoch, made if missing. KEYS: epoch. ARGV: a new epoch's name, and how long appends wait
@@ -135,29 +187,58 @@ interface Echo {
   n: number;
 }
 
-/** A message as the script writes it: the time is milliseconds since the epoch, as text. */
-interface RedisMessage {
+/**
+ * An entry of a room's stream as the scripts write it: a message (no `type`) or a change; the
+ * time is milliseconds since the epoch, as text.
+ */
+interface RedisEntry {
   id: number;
   room: string;
   userName: string;
-  body: string;
   ms: string;
   clientId?: string;
+  type?: ChangeEvent["type"];
+  body?: string;
+  authorId?: string;
+  mentions?: string[];
+  messageId?: number;
+  emoji?: string;
+  on?: boolean;
 }
 
-function fromRedis(message: string | RedisMessage): ChatMessage {
-  const { id, room, userName, body, ms, clientId } = typeof message === "string"
-    ? JSON.parse(message) as RedisMessage
-    : message;
-  const chat: ChatMessage = {
-    id,
-    room,
-    userName,
-    body,
-    timestamp: new Date(Number(ms)).toISOString(),
-  };
-  if (clientId !== undefined) chat.clientId = clientId;
-  return chat;
+/** A stream entry (JSON, or parsed) as this instance stores it. */
+function fromRedis(entry: string | RedisEntry): RecordedMessage | ChangeEvent {
+  const fields = typeof entry === "string" ? JSON.parse(entry) as RedisEntry : entry;
+  const { id, room, userName, ms, clientId } = fields;
+  const timestamp = new Date(Number(ms)).toISOString();
+  let stored: RecordedMessage | ChangeEvent;
+  if (fields.type === undefined) {
+    stored = { id, room, userName, body: fields.body!, timestamp };
+    if (fields.authorId !== undefined) stored.author = fields.authorId;
+    if (Array.isArray(fields.mentions)) stored.mentions = fields.mentions;
+  } else {
+    const base = { id, room, messageId: fields.messageId!, userName, timestamp };
+    stored = fields.type === "edit"
+      ? { type: "edit", ...base, body: fields.body! }
+      : fields.type === "delete"
+      ? { type: "delete", ...base }
+      : { type: "reaction", ...base, emoji: fields.emoji!, on: fields.on === true };
+  }
+  if (clientId !== undefined) stored.clientId = clientId;
+  return stored;
+}
+
+/** The event of a stored entry, as clients are sent it (a message's author id is not). */
+function logEvent(entry: RecordedMessage | ChangeEvent): LogEvent {
+  return entry.type === undefined || entry.type === "message"
+    ? messageEvent(entry as RecordedMessage)
+    : entry as ChangeEvent;
+}
+
+/** An entry's place in its room's log. */
+interface Logged {
+  room: string;
+  id: number;
 }
 
 /** A room's keys: they share its hash tag. */
@@ -183,8 +264,8 @@ interface Waiter {
 export class RedisBus implements Bus {
   readonly #id = crypto.randomUUID();
   #handler: (event: BusEvent) => void = () => {};
-  /** Received messages not yet recorded and delivered. */
-  #inbound: ChatMessage[] = [];
+  /** Received entries of the log not yet recorded and delivered. */
+  #inbound: (RecordedMessage | ChangeEvent)[] = [];
   /** Recording and delivery happen one step at a time, in order. */
   #chain: Promise<boolean> = Promise.resolve(true);
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -278,19 +359,47 @@ export class RedisBus implements Bus {
     if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
     const known = this.#known(message);
     if (known !== null) return known;
-    let [status, text] = await this.#eval(message);
+    const [status, text] = await this.#run(() => this.#eval(message));
+    if (status === REUSED) throw new ClientIdReusedError(message.clientId ?? "");
+    const stored = fromRedis(text) as RecordedMessage;
+    await this.#recorded(stored);
+    const { author: _, ...chat } = stored;
+    return { message: chat, duplicate: status === DUPLICATE };
+  }
+
+  /**
+   * Judges the change by this instance's store (caught up first when the message may be newer
+   * than what it has), then has Redis give it its id like a message. Two instances may judge
+   * at once: a change that reaches a message deleted meanwhile is stored, and changes nothing.
+   */
+  async change(change: NewChange): Promise<ChangeResult> {
+    if (this.#closed) throw new RedisUnavailableError("this instance is shutting down");
+    let verdict = this.history.judge(change);
+    const notFound = verdict instanceof ChangeRefusedError && verdict.code === "not_found";
+    if (notFound && change.messageId > this.history.lastId(change.room)) {
+      await this.catchUp(change.room);
+      verdict = this.history.judge(change);
+    }
+    if (verdict instanceof Error) throw verdict;
+    if (verdict !== null) return verdict;
+    const [status, text] = await this.#run(() => this.#evalChange(change));
+    if (status === REUSED) throw new ClientIdReusedError(change.clientId ?? "");
+    const event = fromRedis(text) as ChangeEvent;
+    await this.#recorded(event);
+    return { event, id: event.id, duplicate: status === DUPLICATE };
+  }
+
+  /** Runs a script; if Redis lost its data since this instance last looked, re-seeds and retries once. */
+  async #run(script: () => Promise<[number, string]>): Promise<[number, string]> {
+    let [status, text] = await script();
     if (status === STALE_EPOCH) {
-      // Redis lost its data since this instance last looked: re-seed, then try once more.
       if (this.#gateOpen) this.#reconnected();
-      [status, text] = await this.#eval(message);
+      [status, text] = await script();
       if (status === STALE_EPOCH) {
         throw new RedisUnavailableError("Redis lost its data and is being re-seeded");
       }
     }
-    if (status === REUSED) throw new ClientIdReusedError(message.clientId ?? "");
-    const stored = fromRedis(text);
-    await this.#recorded(stored);
-    return { message: stored, duplicate: status === DUPLICATE };
+    return [status, text];
   }
 
   /**
@@ -301,14 +410,14 @@ export class RedisBus implements Bus {
     if (clientId === undefined) return null;
     const original = this.history.byClientId(room, userName, clientId);
     if (original === null) return null;
-    if (original.body !== body) throw new ClientIdReusedError(clientId);
+    if (!isResend(original, body)) throw new ClientIdReusedError(clientId);
     return { message: original, duplicate: true };
   }
 
-  async #eval({ room, userName, body, clientId }: NewMessage): Promise<[number, string]> {
-    if (!this.#gateOpen) {
-      await deadline(this.#gate, SETTLE_MS + COMMAND_TIMEOUT_MS, "checking Redis's data");
-    }
+  async #eval(
+    { room, userName, body, clientId, author, mentions }: NewMessage,
+  ): Promise<[number, string]> {
+    await this.#gated();
     const keys = roomKeys(room);
     const reply = await this.commands.call("the append", (c) =>
       c.eval(APPEND_SCRIPT, {
@@ -326,16 +435,52 @@ export class RedisBus implements Bus {
           String(this.history.lastId(room)),
           clientId ?? "",
           this.#epoch ?? "",
+          author ?? "",
+          mentions === undefined || mentions.length === 0 ? "" : JSON.stringify(mentions),
         ],
       }));
     return reply as [number, string];
   }
 
+  async #evalChange(change: NewChange): Promise<[number, string]> {
+    await this.#gated();
+    const { room, userName, clientId, messageId } = change;
+    const keys = roomKeys(room);
+    const fields: Record<string, unknown> = { type: change.type, room, messageId, userName };
+    if (change.type === "edit") fields.body = change.body;
+    if (change.type === "reaction") Object.assign(fields, { emoji: change.emoji, on: change.on });
+    if (clientId !== undefined) fields.clientId = clientId;
+    const reply = await this.commands.call("the change", (c) =>
+      c.eval(CHANGE_SCRIPT, {
+        keys: [
+          keys.seq,
+          keys.log,
+          clientId === undefined ? "" : keys.client(`${userName}\n${clientId}`),
+          EPOCH,
+        ],
+        arguments: [
+          JSON.stringify(fields),
+          String(this.maxPerRoom),
+          String(this.history.lastId(room)),
+          this.#epoch ?? "",
+        ],
+      }));
+    return reply as [number, string];
+  }
+
+  /** Waits for the epoch check (and the settling after a loss of data) before an id is taken. */
+  async #gated(): Promise<void> {
+    if (!this.#gateOpen) {
+      await deadline(this.#gate, SETTLE_MS + COMMAND_TIMEOUT_MS, "checking Redis's data");
+    }
+  }
+
   /**
-   * Resolves once `message` is in this instance's store: normally it arrives through the
-   * subscription like everyone's; if it is slow to, it is recorded from the append's answer.
+   * Resolves once `message` (or change) is in this instance's store: normally it arrives
+   * through the subscription like everyone's; if it is slow to, it is recorded from the
+   * script's answer.
    */
-  #recorded(message: ChatMessage): Promise<void> {
+  #recorded(message: Logged & (RecordedMessage | ChangeEvent)): Promise<void> {
     const { room, id } = message;
     if (this.history.lastId(room) >= id) return Promise.resolve();
     if (this.#closed) {
@@ -389,6 +534,13 @@ export class RedisBus implements Bus {
 
   onEvent(handler: (event: BusEvent) => void): void {
     this.#handler = handler;
+  }
+
+  typing(room: string, userName: string): void {
+    const event: BusEvent = { kind: "typing", room, userName, from: this.#id };
+    this.#handler(event);
+    this.commands.call("a typing notice", (c) => c.publish(CHANNEL, JSON.stringify(event)))
+      .catch(() => {});
   }
 
   /**
@@ -533,7 +685,11 @@ export class RedisBus implements Bus {
     }
   }
 
-  async #range(room: string, from: number, to: number | "+"): Promise<ChatMessage[]> {
+  async #range(
+    room: string,
+    from: number,
+    to: number | "+",
+  ): Promise<(RecordedMessage | ChangeEvent)[]> {
     const entries = await this.commands.call(
       "a read of the room's stream",
       (c) =>
@@ -543,7 +699,7 @@ export class RedisBus implements Bus {
   }
 
   #receive(text: string): void {
-    let event: BusEvent | Echo | RedisMessage;
+    let event: BusEvent | Echo | RedisEntry;
     try {
       event = JSON.parse(text);
     } catch {
@@ -553,12 +709,13 @@ export class RedisBus implements Bus {
       if (event.kind === "echo") {
         if (event.from === this.#id && event.n >= (this.#echo?.n ?? Infinity)) this.#echo = null;
       } else if (event.kind === "presence" && event.from !== this.#id) this.#handler(event);
+      else if (event.kind === "typing" && event.from !== this.#id) this.#handler(event);
       return;
     }
     this.#arrived(fromRedis(event));
   }
 
-  #arrived(message: ChatMessage): void {
+  #arrived(message: RecordedMessage | ChangeEvent): void {
     this.#inbound.push(message);
     if (this.#inbound.length === 1) this.#step(() => this.#drain());
   }
@@ -581,11 +738,11 @@ export class RedisBus implements Bus {
     }
   }
 
-  #record(messages: ChatMessage[]): void {
+  #record(messages: (RecordedMessage | ChangeEvent)[]): void {
     // A step that outlived the wait at shutdown must not write to a store being closed.
     if (messages.length === 0 || this.#closed) return;
     this.history.record(messages);
-    for (const message of messages) this.#handler({ kind: "message", message });
+    for (const message of messages) this.#handler({ kind: "log", event: logEvent(message) });
     if (this.#waiters.size > 0) this.#wakeWaiters(new Set(messages.map((m) => m.room)));
   }
 

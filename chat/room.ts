@@ -11,19 +11,26 @@
 
 import { setImmediate } from "node:timers";
 import type { Bus, BusEvent } from "./bus.ts";
-import type { AppendResult, HistoryStore, NewMessage } from "./history.ts";
+import type {
+  AppendResult,
+  ChangeRequest,
+  ChangeResult,
+  HistoryStore,
+  NewMessage,
+} from "./history.ts";
 import { clientText } from "./log.ts";
 import {
-  type ChatMessage,
   encodeEvent,
   encodeLegacy,
+  type LogEvent,
+  mentionCandidates,
   messageEvent,
   type ServerEvent,
 } from "./message.ts";
 import { MAX_LISTED_USERS, Presence, type PresenceChange } from "./presence.ts";
 
-/** What a room emits to its subscribers: messages and presence changes. */
-export type RoomEvent = Extract<ServerEvent, { type: "message" | "join" | "leave" }>;
+/** What a room emits to its subscribers: its log (messages, changes) and presence changes. */
+export type RoomEvent = LogEvent | Extract<ServerEvent, { type: "join" | "leave" }>;
 
 /** Events emitted together, with their encodings computed once for all subscribers. */
 export class Batch {
@@ -31,9 +38,9 @@ export class Batch {
   #sealed = false;
   /** How many of the events are messages. */
   messageCount = 0;
-  /** The highest message id in the batch, 0 if it holds none. */
+  /** The highest id of the log in the batch (any kind), 0 if it holds none. */
   lastId = 0;
-  /** The lowest message id in the batch, 0 if it holds none. */
+  /** The lowest id of the log in the batch, 0 if it holds none. */
   #firstId = 0;
   #frame?: string;
   #legacy?: string[];
@@ -76,15 +83,15 @@ export class Batch {
   }
 
   /**
-   * The batch without its messages up to id `seam` (its other events stay): itself if it has none
-   * of them, which keeps its encodings shared. Seals the batch.
+   * The batch without its log events (messages, changes) up to id `seam` (presence stays):
+   * itself if it has none of them, which keeps its encodings shared. Seals the batch.
    */
   after(seam: number): Batch {
     this.#sealed = true;
     if (this.#firstId === 0 || this.#firstId > seam) return this;
     const rest = new Batch();
     for (const event of this.#events) {
-      if (event.type !== "message" || event.id > seam) rest.add(event);
+      if (!isLogged(event) || event.id > seam) rest.add(event);
     }
     rest.#sealed = true;
     return rest;
@@ -93,12 +100,16 @@ export class Batch {
   /** @internal Called by the room while the batch is open. */
   add(event: RoomEvent): void {
     this.#events.push(event);
-    if (event.type === "message") {
-      this.messageCount++;
+    if (isLogged(event)) {
+      if (event.type === "message") this.messageCount++;
       this.lastId = event.id;
       if (this.#firstId === 0) this.#firstId = event.id;
     }
   }
+}
+
+function isLogged(event: RoomEvent): event is LogEvent {
+  return event.type !== "join" && event.type !== "leave";
 }
 
 function isMessage(event: RoomEvent): event is Extract<RoomEvent, { type: "message" }> {
@@ -106,14 +117,20 @@ function isMessage(event: RoomEvent): event is Extract<RoomEvent, { type: "messa
 }
 
 /**
- * Where a joining client's history starts: the messages after `after`, up to the room's last id
- * when it subscribed, are replayed before live events.
+ * Where a joining client's history starts: what came after `after`, up to the room's last id
+ * when it subscribed, is replayed before live events: the whole log for a resume, the messages
+ * alone (in their current state) for a newcomer and a resume that cannot be whole.
  */
 export interface Replay {
   after: number;
   /** False when the client resumed and gets less than everything it missed. */
   recovered: boolean;
+  /** True: every event of the log; false: only the messages. */
+  log: boolean;
 }
+
+/** Finds the canonical spelling of an account's name in any case, or null for no such account. */
+export type AccountNames = (name: string) => string | null;
 
 /** Thrown by a subscription's iterator when its subscriber fell too far behind. */
 export class SubscriberOverflowError extends Error {
@@ -237,6 +254,7 @@ export class Room {
     /** Who is present, shared by every room of {@link Rooms}. */
     private readonly presence: Presence,
     private readonly onEmpty: (room: Room) => void,
+    private readonly accountName: AccountNames | null = null,
   ) {
     this.#delivered = history.lastId(name);
     this.ready = bus.catchUp(name);
@@ -255,38 +273,47 @@ export class Room {
     return this.presence.users(this.name);
   }
 
-  /** The newest message id in the room, 0 if it has none. */
+  /** The newest id of the room's log, 0 if it has none. */
   get lastId(): number {
     return Math.max(this.#delivered, this.history.lastId(this.name));
   }
 
   /**
-   * Where the replay of a client resuming after message `since` (null: a newcomer) starts, up to
-   * `lastId`: after `since` if the room still has every message since then and they are at most
-   * `maxReplay`; else (and for a newcomer) at the newest `onJoin`, `recovered: false` for a resume.
+   * Where the replay of a client resuming after id `since` (null: a newcomer) starts, up to
+   * `lastId`: after `since`, the whole log, if the room still has all of it since then and it is
+   * at most `maxReplay` events; else (and for a newcomer) the newest `onJoin` messages alone,
+   * `recovered: false` for a resume.
    */
   missed(since: number | null, lastId: number, onJoin: number, maxReplay: number): Replay {
-    const newest = Math.max(0, lastId - onJoin);
-    if (since === null) return { after: newest, recovered: true };
-    if (since >= lastId) return { after: lastId, recovered: since === lastId };
-    if (lastId - since > maxReplay || this.lost(since)) return { after: newest, recovered: false };
-    return { after: since, recovered: true };
+    const newest = () => this.history.startOfRecent(this.name, lastId, onJoin);
+    if (since === null) return { after: newest(), recovered: true, log: false };
+    if (since >= lastId) return { after: lastId, recovered: since === lastId, log: true };
+    if (lastId - since > maxReplay || this.lost(since)) {
+      return { after: newest(), recovered: false, log: false };
+    }
+    return { after: since, recovered: true, log: true };
   }
 
-  /** Whether retention has removed messages right after `id`: a replay from there has a hole. */
+  /**
+   * Whether retention has removed events right after `id`: a replay from there has a hole. (A
+   * change comes after its message, and goes with it: nothing is kept before the oldest message.)
+   */
   lost(id: number): boolean {
     return this.history.firstId(this.name) > id + 1;
   }
 
   /**
-   * Up to `limit` stored messages with ids above `after` and at most `upTo`, oldest first: a
-   * chunk of a replay. Nothing is read when there is nothing to read (a join storm asks often).
+   * Up to `limit` stored events with ids above `after` and at most `upTo`, oldest first: a chunk
+   * of a replay, of the whole log or (`log` false) of the messages alone. Nothing is read when
+   * there is nothing to read (a join storm asks often).
    */
-  replay(after: number, upTo: number, limit: number): ChatMessage[] {
+  replay(after: number, upTo: number, limit: number, log = true): LogEvent[] {
     if (after >= upTo || limit <= 0) return [];
-    const messages = this.history.after(this.name, after, Math.min(limit, upTo - after));
+    const count = Math.min(limit, upTo - after);
+    if (log) return this.history.log(this.name, after, upTo, count);
+    const messages = this.history.after(this.name, after, count);
     while (messages.length > 0 && messages[messages.length - 1].id > upTo) messages.pop();
-    return messages;
+    return messages.map(messageEvent);
   }
 
   /** A connection arrived: the room stays open, named or not, until it {@link release}s it. */
@@ -368,10 +395,12 @@ export class Room {
    * Stores a message and, once it is durable, delivers it here and in every other worker and
    * instance. A resend of a known `clientId` returns the original and delivers nothing.
    */
-  async publish(message: Omit<NewMessage, "room">): Promise<AppendResult> {
+  async publish(message: Omit<NewMessage, "room" | "mentions">): Promise<AppendResult> {
     this.#publishing++;
     try {
-      return await this.bus.append({ ...message, room: this.name });
+      const mentions = this.#mentions(message.body);
+      const stored = mentions === null ? message : { ...message, mentions };
+      return await this.bus.append({ ...stored, room: this.name });
     } finally {
       this.#publishing--;
       this.#maybeEmpty();
@@ -379,23 +408,54 @@ export class Room {
   }
 
   /**
-   * Delivers a stored message in id order. The bus stores a message before it delivers it, so
-   * any gap before it is in the history store, or gone for good with retention.
+   * Stores a change to one of the room's messages and, once it is durable, delivers its event
+   * like a message. See {@link Bus.change} for what is refused.
    */
-  accept(message: ChatMessage): void {
-    if (message.id <= this.#delivered) return;
-    if (message.id > this.#delivered + 1) {
-      const missing = message.id - this.#delivered - 1;
-      for (const earlier of this.history.after(this.name, this.#delivered, missing)) {
-        if (earlier.id < message.id) this.#deliver(earlier);
-      }
+  async change(change: ChangeRequest): Promise<ChangeResult> {
+    this.#publishing++;
+    try {
+      return await this.bus.change({ ...change, room: this.name });
+    } finally {
+      this.#publishing--;
+      this.#maybeEmpty();
     }
-    this.#deliver(message);
   }
 
-  #deliver(message: ChatMessage): void {
-    this.#delivered = message.id;
-    this.#emit(messageEvent(message));
+  /**
+   * Whom the body's `@name` tokens name, canonically spelt: people present (here or elsewhere),
+   * and accounts; null for nobody.
+   */
+  #mentions(body: string): string[] | null {
+    const candidates = mentionCandidates(body);
+    if (candidates.length === 0) return null;
+    const names = new Set<string>();
+    for (const candidate of candidates) {
+      const name = this.presence.named(this.name, candidate) ?? this.accountName?.(candidate);
+      if (name !== null && name !== undefined) names.add(name);
+    }
+    return names.size === 0 ? null : [...names];
+  }
+
+  /**
+   * Delivers a stored event of the log in id order. The bus stores an event before it delivers
+   * it, so a gap before it is in the history store (or gone for good with retention): it is
+   * filled from there with whatever the store has, which never waits for an id that will not
+   * come (a deleted message, say, whose delete is there instead).
+   */
+  accept(event: LogEvent): void {
+    if (event.id <= this.#delivered) return;
+    if (event.id > this.#delivered + 1) {
+      const missing = event.id - this.#delivered - 1;
+      for (const earlier of this.history.log(this.name, this.#delivered, event.id - 1, missing)) {
+        this.#deliver(earlier);
+      }
+    }
+    this.#deliver(event);
+  }
+
+  #deliver(event: LogEvent): void {
+    this.#delivered = event.id;
+    this.#emit(event);
   }
 
   #emit(event: RoomEvent): void {
@@ -447,19 +507,24 @@ export type ErrorSink = (message: string) => void;
 export class Rooms {
   readonly #rooms = new Map<string, Room>();
   readonly #presence = new Presence();
+  /** Hears every event of the bus first, for every room, open here or not (`live.ts`). */
+  onHeard: (event: BusEvent) => void = () => {};
 
   constructor(
     private readonly history: HistoryStore,
     private readonly bus: Bus,
     private readonly onError: ErrorSink = (message) => console.error(message),
+    /** Accounts a `@name` may mention beside the people present: none in open mode. */
+    private readonly accountName: AccountNames | null = null,
   ) {
     bus.onEvent((event) => this.#hear(event));
   }
 
   #hear(event: BusEvent): void {
+    this.onHeard(event);
     switch (event.kind) {
-      case "message":
-        return this.#inRoom(event.message.room, (room) => room.accept(event.message));
+      case "log":
+        return this.#inRoom(event.event.room, (room) => room.accept(event.event));
       case "presence":
         return this.#changed(this.#presence.announced(event.room, event.from, event.users));
       case "heartbeat":
@@ -492,7 +557,7 @@ export class Rooms {
     if (room === undefined) {
       room = new Room(name, this.history, this.bus, this.#presence, (r) => {
         if (this.#rooms.get(r.name) === r) this.#rooms.delete(r.name);
-      });
+      }, this.accountName);
       this.#rooms.set(name, room);
     }
     return room;

@@ -18,7 +18,7 @@ import { getAllMessages, history } from "./routes/history.ts";
 import type { Samples } from "./metrics.ts";
 import { healthz, metrics, ownSamples } from "./routes/ops.ts";
 import { assetRoutes, invitePage } from "./routes/page.ts";
-import { listRooms, postMessage } from "./routes/rooms.ts";
+import { changeMessage, listRooms, postMessage } from "./routes/rooms.ts";
 import { search } from "./routes/search.ts";
 import {
   checkHost,
@@ -61,6 +61,7 @@ function routeTable(): Route[] {
     route(["GET"], "/search", limitReads(search)),
     route(["GET"], "/rooms", limitReads(listRooms)),
     route(["POST"], "/rooms/:room/messages", postMessage),
+    route(["PATCH", "DELETE"], "/rooms/:room/messages/:id", changeMessage),
     route(["GET"], "/rooms/:room/events", events),
     route(["GET", "HEAD"], "/healthz", healthz),
     route(["GET"], "/metrics", limitReads(metrics)),

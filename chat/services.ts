@@ -13,8 +13,10 @@ import { fitConnections } from "./descriptors.ts";
 import { HistoryError, HistoryStore } from "./history.ts";
 import { LagMonitor } from "./lag.ts";
 import { IdentityService, revokedBy } from "./identity.ts";
+import { Live } from "./live.ts";
 import { Logger } from "./log.ts";
 import { type Exchange, Metrics } from "./metrics.ts";
+import { ReadMarkers } from "./read_markers.ts";
 import { Rooms } from "./room.ts";
 import { SearchIndex } from "./search.ts";
 import { CloseCode, KEEPALIVE_MS } from "./transport.ts";
@@ -63,6 +65,8 @@ export interface Services extends AsyncDisposable {
   readonly admission: Admission;
   /** Who is asking, and what they may do. */
   readonly identity: IdentityService;
+  /** Typing, read markers and room summaries (`live.ts`). */
+  readonly live: Live;
   /** How often a quiet event stream says it is alive. */
   readonly keepaliveMs: number;
   /** Set when shutdown begins: upgrades are refused and `/healthz` answers 503. */
@@ -94,6 +98,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     await openIdentity(config, options, admission),
     (identity) => identity.close(),
   );
+  const live = stack.adopt(openLive(config, bus, identity, log), (live) => live.close());
   const metrics = new Metrics({ lag, worker: options.worker, exchange: options.exchange });
   history.onCommit = (seconds) => metrics.commits.observe(seconds);
   const clients = new Set<Client>();
@@ -111,11 +116,17 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     history,
     search,
     bus,
-    rooms: new Rooms(history, bus, (message) => log.error(message)),
+    rooms: new Rooms(
+      history,
+      bus,
+      (message) => log.error(message),
+      identity.accounts === null ? null : (name) => identity.accounts?.find(name)?.userName ?? null,
+    ),
     metrics,
     clients,
     admission,
     identity,
+    live,
     keepaliveMs: options.keepaliveMs ?? KEEPALIVE_MS,
     stopping: false,
     [Symbol.asyncDispose]() {
@@ -123,6 +134,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
       return owned.disposeAsync();
     },
   };
+  services.rooms.onHeard = (event) => live.hear(event);
   return services;
 }
 
@@ -184,6 +196,20 @@ async function openIdentity(
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
+}
+
+/** The live extras, with read markers in the history file outside open mode. */
+function openLive(config: Config, bus: Bus, identity: IdentityService, log: Logger): Live {
+  const onError = (message: string) => log.error(message);
+  let markers: ReadMarkers | null = null;
+  if (config.auth.mode !== "open") {
+    try {
+      markers = ReadMarkers.open(config.history.path, onError);
+    } catch (error) {
+      throw new StartupError((error as Error).message);
+    }
+  }
+  return new Live({ bus, mayRead: (who, room) => identity.mayRead(who, room), markers, onError });
 }
 
 async function connectBus(

@@ -4,17 +4,17 @@
  * - `parley.v1`: events as JSON joined by `\n`, as few frames as possible: a room's batches in one
  *   frame (their shared encoding, when nothing was filtered out), history in chunks, and the acks
  *   of one turn together.
- * - legacy: the Go server's message object, one per frame, and nothing else.
+ * - legacy: the Go server's message object, one per frame, and nothing else (no change events:
+ *   a replay's messages are in their current state).
  * - event stream: Server-Sent Events for a follower that only reads; see {@link EventStreamWriter}.
  */
 
 import { setImmediate } from "node:timers";
 import {
-  type ChatMessage,
   type Dialect,
   encodeEvent,
   encodeLegacy,
-  messageEvent,
+  type LogEvent,
   type ProtocolError,
   type ServerEvent,
   type WelcomeEvent,
@@ -27,7 +27,7 @@ export interface Writer {
   /** The first event of a client that joined. */
   welcome(event: WelcomeEvent): void;
   /** History before live events; returns the bytes it queued, which the send buffer may hold. */
-  replay(messages: readonly ChatMessage[]): number;
+  replay(events: readonly LogEvent[]): number;
   /** A room's batches, oldest first. */
   deliver(batches: readonly Batch[]): void;
   /** Says a message was stored; acks of one turn go out in one frame. */
@@ -36,6 +36,11 @@ export interface Writer {
   error(error: ProtocolError): void;
   /** Says a `refresh` was accepted. */
   refreshed(event: Extract<ServerEvent, { type: "refreshed" }>): void;
+  /**
+   * An event without an id, encoded once by its sender (`typing`, `summary`): only `parley.v1`
+   * clients get one; a legacy client knows no such event, an event stream carries the log.
+   */
+  live(frame: string): void;
 }
 
 /** The format of a Server-Sent Events response, beside the WebSocket dialects. */
@@ -66,11 +71,11 @@ class V1Writer implements Writer {
     this.#send(encodeEvent(event));
   }
 
-  replay(messages: readonly ChatMessage[]): number {
+  replay(events: readonly LogEvent[]): number {
     let bytes = 0;
-    for (let i = 0; i < messages.length; i += REPLAY_CHUNK) {
-      const chunk = messages.slice(i, i + REPLAY_CHUNK);
-      const frame = chunk.map((m) => encodeEvent(messageEvent(m))).join("\n");
+    for (let i = 0; i < events.length; i += REPLAY_CHUNK) {
+      const chunk = events.slice(i, i + REPLAY_CHUNK);
+      const frame = chunk.map(encodeEvent).join("\n");
       bytes += frame.length;
       this.#send(frame);
     }
@@ -103,6 +108,10 @@ class V1Writer implements Writer {
     this.#send(encodeEvent(event));
   }
 
+  live(frame: string): void {
+    this.#send(frame);
+  }
+
   /** A frame with the queued acks added, which leaves none queued. */
   #withAcks(frame: string): string {
     if (this.#acks.length === 0) return frame;
@@ -122,10 +131,11 @@ class LegacyWriter implements Writer {
 
   welcome(): void {}
 
-  replay(messages: readonly ChatMessage[]): number {
+  replay(events: readonly LogEvent[]): number {
     let bytes = 0;
-    for (const message of messages) {
-      const frame = encodeLegacy(message);
+    for (const event of events) {
+      if (event.type !== "message") continue;
+      const frame = encodeLegacy(event);
       bytes += frame.length;
       this.transport.send(frame);
     }
@@ -143,11 +153,13 @@ class LegacyWriter implements Writer {
   error(): void {}
 
   refreshed(): void {}
+
+  live(): void {}
 }
 
 /**
  * Server-Sent Events for a follower that only reads: every event with an id (the room's log:
- * messages today) as `id:`, `event:` (its type) and `data:` (its `parley.v1` JSON); presence,
+ * messages, edits, deletes, reactions) as `id:`, `event:` (its type) and `data:` (its `parley.v1` JSON); presence,
  * which has no id and could not be resumed, is left out. A resume that cannot be whole starts
  * with `event: recovered`; there is no welcome and no ack.
  */
@@ -160,9 +172,8 @@ class EventStreamWriter implements Writer {
     }
   }
 
-  replay(messages: readonly ChatMessage[]): number {
-    const text = messages.map((m) => serverSentEvent("message", encodeEvent(messageEvent(m)), m.id))
-      .join("");
+  replay(events: readonly LogEvent[]): number {
+    const text = events.map((e) => serverSentEvent(e.type, encodeEvent(e), e.id)).join("");
     if (text !== "") this.transport.send(text);
     return text.length;
   }
@@ -178,6 +189,9 @@ class EventStreamWriter implements Writer {
 
   /** A stream cannot send a refresh, so it never gets an answer to one. */
   refreshed(): void {}
+
+  /** Typing and summaries have no id to resume from: a stream leaves them out, as presence. */
+  live(): void {}
 
   error(error: ProtocolError): void {
     const { code, message } = error;

@@ -246,8 +246,8 @@ Deno.test("a private room answers a non-member exactly as a room that does not e
   assert.equal(lobby.Messages.length, 3);
   assert.deepEqual(await roomsOf(server, bob), []);
   assert.deepEqual(await roomsOf(server, admin), [
-    { room: "lobby", users: 0, lastId: 3, kind: "private" },
-    { room: "staff", users: 0, lastId: 3, kind: "private" },
+    { room: "lobby", users: 0, lastId: 3, kind: "private", lastRead: 0, mentions: 0 },
+    { room: "staff", users: 0, lastId: 3, kind: "private", lastRead: 0, mentions: 0 },
   ]);
   const post = await bob.call("POST", "/rooms/staff/messages", { body: "let me in" });
   assert.equal(post.status, 404);
@@ -272,7 +272,7 @@ Deno.test("a private room answers a non-member exactly as a room that does not e
   assert.equal(JSON.parse(inside[4].text).messages.length, 3, "around=2");
   assert.deepEqual(JSON.parse(inside[5].text).results.map((hit: { id: number }) => hit.id), [1]);
   assert.deepEqual(await roomsOf(server, bob), [
-    { room: "staff", users: 0, lastId: 3, kind: "private" },
+    { room: "staff", users: 0, lastId: 3, kind: "private", lastRead: 0, mentions: 0 },
   ]);
   const member = connect(server, { room: "staff" }, bob);
   assert.equal((await member.waitFor("message", 3)).length, 3);
@@ -386,7 +386,7 @@ Deno.test("a direct room is the same for the pair in either order, opaque, and t
   const adminSocket = connect(server, { room }, admin);
   assert.equal((await adminSocket.waitFor("message", 1))[0].body, "psst");
   assert.deepEqual(await roomsOf(server, admin), [
-    { room, users: 1, lastId: 1, kind: "direct", with: "bob" },
+    { room, users: 1, lastId: 1, kind: "direct", with: "bob", lastRead: 0, mentions: 0 },
   ]);
 
   const outside = await ask(server, `/history?room=${room}`, carol);

@@ -4,8 +4,17 @@
  */
 
 import assert from "node:assert/strict";
-import { type BenchOptions, parseArgs, runBench, SCENARIOS } from "../bench/bench.ts";
+import {
+  type BenchOptions,
+  type BenchReport,
+  parseArgs,
+  runBench,
+  SCENARIOS,
+} from "../bench/bench.ts";
 import { classifyLegacyFrame } from "../bench/legacy_frame.ts";
+import { sayIfSkipped, skipRedis } from "./redis_server.ts";
+
+sayIfSkipped("bench_test.ts");
 
 const SHORT: BenchOptions = {
   ...SCENARIOS.fanout,
@@ -18,14 +27,22 @@ const SHORT: BenchOptions = {
   target: "baseline",
   bodyBytes: 100,
   connectConcurrency: 10,
-  workers: 1,
+  loadThreads: 1,
   drainTimeoutS: 5,
   pin: false,
   progress: false,
 };
 
-async function countsAddUp(options: BenchOptions): Promise<void> {
+/** Runs `options` and checks that the counts add up. */
+async function countsAddUp(options: BenchOptions): Promise<BenchReport> {
   const report = await runBench(options);
+  assertCountsAddUp(report);
+  return report;
+}
+
+/** Every message sent reached every subscriber once, and the report's figures agree. */
+function assertCountsAddUp(report: BenchReport): void {
+  const options = report.settings;
   const run = report.target === "parley" ? report.parley : report.baseline;
   assert(run !== null, `no ${options.target} result`);
   assert(run.connected === 20, `connected ${run.connected} of 20`);
@@ -101,6 +118,43 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bench: counts add up against parley with 2 workers, and the CPU cost is given",
+  ignore: !hasParley,
+  fn: async () => {
+    const report = await countsAddUp({ ...SHORT, target: "parley", serverWorkers: 2 });
+    assert(report.serverWorkers === 2 && report.instances === 1, "not one parley of 2 workers");
+    assertCost(report);
+    assert(report.redisCpuPercent === null && report.redisCpuSecondsPerMillion === null);
+    assert(report.notes.some((n) => n.includes("cannot show scaling")), report.notes.join("; "));
+  },
+});
+
+Deno.test({
+  name: "bench: --redis splits the subscribers over two instances, and every delivery arrives",
+  ignore: !hasParley || skipRedis,
+  fn: async () => {
+    const report = await countsAddUp({ ...SHORT, target: "parley", redis: true });
+    assert(report.instances === 2, `${report.instances} instances`);
+    // The 2 senders and the 9 even-numbered others on the first, the 9 odd-numbered on the second.
+    assert.deepEqual(report.connectedPerInstance, [11, 9]);
+    assertCost(report);
+    assert(report.redisCpuPercent !== null, "no redis-server CPU");
+    assert(report.redisCpuSecondsPerMillion !== null && report.redisCpuSecondsPerMillion >= 0);
+  },
+});
+
+/** The CPU cost per million deliveries is there, and is the CPU over the deliveries. */
+function assertCost(report: BenchReport): void {
+  const cost = report.serverCpuSecondsPerMillion;
+  assert(cost !== null && cost > 0, `server CPU-s per million deliveries: ${cost}`);
+  const seconds = (report.serverCpuPercent! / 100) * SHORT.durationS;
+  const perMillion = seconds / (report.deliveredPerSec * SHORT.durationS / 1e6);
+  // The CPU percentage is over the window between two /proc reads, which a busy machine can make
+  // longer than the measured second: the same figure within a factor of 2, not a unit apart.
+  assert(cost > perMillion / 2 && cost < perMillion * 2, `${cost} is not about ${perMillion}`);
+}
+
 Deno.test("bench: the legacy frame check", () => {
   const one =
     '{"userName":"u1","body":"~b1|0|0|5|xx","timestamp":"2026-11-27T13:00:00.000Z","id":1}';
@@ -143,4 +197,20 @@ Deno.test("bench: --auth accounts is for the parley the tool starts, without leg
   refused(["--auth", "accounts", "--legacy", "5"], "do not go together");
   assert(parseArgs(["--scenario", "crowd", "--auth", "accounts"]).auth === "accounts");
   assert(parseArgs(["--scenario", "crowd"]).auth === undefined, "open unless asked");
+});
+
+Deno.test("bench: --workers and --redis shape the parley the tool starts, and imply --parley", () => {
+  const refused = (args: string[], words: string): void => {
+    assert.throws(() => parseArgs(args), (error: Error) => error.message.includes(words));
+  };
+  refused(["--workers", "2", "--baseline"], "use them with --parley");
+  refused(["--redis", "--url", "ws://127.0.0.1:1/chat"], "use them with --parley");
+  refused(["--scenario", "idle", "--redis"], "idle sends nothing");
+  refused(["--redis", "--auth", "accounts"], "do not go together");
+  refused(["--redis", "--legacy", "5"], "do not go together");
+  const workers = parseArgs(["--scenario", "crowd", "--workers", "2"]);
+  assert.deepEqual([workers.target, workers.serverWorkers, workers.loadThreads], ["parley", 2, 0]);
+  const redis = parseArgs(["--redis", "--load-threads", "3"]);
+  assert.deepEqual([redis.target, redis.redis, redis.loadThreads], ["parley", true, 3]);
+  assert.equal(parseArgs([]).target, "compare", "both servers unless shaped");
 });

@@ -6,7 +6,7 @@ import { type Config, defaultConfig } from "../chat/config.ts";
 import { HistoryStore } from "../chat/history.ts";
 import { ANYONE } from "../chat/identity.ts";
 import { Logger } from "../chat/log.ts";
-import type { Dialect } from "../chat/message.ts";
+import { type Dialect, messageEvent } from "../chat/message.ts";
 import { exposition, Metrics } from "../chat/metrics.ts";
 import { Rooms } from "../chat/room.ts";
 import { MemoryTransport } from "./memory_transport.ts";
@@ -652,10 +652,10 @@ for (const dialect of ["parley.v1", "legacy"] as const) {
     const late = (await world.history.append({ room: "r", userName: "bot", body: "three" }))
       .message;
     // One batch: the live copies of the replayed messages, a join, and a new message.
-    room.accept(stored[0]);
+    room.accept(messageEvent(stored[0]));
     world.connect({ userName: "bob" }).transport.open();
-    room.accept(stored[1]);
-    room.accept(late);
+    room.accept(messageEvent(stored[1]));
+    room.accept(messageEvent(late));
     const bodies = () =>
       dialect === "legacy"
         ? reader.transport.sent.map((frame) => JSON.parse(frame).body)

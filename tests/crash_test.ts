@@ -330,3 +330,158 @@ Deno.test("a SIGKILL loses no acked message, and resending after a restart makes
   // messages and the resend of unacked messages was never exercised.
   assert.ok(cutOff > 0, "no kill left a message unacked: every kill landed between messages");
 });
+
+/** One change command of the mixed stream, by its clientId. */
+interface Command {
+  clientId: string;
+  frame: Record<string, unknown>;
+}
+
+/**
+ * The changes a client makes to its own messages `ids`: an edit and a reaction of each, and a
+ * delete of every third after them.
+ */
+function changesOf(userName: string, ids: number[]): Command[] {
+  const commands: Command[] = [];
+  const add = (clientId: string, frame: Record<string, unknown>) =>
+    commands.push({ clientId, frame: { ...frame, clientId } });
+  for (const id of ids) {
+    add(`${userName}-e${id}`, { type: "edit", messageId: id, body: `edited ${id}` });
+    add(`${userName}-r${id}`, { type: "react", messageId: id, emoji: "👍", on: true });
+    if (id % 3 === 0) add(`${userName}-d${id}`, { type: "delete", messageId: id });
+  }
+  return commands;
+}
+
+/** Sends `commands` keeping `inFlight` unacked; records acks by clientId; stops on demand. */
+function drive(client: TestClient, commands: Command[], inFlight: number, onAck: () => void) {
+  const acked = new Map<string, number>();
+  const problems: string[] = [];
+  let sent = 0;
+  let sending = true;
+  // What came before (the acks of the client's messages) is not this stream's.
+  let cursor = client.events.length;
+  const send = () => {
+    if (sending && sent < commands.length) client.send(commands[sent++].frame);
+  };
+  client.socket.addEventListener("message", () => {
+    while (cursor < client.events.length) {
+      const event = client.events[cursor++];
+      if (event.type === "ack") {
+        acked.set(event.clientId, event.id);
+        onAck();
+        send();
+      } else if (event.type === "error") problems.push(JSON.stringify(event));
+    }
+  });
+  for (let i = 0; i < inFlight; i++) send();
+  return {
+    acked,
+    problems,
+    stop: () => sending = false,
+  };
+}
+
+/** The change events of a whole replay, by clientId; fails on a clientId applied twice. */
+async function changesStored(server: ParleyProcess, lastId: number): Promise<Map<string, number>> {
+  const reader = new TestClient(server.wsUrl({ room: ROOM, userName: "reader", since: "0" }));
+  try {
+    const welcome = await reader.next("welcome", WAIT_MS);
+    assert.notEqual(welcome.recovered, false);
+    const byClientId = new Map<string, number>();
+    if (welcome.lastId === 0) return byClientId;
+    for (;;) {
+      const event = await reader.next(undefined, WAIT_MS);
+      if (["edit", "delete", "reaction"].includes(event.type)) {
+        assert.equal(byClientId.get(event.clientId), undefined, `${event.clientId} twice`);
+        byClientId.set(event.clientId, event.id);
+      }
+      if (event.id === Math.max(lastId, welcome.lastId)) return byClientId;
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+Deno.test("a SIGKILL mid-stream of edits, reactions and deletes: every acked one is applied exactly once", async () => {
+  const writers = ["ann", "bob", "cat"];
+  const perWriter = 30;
+  await using dir = await parleyDir({
+    history: { path: "history.db", maxReplay: 100_000 },
+    limits: { messagesPerSecond: 100_000, burst: 100_000, idleTimeoutSeconds: 0 },
+  }, "parley-crash-changes-");
+  const first = await ParleyProcess.start(dir.path, { args: ["--port", "0"], ms: WAIT_MS });
+  let second: ParleyProcess | null = null;
+  const clients: TestClient[] = [];
+  try {
+    const connect = (server: ParleyProcess, userName: string, since?: number) => {
+      const query: Record<string, string> = { room: ROOM, userName };
+      if (since !== undefined) query.since = String(since);
+      const client = new TestClient(server.wsUrl(query));
+      clients.push(client);
+      return client;
+    };
+    // Each writer's messages, acked before any change is sent.
+    const owned = new Map<string, number[]>();
+    for (const userName of writers) {
+      const client = connect(first, userName);
+      await client.next("welcome", WAIT_MS);
+      for (let i = 0; i < perWriter; i++) {
+        client.send({ type: "message", body: `${userName} ${i}`, clientId: `${userName}-m${i}` });
+      }
+      owned.set(userName, (await client.waitFor("ack", perWriter, WAIT_MS)).map((a) => a.id));
+    }
+    const commands = new Map(writers.map((w) => [w, changesOf(w, owned.get(w)!)]));
+    let acks = 0;
+    let killed = false;
+    const { promise: killedAt, resolve } = Promise.withResolvers<void>();
+    const drivers = writers.map((userName, i) =>
+      drive(clients[i], commands.get(userName)!, 4, () => {
+        if (killed || ++acks < 60) return;
+        killed = true;
+        for (const driver of drivers) driver.stop();
+        first.crash().then(() => resolve());
+      })
+    );
+    await within(killedAt, "60 acks of changes and the kill", WAIT_MS);
+    for (const driver of drivers) assert.deepEqual(driver.problems, []);
+
+    // After the restart every acked change is in the log once, with its acked id.
+    second = await ParleyProcess.start(dir.path, { args: ["--port", "0"], ms: WAIT_MS });
+    const stored = await changesStored(second, 0);
+    for (const driver of drivers) {
+      for (const [clientId, id] of driver.acked) assert.equal(stored.get(clientId), id, clientId);
+    }
+    // Each writer resends every command (acked or not): the acked ones keep their ids.
+    const resent = writers.map((userName) => connect(second!, userName, 0));
+    const total = [...commands.values()].reduce((n, c) => n + c.length, 0);
+    for (const [i, userName] of writers.entries()) {
+      await resent[i].next("welcome", WAIT_MS);
+      for (const { frame } of commands.get(userName)!) resent[i].send(frame);
+    }
+    let lastId = 0;
+    for (const [i, userName] of writers.entries()) {
+      const answers = await resent[i].waitFor("ack", commands.get(userName)!.length, WAIT_MS);
+      assert.deepEqual(resent[i].events.filter((e) => e.type === "error"), []);
+      for (const ack of answers) {
+        const before = drivers[i].acked.get(ack.clientId) ?? stored.get(ack.clientId);
+        if (before !== undefined) assert.equal(ack.id, before, `resent ${ack.clientId}`);
+        lastId = Math.max(lastId, ack.id);
+      }
+    }
+    const final = await changesStored(second, lastId);
+    assert.equal(final.size, total, "every change applied once");
+    // The messages' state: edited, reacted to, every third deleted.
+    const history = await historyOf(second, ROOM, WAIT_MS);
+    assert.equal(history.length, writers.length * (perWriter - perWriter / 3));
+    for (const message of history) {
+      const { body, reactions } = message as StoredMessage & { reactions?: unknown };
+      assert.equal(body, `edited ${message.id}`);
+      assert.deepEqual(reactions, { "👍": [message.userName] });
+    }
+  } finally {
+    for (const client of clients) await client.close().catch(() => {});
+    await first.stop();
+    await second?.stop();
+  }
+});

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { HistoryStore } from "../chat/history.ts";
 import { chromiumMissing, launchBrowser, RECONNECT_TIMEOUT_MS } from "./browser.ts";
 import { EventStreamReader, RawFollower } from "./event_stream.ts";
+import { withPeople } from "./people.ts";
 import {
   hasProgram,
   historyOf,
@@ -380,4 +381,32 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("a follower taken out of a private room, or banned, has its stream ended as its sockets are; nobody else's", async () => {
+  const { server, admin, bob } = await withPeople();
+  await using _ = server;
+  await admin.call("POST", "/api/rooms", { room: "staff", kind: "private" });
+  await admin.call("POST", "/api/rooms/staff/members", { userName: "bob" });
+  const inStaff = await EventStreamReader.fetch(eventsUrl(server, "staff"), bob.headers);
+  const inLobby = await EventStreamReader.fetch(eventsUrl(server, "lobby"), bob.headers);
+  const adminInStaff = await EventStreamReader.fetch(eventsUrl(server, "staff"), admin.headers);
+  try {
+    await metricBecomes(server, "parley_connections", 3);
+    assert.equal((await admin.call("DELETE", "/api/rooms/staff/members/bob")).status, 204);
+    await within(inStaff.ended, "the removed member's stream to end");
+    assert.deepEqual(inStaff.events.map((e) => [e.event, JSON.parse(e.data)]), [
+      ["error", { type: "error", code: "policy", message: "removed from the room" }],
+    ]);
+    assert.equal((await admin.call("POST", "/api/users/bob/ban")).status, 200);
+    await within(inLobby.ended, "the banned person's stream to end");
+    assert.equal(JSON.parse(inLobby.events.at(-1)!.data).message, "banned");
+    assert.equal((await admin.call("POST", "/rooms/staff/messages", { body: "here" })).status, 201);
+    await adminInStaff.until(
+      () => adminInStaff.events.some((e) => e.event === "message"),
+      "the admin's stream to go on",
+    );
+  } finally {
+    await Promise.all([inStaff, inLobby, adminInStaff].map((reader) => reader.close()));
+  }
 });

@@ -3,6 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import {
   type AppendResult,
+  ChangeRefusedError,
   ClientIdReusedError,
   HistoryError,
   type HistoryOptions,
@@ -677,6 +678,109 @@ Deno.test("count follows appends, trims and recorded messages, and another store
         assert.equal(store.count(), 6, "another store's writes are counted soon");
       });
     });
+  });
+});
+
+Deno.test("a version 1 file is migrated in place: its messages stay, and they may be changed", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "v1.db");
+    const old = new DatabaseSync(path);
+    old.exec(`
+      CREATE TABLE messages (room TEXT NOT NULL, id INTEGER NOT NULL, user_name TEXT NOT NULL,
+        body TEXT NOT NULL, timestamp TEXT NOT NULL, client_id TEXT, PRIMARY KEY (room, id))
+        WITHOUT ROWID;
+      CREATE UNIQUE INDEX messages_client ON messages (room, user_name, client_id)
+        WHERE client_id IS NOT NULL;
+      CREATE TABLE rooms (room TEXT PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO messages VALUES ('lobby', 4, 'ann', 'four', 't4', 'c4'), ('lobby', 5, 'bob', 'five', 't5', NULL);
+      INSERT INTO rooms VALUES ('lobby', 5);
+      PRAGMA user_version = 1;
+    `);
+    old.close();
+    await withStore({ path, maxMessagesPerRoom: 2 }, async (store) => {
+      assert.deepEqual(store.recent("lobby", 10).map((m) => [m.id, m.body]), [[4, "four"], [
+        5,
+        "five",
+      ]]);
+      assert.equal(store.count(), 2);
+      const edit = await store.change({
+        type: "edit",
+        room: "lobby",
+        messageId: 4,
+        userName: "ann",
+        author: null,
+        body: "four, edited",
+      });
+      assert.equal(edit.id, 6);
+      // Retention counts the migrated messages: one more message drops the oldest.
+      await store.append(msg("lobby", "seven"));
+      assert.deepEqual(store.recent("lobby", 10).map((m) => m.id), [5, 7]);
+      assert.deepEqual(store.byClientId("lobby", "ann", "c4"), null);
+    });
+    const reopened = new DatabaseSync(path);
+    assert.equal(reopened.prepare("PRAGMA user_version").get()?.user_version, 2);
+    reopened.close();
+  });
+});
+
+Deno.test("retention counts messages; the changes to a message that goes go with it", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 2 }, async (store) => {
+    const who = { room: "r", userName: "alice", author: null };
+    await fill(store, "r", 2);
+    await store.change({ ...who, type: "reaction", messageId: 1, emoji: "👍", on: true });
+    await store.change({ ...who, type: "edit", messageId: 2, body: "m2, edited" });
+    assert.equal(store.count(), 2);
+    await store.append(msg("r", "m5"));
+    // Message 1 went, and its reaction (id 3) with it; the edit of message 2 stays.
+    assert.deepEqual(store.log("r", 0, 10, 10).map((e) => [e.type, e.id]), [
+      ["message", 2],
+      ["edit", 4],
+      ["message", 5],
+    ]);
+    assert.equal(store.firstId("r"), 2);
+    assert.equal(store.count(), 2);
+    assert.equal(store.lastId("r"), 5);
+  });
+});
+
+Deno.test("a change is judged in its write: not found, not the author's, too many reactions, no-op", async () => {
+  await withStore({ path: ":memory:", maxMessagesPerRoom: 100 }, async (store) => {
+    await store.append(msg("r", "hi", { author: "account:1" }));
+    const base = { room: "r", messageId: 1, userName: "alice" };
+    // Same name, another account: not the author.
+    await assert.rejects(
+      store.change({ ...base, type: "edit", body: "x", author: "account:2" }),
+      (error) => error instanceof ChangeRefusedError && error.code === "forbidden",
+    );
+    await assert.rejects(
+      store.change({ ...base, type: "delete", author: "account:2" }),
+      (error) => error instanceof ChangeRefusedError && error.code === "forbidden",
+    );
+    const emoji = [..."😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰😗😙🥲😚🙂"];
+    for (const e of emoji) {
+      await store.change({ ...base, type: "reaction", emoji: e, on: true, author: "account:2" });
+    }
+    await assert.rejects(
+      store.change({ ...base, type: "reaction", emoji: "🤗", on: true, author: "account:2" }),
+      (error) => error instanceof ChangeRefusedError && error.code === "too_large",
+    );
+    // One already there may still be added to by someone else; the same state is no change.
+    const more = { ...base, type: "reaction" as const, emoji: "😀", on: true, userName: "bob" };
+    assert.equal((await store.change({ ...more, author: "account:3" })).event?.type, "reaction");
+    assert.deepEqual(await store.change({ ...more, author: "account:3" }), {
+      event: null,
+      id: 1,
+      duplicate: false,
+    });
+    assert.deepEqual(store.recent("r", 1)[0].reactions?.["😀"], ["alice", "bob"]);
+    // An admin deletes anyone's; after that the message is not found.
+    await store.change({ ...base, type: "delete", author: "account:9", admin: true });
+    await assert.rejects(
+      store.change({ ...base, type: "edit", body: "x", author: "account:1" }),
+      (error) => error instanceof ChangeRefusedError && error.code === "not_found",
+    );
+    assert.deepEqual(store.recent("r", 10), []);
   });
 });
 

@@ -3,6 +3,7 @@ import {
   type ChatMessage,
   encodeLegacy,
   goJson,
+  mentionCandidates,
   messageEvent,
   parseClientFrame,
   ProtocolError,
@@ -310,4 +311,61 @@ Deno.test("an unknown frame type is quoted short in the error, however long it w
       error instanceof ProtocolError && error.message.length < 200 &&
       /unknown frame type "x{39}… \(33002 characters\)/.test(error.message),
   );
+});
+
+Deno.test("edit, delete and react frames become change commands, with their clientId", () => {
+  const parse = (frame: unknown) => parseClientFrame(JSON.stringify(frame), "parley.v1", LIMIT);
+  assert.deepEqual(parse({ type: "edit", messageId: 4, body: "fixed", clientId: "e" }), {
+    type: "edit",
+    messageId: 4,
+    body: "fixed",
+    clientId: "e",
+  });
+  assert.deepEqual(parse({ type: "delete", messageId: 4 }), { type: "delete", messageId: 4 });
+  assert.deepEqual(parse({ type: "react", messageId: 4, emoji: "👍🏽", on: false }), {
+    type: "react",
+    messageId: 4,
+    emoji: "👍🏽",
+    on: false,
+  });
+  // A family is one grapheme; at most 32 bytes of UTF-8.
+  assert.equal(
+    (parse({ type: "react", messageId: 1, emoji: "👨‍👩‍👧‍👦", on: true }) as { emoji: string }).emoji,
+    "👨‍👩‍👧‍👦",
+  );
+});
+
+for (
+  const [what, frame, code] of [
+    ["an edit's body too large", { type: "edit", messageId: 1, body: "x".repeat(17) }, "too_large"],
+    ["an edit's blank body", { type: "edit", messageId: 1, body: " " }, "bad_frame"],
+    ["a messageId that is no id", { type: "delete", messageId: "4" }, "bad_frame"],
+    ["a messageId of 0", { type: "delete", messageId: 0 }, "bad_frame"],
+    ["two emoji", { type: "react", messageId: 1, emoji: "👍👍", on: true }, "bad_frame"],
+    ["an empty emoji", { type: "react", messageId: 1, emoji: "", on: true }, "bad_frame"],
+    ["an emoji over 32 bytes", {
+      type: "react",
+      messageId: 1,
+      emoji: "👍" + "\u{E0020}".repeat(8),
+      on: true,
+    }, "bad_frame"],
+    ["a reaction without on", { type: "react", messageId: 1, emoji: "👍" }, "bad_frame"],
+  ] as const
+) {
+  Deno.test(`a change with ${what} is refused with ${code}, and its clientId`, () => {
+    assert.throws(
+      () => parseClientFrame(JSON.stringify({ ...frame, clientId: "c" }), "parley.v1", LIMIT),
+      (error) => error instanceof ProtocolError && error.code === code && error.clientId === "c",
+    );
+  });
+}
+
+Deno.test("mention candidates: each @token, and the token without the punctuation after it", () => {
+  assert.deepEqual(mentionCandidates("hi @bob, and @Ann! mail a@b.c"), [
+    "bob,",
+    "bob",
+    "Ann!",
+    "Ann",
+  ]);
+  assert.deepEqual(mentionCandidates("no mentions"), []);
 });

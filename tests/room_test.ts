@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { LocalBus } from "../chat/bus.ts";
 import { HistoryStore } from "../chat/history.ts";
-import type { ChatMessage } from "../chat/message.ts";
+import { type ChatMessage, messageEvent } from "../chat/message.ts";
 import {
   Batch,
   HANDOVER_CHUNK,
@@ -48,11 +48,11 @@ Deno.test("a large room wakes its subscribers a slice per turn; those reached la
   const first = readers[0];
   const last = readers[HANDOVER_CHUNK];
 
-  room.accept(message(1));
+  room.accept(messageEvent(message(1)));
   // The first slice reads message 1 before this turn ends; the last subscriber is due next turn.
   await first.until(1);
   assert.deepEqual(last.reads, []);
-  room.accept(message(2));
+  room.accept(messageEvent(message(2)));
   await Promise.all(readers.map((r) => r.until(2)));
 
   assert.deepEqual(first.reads, [[1], [2]]);
@@ -100,10 +100,10 @@ Deno.test("a subscriber that falls too far behind is told so, even while it wait
 
 Deno.test("a room that fails to deliver a message ends its own subscriptions only, and says why once", async () => {
   const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
-  const after = history.after.bind(history);
-  history.after = (room, afterId, limit) => {
+  const log = history.log.bind(history);
+  history.log = (room, afterId, upTo, limit) => {
     if (room === "broken") throw new Error("the history of broken cannot be read");
-    return after(room, afterId, limit);
+    return log(room, afterId, upTo, limit);
   };
   const errors: string[] = [];
   const rooms = new Rooms(history, new LocalBus(history, null), (message) => errors.push(message));
@@ -134,4 +134,48 @@ Deno.test("a batch without the messages up to a seam keeps its other events, and
   assert.deepEqual(rest.events.map((e) => e.type), ["join", "message"]);
   assert.deepEqual([rest.messageCount, rest.lastId, rest.messageIds], [1, 5, [5]]);
   assert.deepEqual(batch.after(5).events.map((e) => e.type), ["join"]);
+});
+
+Deno.test("a gap is filled from the store with every kind: changes, and a deleted message's delete instead of it", async () => {
+  const history = HistoryStore.open({ path: ":memory:", maxMessagesPerRoom: 100 });
+  const room = new Rooms(history, new LocalBus(history, null)).get("g");
+  const subscription = room.subscribe();
+  const seen: [string, number][] = [];
+  const read = new Wakeup();
+  (async () => {
+    for await (const batches of subscription) {
+      for (const batch of batches) {
+        for (const event of batch.events) if ("id" in event) seen.push([event.type, event.id]);
+      }
+      read.wake();
+    }
+  })();
+  // Stored behind the room's back, as another worker would.
+  const who = { room: "g", userName: "ann", author: null };
+  await history.append({ ...who, body: "one" });
+  await history.append({ ...who, body: "two" });
+  await history.change({ ...who, type: "delete", messageId: 2 });
+  await history.change({ ...who, type: "edit", messageId: 1, body: "one, edited" });
+  const last = await history.append({ ...who, body: "five" });
+  room.accept(messageEvent(last.message));
+  await read.until(() => seen.length >= 4, "the gap and the message");
+  assert.deepEqual(seen, [["message", 1], ["delete", 3], ["edit", 4], ["message", 5]]);
+  const batch = new Batch();
+  batch.add({
+    type: "edit",
+    id: 7,
+    room: "g",
+    messageId: 1,
+    userName: "a",
+    body: "b",
+    timestamp: "t",
+  });
+  batch.add({ type: "message", ...message(8) });
+  assert.deepEqual(
+    batch.after(7).events.map((e) => e.type),
+    ["message"],
+    "a seam drops changes too",
+  );
+  subscription.close();
+  await history.close();
 });

@@ -115,7 +115,7 @@ function upgrade(
 
 /** Hands the socket to a new {@link Client}, which gives the lease back as it leaves and closes. */
 function start(
-  { config, rooms, log, metrics, clients, identity }: Services,
+  { config, rooms, log, metrics, clients, identity, live }: Services,
   socket: WebSocket,
   dialect: Dialect,
   query: ChatQuery,
@@ -139,6 +139,7 @@ function start(
     log,
     metrics,
     onClose: () => clients.delete(client),
+    live,
   });
   clients.add(client);
 }

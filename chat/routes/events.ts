@@ -6,6 +6,7 @@
 
 import type { Lease } from "../admission.ts";
 import { Client } from "../client.ts";
+import type { Identity } from "../identity.ts";
 import type { Services } from "../services.ts";
 import { EventStreamTransport } from "../transport.ts";
 import { EVENT_STREAM } from "../writers.ts";
@@ -27,7 +28,7 @@ export async function events(
   }
   const lease = admit(context, address);
   try {
-    return follow(context, request, { room, since, address, lease });
+    return follow(context, request, { room, since, address, lease, who });
   } catch (error) {
     lease.release();
     throw error;
@@ -80,6 +81,8 @@ interface Follower {
   since: number | null;
   address: string;
   lease: Lease;
+  /** Who opened the stream: a ban or a removal from the room ends it, as it ends a WebSocket. */
+  who: Identity | null;
 }
 
 /** Starts a read-only {@link Client} on an event stream; it gives the lease back as it ends. */
@@ -91,6 +94,7 @@ function follow(context: Services, request: Request, follower: Follower): Respon
     dialect: EVENT_STREAM,
     room: rooms.get(follower.room),
     userName: null,
+    identity: follower.who ?? undefined,
     since: follower.since,
     limits: config.limits,
     onJoin: config.history.onJoin,

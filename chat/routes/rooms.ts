@@ -1,9 +1,23 @@
 /** The rooms: which there are, and posting to one over plain HTTP (curl, bots). */
 
 import type { AccountStore, RoomKind } from "../accounts.ts";
+import {
+  authorOf,
+  ChangeRefusedError,
+  type ChangeRequest,
+  ClientIdReusedError,
+} from "../history.ts";
 import { accountId, type Identity } from "../identity.ts";
-import { maxFrameBytes, validateBody, validateRoom, validateUserName } from "../message.ts";
+import {
+  maxFrameBytes,
+  validateBody,
+  validateClientId,
+  validateMessageId,
+  validateRoom,
+  validateUserName,
+} from "../message.ts";
 import type { Services } from "../services.ts";
+import { readerOf } from "../read_markers.ts";
 import { checkOrigin, HttpError, intParam, personOf, type RouteParams } from "./route.ts";
 
 /** One entry of `GET /rooms`; `kind` (and `with`, the other person of a direct room) outside open mode. */
@@ -13,7 +27,17 @@ interface RoomSummary {
   lastId: number;
   kind?: RoomKind;
   with?: string;
+  /** The requester's read marker (`accounts` and `jwt` modes), 0 when none. */
+  lastRead?: number;
+  /** Messages after `lastRead` that mention the requester (among the newest {@link MENTION_WINDOW}). */
+  mentions?: number;
 }
+
+/**
+ * How far back from a room's last id `/rooms` counts mentions: the count reads every message
+ * after the marker, and a page lists up to 1000 rooms.
+ */
+export const MENTION_WINDOW = 1000;
 
 /** The most rooms `/rooms` lists at once, and how many when not asked. */
 const MAX_ROOMS_LIMIT = 1000;
@@ -58,6 +82,7 @@ export async function listRooms(
   if (identity.accounts !== null) {
     for (const entry of page) describe(entry, identity.accounts, who);
   }
+  addUnread(context, page, who);
   const headers: HeadersInit = sorted.length > limit
     ? { link: `</rooms?limit=${limit}&after=${page.at(-1)!.room}>; rel="next"` }
     : {};
@@ -90,6 +115,21 @@ function describe(entry: RoomSummary, accounts: AccountStore, who: Identity): vo
   if (kind !== "direct") return;
   const peer = accounts.directPeer(entry.room, accountId(who));
   if (peer !== null) entry.with = peer;
+}
+
+/** Adds the requester's read marker to each entry, and how many messages since mention them. */
+function addUnread({ live, history }: Services, page: RoomSummary[], who: Identity): void {
+  const reader = readerOf(who);
+  if (live.markers === null || reader === null || who.userName === null) return;
+  const markers = live.markers.all(reader);
+  for (const entry of page) {
+    const lastRead = markers.get(entry.room) ?? 0;
+    entry.lastRead = lastRead;
+    const after = Math.max(lastRead, entry.lastId - MENTION_WINDOW);
+    entry.mentions = entry.lastId > after
+      ? history.mentionCount(entry.room, after, who.userName)
+      : 0;
+  }
 }
 
 /**
@@ -125,8 +165,88 @@ export async function postMessage(
   const { message } = await rooms.get(room).publish({
     userName: who.userName ?? validateUserName(userName),
     body: validateBody(body, config.limits.maxMessageBytes),
+    author: authorOf(who),
   });
   return Response.json(message, { status: 201 });
+}
+
+/**
+ * `PATCH /rooms/:room/messages/:id` with JSON `{body}` (and, in open mode, `userName`): its
+ * author edits a message; 200 with the `edit` event. `DELETE` of the same path: its author or
+ * an admin deletes it; 200 with the `delete` event. Either may carry `clientId` (`?clientId=`
+ * for a DELETE) to be resent safely. A room the requester may not post in is a 404, as is a
+ * message that is not there (any more); someone else's message is a 403.
+ */
+export async function changeMessage(
+  context: Services,
+  request: Request,
+  { url, address, path }: RouteParams,
+): Promise<Response> {
+  const { config, admission, rooms, identity } = context;
+  checkOrigin(context, request, url, address);
+  const who = await personOf(context, request, url);
+  if (!admission.mayPost(address)) {
+    throw new HttpError(
+      429,
+      `slow down: at most ${config.limits.messagesPerSecond} changes per second from one address`,
+      { "retry-after": "1" },
+    );
+  }
+  const room = validateRoom(decodeRoom(path.room!, url));
+  if (!identity.mayPost(who, room)) {
+    throw new HttpError(404, `there is no room ${JSON.stringify(room)} that you may post in`);
+  }
+  const messageId = /^\d{1,16}$/.test(path.id!) ? Number(path.id) : NaN;
+  validateMessageId(messageId);
+  const change = request.method === "PATCH"
+    ? await editRequest(context, request, url, who, messageId)
+    : deleteRequest(url, who, messageId);
+  try {
+    const { event, id } = await rooms.get(room).change(change);
+    return Response.json(event ?? { id });
+  } catch (error) {
+    if (error instanceof ChangeRefusedError) {
+      throw new HttpError(error.code === "not_found" ? 404 : 403, error.message);
+    }
+    if (error instanceof ClientIdReusedError) throw new HttpError(409, error.message);
+    throw error;
+  }
+}
+
+/** The edit a PATCH asks for: `{body, clientId?}`, and `userName` in open mode. */
+async function editRequest(
+  { config }: Services,
+  request: Request,
+  url: URL,
+  who: Identity,
+  messageId: number,
+): Promise<ChangeRequest> {
+  const max = config.limits.maxMessageBytes;
+  const fields = parseJson(await readBody(request, maxFrameBytes(max)));
+  const change: ChangeRequest = {
+    type: "edit",
+    messageId,
+    body: validateBody(fields.body, max),
+    userName: who.userName ?? validateUserName(fields.userName ?? url.searchParams.get("userName")),
+    author: authorOf(who),
+  };
+  const clientId = validateClientId(fields.clientId ?? url.searchParams.get("clientId"));
+  if (clientId !== undefined) change.clientId = clientId;
+  return change;
+}
+
+/** The delete a DELETE asks for: `?userName=` in open mode, `?clientId=` if it has one. */
+function deleteRequest(url: URL, who: Identity, messageId: number): ChangeRequest {
+  const change: ChangeRequest = {
+    type: "delete",
+    messageId,
+    userName: who.userName ?? validateUserName(url.searchParams.get("userName")),
+    author: authorOf(who),
+    admin: who.admin,
+  };
+  const clientId = validateClientId(url.searchParams.get("clientId"));
+  if (clientId !== undefined) change.clientId = clientId;
+  return change;
 }
 
 function decodeRoom(raw: string, url: URL): string {
