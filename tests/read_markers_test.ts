@@ -6,7 +6,6 @@
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
 import * as jose from "npm:jose@6.2.18";
 import { FLUSH_MS, readerOf, ReadMarkers } from "../chat/read_markers.ts";
 import { ANYONE } from "../chat/identity.ts";
