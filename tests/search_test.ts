@@ -211,84 +211,69 @@ Deno.test("a private room's messages are never found by someone outside it", asy
   assert.deepEqual(rooms(await ask(bob, "q=launch")), ["lobby", "staff"]);
 });
 
-/**
- * The contract's edit and delete (`docs/protocol.md`'s room log): the server's edit and delete
- * commands are not merged yet, so the test issues their UPDATE statements on the history file
- * itself, through a connection of its own, while the server runs.
- */
-class Editor {
-  readonly #db: DatabaseSync;
-  readonly #stamps: boolean;
-
-  constructor(path: string) {
-    this.#db = new DatabaseSync(path);
-    this.#db.exec("PRAGMA busy_timeout = 5000");
-    const columns = this.#db.prepare("PRAGMA table_info(messages)").all().map((c) => c.name);
-    // edited_at and deleted_at come with the room log; the trigger watches only the body.
-    this.#stamps = columns.includes("edited_at") && columns.includes("deleted_at");
-  }
-
-  edit(room: string, id: number, body: string): void {
-    if (this.#stamps) {
-      this.#db.prepare("UPDATE messages SET body = ?, edited_at = ? WHERE room = ? AND id = ?")
-        .run(body, new Date().toISOString(), room, id);
-    } else {
-      this.#db.prepare("UPDATE messages SET body = ? WHERE room = ? AND id = ?").run(
-        body,
-        room,
-        id,
-      );
-    }
-  }
-
-  delete(room: string, id: number): void {
-    if (this.#stamps) {
-      this.#db.prepare("UPDATE messages SET body = '', deleted_at = ? WHERE room = ? AND id = ?")
-        .run(new Date().toISOString(), room, id);
-    } else {
-      this.#db.prepare("UPDATE messages SET body = '' WHERE room = ? AND id = ?").run(room, id);
-    }
-  }
-
-  close(): void {
-    this.#db.close();
-  }
+/** Edits (PATCH) or deletes (DELETE) message `id` of `room` as alice, through the HTTP API. */
+async function change(server: HasUrl, room: string, id: number, body?: string): Promise<void> {
+  const url = new URL(`/rooms/${room}/messages/${id}?userName=alice`, server.url);
+  const response = await fetch(url, {
+    method: body === undefined ? "DELETE" : "PATCH",
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify({ body }),
+  });
+  assert.equal(response.status, 200, await response.text());
 }
 
 Deno.test("an edit changes what is found, and a delete removes the message from search", async () => {
+  await using server = await startTestServer(UNLIMITED);
+  await postMessage(server, "ops", "alice", "the build is green");
+  await postMessage(server, "ops", "alice", "the build is red");
+  assert.deepEqual(await found(server, "build"), ["ops/2", "ops/1"], "both indexed now");
+
+  await change(server, "ops", 1, "the tests are flaky");
+  assert.deepEqual(await found(server, "green"), []);
+  assert.deepEqual(await found(server, "flaky"), ["ops/1"]);
+  assert.deepEqual(await found(server, "build"), ["ops/2"]);
+  const [hit] = (await searchRaw(server, { q: "flaky" })).body.results;
+  assert.deepEqual(hit.snippet.map((part) => part.text).join(""), "the tests are flaky");
+
+  await change(server, "ops", 2);
+  assert.deepEqual(await found(server, "build"), []);
+  assert.deepEqual(await found(server, "red"), []);
+
+  // Messages edited and deleted before they were indexed are indexed as they are by then.
+  const one = await postMessage(server, "ops", "alice", "draft one");
+  const two = await postMessage(server, "ops", "alice", "draft two");
+  await change(server, "ops", one.id, "final one");
+  await change(server, "ops", two.id);
+  assert.deepEqual(await found(server, "draft"), []);
+  assert.deepEqual(await found(server, "final"), [`ops/${one.id}`]);
+  await change(server, "ops", one.id, "final answer");
+  assert.deepEqual(await found(server, "one"), []);
+  assert.deepEqual(await found(server, "answer"), [`ops/${one.id}`]);
+});
+
+/**
+ * The room log's edit and delete as statements on the history file (its contract), from another
+ * connection while the server runs: the index follows whoever changes the file.
+ */
+Deno.test("an edit or delete written to the file by another connection is followed", async () => {
   await using dir = await tempDir("parley-search-");
   const path = `${dir.path}/history.db`;
   await using server = await startTestServer({ ...UNLIMITED, history: { path } });
-  const editor = new Editor(path);
+  await postMessage(server, "ops", "alice", "the build is green");
+  await postMessage(server, "ops", "alice", "the build is red");
+  assert.deepEqual(await found(server, "build"), ["ops/2", "ops/1"]);
+  const db = new DatabaseSync(path);
   try {
-    await postMessage(server, "ops", "alice", "the build is green");
-    await postMessage(server, "ops", "alice", "the build is red");
-    assert.deepEqual(await found(server, "build"), ["ops/2", "ops/1"], "both indexed now");
-
-    editor.edit("ops", 1, "the tests are flaky");
-    assert.deepEqual(await found(server, "green"), []);
-    assert.deepEqual(await found(server, "flaky"), ["ops/1"]);
-    assert.deepEqual(await found(server, "build"), ["ops/2"]);
-    const [hit] = (await searchRaw(server, { q: "flaky" })).body.results;
-    assert.deepEqual(hit.snippet.map((part) => part.text).join(""), "the tests are flaky");
-
-    editor.delete("ops", 2);
-    assert.deepEqual(await found(server, "build"), []);
-    assert.deepEqual(await found(server, "red"), []);
-
-    // A message edited and deleted before it was indexed is indexed as it is then.
-    await postMessage(server, "ops", "alice", "draft one");
-    await postMessage(server, "ops", "alice", "draft two");
-    editor.edit("ops", 3, "final one");
-    editor.delete("ops", 4);
-    assert.deepEqual(await found(server, "draft"), []);
-    assert.deepEqual(await found(server, "final"), ["ops/3"]);
-    editor.edit("ops", 3, "final answer");
-    assert.deepEqual(await found(server, "one"), []);
-    assert.deepEqual(await found(server, "answer"), ["ops/3"]);
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.prepare("UPDATE messages SET body = ?, edited_at = ? WHERE room = ? AND id = ?")
+      .run("the tests are flaky", new Date().toISOString(), "ops", 1);
+    db.prepare("UPDATE messages SET body = '', deleted_at = ? WHERE room = ? AND id = ?")
+      .run(new Date().toISOString(), "ops", 2);
   } finally {
-    editor.close();
+    db.close();
   }
+  assert.deepEqual(await found(server, "build"), []);
+  assert.deepEqual(await found(server, "flaky"), ["ops/1"]);
 });
 
 Deno.test("messages retention removed are never found", async () => {
