@@ -23,6 +23,7 @@
  */
 
 import { HistoryStore } from "../chat/history.ts";
+import { SearchIndex } from "../chat/search.ts";
 import {
   pinning,
   type ServerProcess,
@@ -410,9 +411,14 @@ async function measureThroughput(
   }
 }
 
-/** Builds a room of `count` messages with `HistoryStore`, `batch` appends per transaction. */
+/**
+ * Builds a room of `count` messages with `HistoryStore`, `batch` appends per transaction, and
+ * their search index, as a running parley leaves it (one started on a file without the index
+ * would spend its first minute indexing, and the latencies measured would be of that).
+ */
 async function buildLargeRoom(path: string, count: number, batch = 20_000): Promise<void> {
   const store = HistoryStore.open({ path, maxMessagesPerRoom: count });
+  const search = SearchIndex.open(store, (message) => console.error(message));
   try {
     const padding = "x".repeat(BODY_BYTES);
     for (let done = 0; done < count;) {
@@ -423,7 +429,9 @@ async function buildLargeRoom(path: string, count: number, batch = 20_000): Prom
       }
       await Promise.all(appends);
     }
+    search.catchUp();
   } finally {
+    search.close();
     await store.close();
   }
 }

@@ -290,6 +290,8 @@ export class HistoryStore {
   #countMs = 0;
   /** Told how long each committed write transaction took, in seconds (for `/metrics`). */
   onCommit: ((seconds: number) => void) | null = null;
+  /** Told the rooms each committed write transaction stored messages in (`search.ts` indexes them). */
+  onCommitted: ((rooms: Iterable<string>) => void) | null = null;
   /** {@link mentionCount}'s query, once prepared. */
   #mentionCount: ReturnType<DatabaseSync["prepare"]> | null = null;
 
@@ -381,6 +383,11 @@ export class HistoryStore {
       }
       throw openError(path, error, busyTimeoutMs);
     }
+  }
+
+  /** The connection to the file: `search.ts` keeps its index in it, in transactions of its own. */
+  get database(): DatabaseSync {
+    return this.#db;
   }
 
   /** Stores a message; resolves only after it is committed. Same (room, userName, clientId) and body again -> the original message, duplicate: true, nothing stored; another body -> rejects with ClientIdReusedError. Rejects with HistoryError if the write fails. */
@@ -803,6 +810,7 @@ export class HistoryStore {
       }
       this.#db.exec("COMMIT");
       this.onCommit?.((performance.now() - started) / 1000);
+      this.onCommitted?.(tallies.keys());
       this.#count += added;
       if (this.#passing) this.#failure = null;
       return result;

@@ -19,6 +19,7 @@ import type { Samples } from "./metrics.ts";
 import { healthz, metrics, ownSamples } from "./routes/ops.ts";
 import { assetRoutes, invitePage } from "./routes/page.ts";
 import { changeMessage, listRooms, postMessage } from "./routes/rooms.ts";
+import { search } from "./routes/search.ts";
 import {
   checkHost,
   type Handler,
@@ -57,6 +58,7 @@ function routeTable(): Route[] {
     route(["GET", "HEAD"], "/join/:code", invitePage),
     route(["GET"], "/history", limitReads(history)),
     route(["GET"], "/getAllMessages", limitReads(getAllMessages)),
+    route(["GET"], "/search", limitReads(search)),
     route(["GET"], "/rooms", limitReads(listRooms)),
     route(["POST"], "/rooms/:room/messages", postMessage),
     route(["PATCH", "DELETE"], "/rooms/:room/messages/:id", changeMessage),

@@ -18,6 +18,7 @@ import { Logger } from "./log.ts";
 import { type Exchange, Metrics } from "./metrics.ts";
 import { ReadMarkers } from "./read_markers.ts";
 import { Rooms } from "./room.ts";
+import { SearchIndex } from "./search.ts";
 import { CloseCode, KEEPALIVE_MS } from "./transport.ts";
 
 /** The server could not start; the message says why and what to change. */
@@ -54,6 +55,8 @@ export interface Services extends AsyncDisposable {
   readonly config: Config;
   readonly log: Logger;
   readonly history: HistoryStore;
+  /** The search index of the history's messages. */
+  readonly search: SearchIndex;
   readonly bus: Bus;
   readonly rooms: Rooms;
   readonly metrics: Metrics;
@@ -86,6 +89,8 @@ export async function openServices(given: Config, options: ServerOptions): Promi
   });
   const history = stack.adopt(openHistory(config), (store) => store.close());
   options.onHistoryOpened?.(history);
+  // Closed before the history store, which it indexes.
+  const search = stack.adopt(openSearch(history, log), (index) => index.close());
   const bus = stack.adopt(await connectBus(config, options, history, log), (bus) => bus.close());
   const lag = stack.use(new LagMonitor());
   const admission = new Admission(config.limits, config.allowedOrigins, allowedHostsOf(config));
@@ -109,6 +114,7 @@ export async function openServices(given: Config, options: ServerOptions): Promi
     config,
     log,
     history,
+    search,
     bus,
     rooms: new Rooms(
       history,
@@ -158,6 +164,15 @@ function openLog(config: Config, options: ServerOptions): Logger {
 function openHistory(config: Config): HistoryStore {
   try {
     return HistoryStore.open(config.history);
+  } catch (error) {
+    if (error instanceof HistoryError) throw new StartupError(error.message);
+    throw error;
+  }
+}
+
+function openSearch(history: HistoryStore, log: Logger): SearchIndex {
+  try {
+    return SearchIndex.open(history, (message) => log.error(message));
   } catch (error) {
     if (error instanceof HistoryError) throw new StartupError(error.message);
     throw error;

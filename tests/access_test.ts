@@ -212,6 +212,8 @@ async function readings(server: TestServer, who: Browser, room: string): Promise
     `/history?room=${room}&limit=1`,
     `/history?room=${room}&after=0`,
     `/history?room=${room}&before=2`,
+    `/history?room=${room}&around=2`,
+    `/search?q=one&room=${room}`,
     `/api/rooms/${room}/members`,
   ];
   return await Promise.all(paths.map((path) => ask(server, path, who)));
@@ -228,7 +230,7 @@ Deno.test("a private room answers a non-member exactly as a room that does not e
   // What bob is told of "staff" and of the lobby before they exist.
   const before = await readings(server, bob, "staff");
   const beforeLobby = await ask(server, "/getAllMessages", bob);
-  assert.deepEqual(before.map((answer) => answer.status), [200, 200, 200, 200, 404]);
+  assert.deepEqual(before.map((answer) => answer.status), [200, 200, 200, 200, 200, 200, 404]);
 
   for (const room of ["staff", "lobby"]) {
     const made = await admin.call("POST", "/api/rooms", { room, kind: "private" });
@@ -267,6 +269,8 @@ Deno.test("a private room answers a non-member exactly as a room that does not e
   assert.deepEqual(added.body, { room: "staff", kind: "private", members: ["Admin", "bob"] });
   const inside = await readings(server, bob, "staff");
   assert.equal(JSON.parse(inside[0].text).messages.length, 3);
+  assert.equal(JSON.parse(inside[4].text).messages.length, 3, "around=2");
+  assert.deepEqual(JSON.parse(inside[5].text).results.map((hit: { id: number }) => hit.id), [1]);
   assert.deepEqual(await roomsOf(server, bob), [
     { room: "staff", users: 0, lastId: 3, kind: "private", lastRead: 0, mentions: 0 },
   ]);

@@ -783,3 +783,44 @@ Deno.test("a change is judged in its write: not found, not the author's, too man
     assert.deepEqual(store.recent("r", 10), []);
   });
 });
+
+Deno.test("/history?around=ID: the page around a message, half before and half after, itself included", async () => {
+  await using server = await startTestServer({ limits: { messagesPerSecond: 1e6, burst: 1e6 } });
+  for (let i = 1; i <= 30; i++) {
+    const response = await fetch(new URL("/rooms/big/messages", server.url), {
+      method: "POST",
+      body: `m${i}`,
+    });
+    assert.equal(response.status, 201);
+    await response.body?.cancel();
+  }
+  const cases: [query: string, ids: number[], hasMore: boolean, hasNewer: boolean][] = [
+    ["around=15&limit=10", range(11, 20), true, true],
+    ["around=15&limit=9", range(11, 19), true, true],
+    ["around=15&limit=1", [15], true, true],
+    ["around=2&limit=10", range(1, 10), false, true],
+    ["around=29&limit=10", range(21, 30), true, false],
+    ["around=15&limit=100", range(1, 30), false, false],
+    ["around=99&limit=4", range(27, 30), true, false],
+  ];
+  for (const [query, ids, hasMore, hasNewer] of cases) {
+    const response = await fetch(new URL(`/history?room=big&${query}`, server.url));
+    assert.equal(response.status, 200, query);
+    const page = await response.json();
+    assert.deepEqual(
+      {
+        room: page.room,
+        ids: page.messages.map((m: { id: number }) => m.id),
+        hasMore: page.hasMore,
+        hasNewer: page.hasNewer,
+      },
+      { room: "big", ids, hasMore, hasNewer },
+      query,
+    );
+  }
+  for (const bad of ["around=0", "around=x", "around=5&before=9", "around=5&after=1"]) {
+    const response = await fetch(new URL(`/history?room=big&${bad}`, server.url));
+    assert.equal(response.status, 400, bad);
+    assert.ok((await response.json()).error, bad);
+  }
+});

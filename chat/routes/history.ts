@@ -13,9 +13,19 @@ const MAX_HISTORY_LIMIT = 1000;
  */
 const NO_ROOM = "";
 
+/** A page of `/history`, as sent. */
+interface HistoryAnswer {
+  room: string;
+  messages: ChatMessage[];
+  /** More messages exist beyond the page: older ones, or newer ones for `after`. */
+  hasMore: boolean;
+  /** For `around` only: newer messages exist beyond the page. */
+  hasNewer?: boolean;
+}
+
 /**
- * `GET /history?room&limit&before|after`: a page of a room's messages, oldest first; a room the
- * requester may not read answers as one without messages.
+ * `GET /history?room&limit&before|after|around`: a page of a room's messages, oldest first; a
+ * room the requester may not read answers as one without messages.
  */
 export async function history(
   context: Services,
@@ -27,15 +37,40 @@ export async function history(
   const limit = intParam(url, "limit", 1, MAX_HISTORY_LIMIT) ?? 50;
   const before = intParam(url, "before", 1);
   const after = intParam(url, "after", 0);
-  if (before !== undefined && after !== undefined) {
-    throw new HttpError(400, "give either before or after, not both");
+  const around = intParam(url, "around", 1);
+  if ([before, after, around].filter((cursor) => cursor !== undefined).length > 1) {
+    throw new HttpError(400, "give one of before, after and around, not several");
   }
   const read = context.identity.mayRead(who, room) ? room : NO_ROOM;
-  const page: { room: string; messages: ChatMessage[]; hasMore: boolean } = {
-    room,
-    ...context.history.page(read, { limit, before, after }),
-  };
+  const page: HistoryAnswer = around === undefined
+    ? { room, ...context.history.page(read, { limit, before, after }) }
+    : { room, ...pageAround(context, read, around, limit) };
   return Response.json(page);
+}
+
+/**
+ * The page of `limit` messages around `id`, oldest first: up to half of it older than `id`, the
+ * message itself, and the rest newer; a side with fewer leaves its share to the other.
+ */
+function pageAround(
+  context: Services,
+  room: string,
+  id: number,
+  limit: number,
+): Omit<HistoryAnswer, "room"> {
+  const older = context.history.page(room, { limit, before: id + 1 });
+  const newer = context.history.page(room, { limit, after: id });
+  const half = Math.ceil(limit / 2);
+  const olderCount = Math.min(older.messages.length, Math.max(half, limit - newer.messages.length));
+  const newerCount = Math.min(newer.messages.length, limit - olderCount);
+  return {
+    messages: [
+      ...older.messages.slice(older.messages.length - olderCount),
+      ...newer.messages.slice(0, newerCount),
+    ],
+    hasMore: older.hasMore || olderCount < older.messages.length,
+    hasNewer: newer.hasMore || newerCount < newer.messages.length,
+  };
 }
 
 /**
