@@ -22,6 +22,9 @@ const message = {
   timestamp: "2025-01-01T10:00:00.000Z",
 };
 
+/** What a live message has of the log's state: no mentions, not edited, no reactions. */
+const fresh = { mentions: [], editedAt: null, reactions: {} };
+
 Deno.test("a frame is split on newlines; blank, broken and unknown lines are skipped", () => {
   const frame = [
     JSON.stringify(message),
@@ -44,10 +47,16 @@ Deno.test("a message carries the sender's clientId when it had one, else null", 
   const [plain, withId] = splitFrame(
     [message, { ...message, id: 8, clientId: "c-1" }].map((e) => JSON.stringify(e)).join("\n"),
   );
-  assert.deepEqual(plain, { ...message, clientId: null });
-  assert.deepEqual(withId, { ...message, id: 8, clientId: "c-1" });
+  assert.deepEqual(plain, { ...message, ...fresh, clientId: null });
+  assert.deepEqual(withId, { ...message, ...fresh, id: 8, clientId: "c-1" });
   const [noStamp] = splitFrame(JSON.stringify({ ...message, timestamp: 5, room: undefined }));
-  assert.deepEqual(noStamp, { ...message, timestamp: "", room: null, clientId: null });
+  assert.deepEqual(noStamp, {
+    ...message,
+    ...fresh,
+    timestamp: "",
+    room: null,
+    clientId: null,
+  });
 });
 
 Deno.test("events without what the page needs are dropped", () => {
@@ -106,6 +115,7 @@ Deno.test("a welcome's limits are read, each broken one at its default; none wit
     lastId: 12,
     recovered: false,
     limits: { maxMessageBytes: 100, messagesPerSecond: 0.5, burst: 3 },
+    lastRead: null,
   }]);
   // An older server sends no limits: the page keeps its defaults.
   const [old] = splitFrame(JSON.stringify({ type: "welcome", users: "x" }));
@@ -117,6 +127,7 @@ Deno.test("a welcome's limits are read, each broken one at its default; none wit
     lastId: 0,
     recovered: null,
     limits: null,
+    lastRead: null,
   });
   assert.deepEqual(
     readLimits({ maxMessageBytes: 1.5, messagesPerSecond: -1, burst: "20" }),
