@@ -186,12 +186,7 @@ function updateTitle() {
     return;
   }
   const prefix = state.unread > 0 ? `(${state.unread}) ` : "";
-  document.title = `${prefix}${roomTitle()} — ${TITLE}`;
-}
-
-/** The room on screen as the page names it: `#room`, or `@person` for a direct room. */
-function roomTitle() {
-  return labelOf(state.room);
+  document.title = `${prefix}${labelOf(state.room)} — ${TITLE}`;
 }
 
 // ---------- events from the server ----------
@@ -204,6 +199,8 @@ function onEvents(events) {
     return added;
   });
   if (trimmed) paging.olderDropped();
+  // After the frame: a replay that stuck to the bottom does not move the result out of view.
+  revealFound();
   reportRead();
 }
 
@@ -273,7 +270,6 @@ function onWelcome(event) {
   list.updateEmptyState();
   outbox.requeue();
   outbox.pump();
-  if (state.reveal !== null) revealFound();
 }
 
 /**
@@ -310,7 +306,7 @@ function noticeMessage(message) {
     mine: false,
     mentioned: mentionsMe(message.mentions, state.userName),
     direct: rooms.entry(state.room).kind === "direct",
-    where: roomTitle(),
+    where: labelOf(state.room),
   });
 }
 
@@ -345,7 +341,10 @@ function onSummary(event) {
   for (const room of unread.summary(event.rooms, state.room)) {
     notifier.mentionedIn(labelOf(room), unread.mentions(room));
   }
-  drawRooms();
+  // A room not listed yet (made, or joined, since): the list is read again.
+  const known = new Set(rooms.entries.map((entry) => entry.room));
+  if (event.rooms.some((summary) => !known.has(summary.room))) refreshRooms();
+  else drawRooms();
 }
 
 /**
@@ -537,7 +536,7 @@ function showRoomName() {
   const entry = rooms.entry(state.room);
   ui.roomName.textContent = roomLabel(entry);
   ui.roomName.dataset.kind = entry.kind;
-  ui.message.placeholder = `Message ${roomTitle()}`;
+  ui.message.placeholder = `Message ${labelOf(state.room)}`;
   ui.manageMembers.hidden = state.mode !== "accounts" || entry.kind !== "private";
   updateTitle();
 }

@@ -35,7 +35,8 @@ export function textParts(body) {
     const open = rest.indexOf(FENCE);
     const close = open < 0 ? -1 : rest.indexOf(FENCE, open + FENCE.length);
     if (close < 0) break;
-    inlineParts(rest.slice(0, open), parts);
+    // The block is a block of its own: the newlines next to its fences would be blank lines.
+    inlineParts(rest.slice(0, open).replace(/\r?\n$/, ""), parts);
     parts.push({ kind: "block", text: blockText(rest.slice(open + FENCE.length, close)) });
     rest = rest.slice(close + FENCE.length).replace(/^\r?\n/, "");
   }

@@ -76,7 +76,7 @@ Deno.test("inline code is code, and a URL inside it is not a link", () => {
 Deno.test("fenced blocks keep their lines; the language line and fence newlines are dropped", () => {
   const body = "before\n```js\nconst a = 1;\n  if (a) `x`;\n```\nafter https://x.org";
   assert.deepEqual(textParts(body), [
-    { kind: "text", text: "before\n" },
+    { kind: "text", text: "before" },
     { kind: "block", text: "const a = 1;\n  if (a) `x`;" },
     { kind: "text", text: "after " },
     { kind: "link", text: "https://x.org", href: "https://x.org/" },
