@@ -7,7 +7,7 @@
 
 import fs from "node:fs";
 import type { Browser, BrowserContext, Page } from "npm:playwright-core@1.65.1";
-import type { TestServer } from "./support.ts";
+import { startTestServer, type TestServer } from "./support.ts";
 
 /** Where Debian installs Chromium (`apt-get install chromium`). */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -317,4 +317,34 @@ export function notificationsOf(
     };
     return { shown: record.parleyNotifications ?? [], asks: record.parleyPermissionAsks ?? -1 };
   });
+}
+
+/** Runs `fn` with a fresh server (and its own contexts), closing everything afterwards. */
+export async function withServer(
+  overrides: Record<string, unknown>,
+  fn: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = await startTestServer(overrides);
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** Opens a page in a new context (a separate browser profile: one person). */
+export async function personPage(
+  browser: Browser,
+  contexts: BrowserContext[],
+  options: Parameters<Browser["newContext"]>[0] = {},
+): Promise<Page> {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  contexts.push(context);
+  return await context.newPage();
+}
+
+export /** Closes every context a test opened. */
+async function closeAll(contexts: BrowserContext[]): Promise<void> {
+  await Promise.allSettled(contexts.map((context) => context.close()));
 }

@@ -12,6 +12,7 @@ import { historyOf, joinRoom, postMessage, startTestServer, type TestServer } fr
 import {
   chromiumMissing,
   clockTime,
+  closeAll,
   createAccount,
   historyIn,
   joinWithForm,
@@ -19,6 +20,7 @@ import {
   listedRooms,
   notificationsOf,
   onlineUsers,
+  personPage,
   RECONNECT_TIMEOUT_MS,
   recordNotifications,
   send,
@@ -30,6 +32,7 @@ import {
   waitForSettled,
   waitForStatus,
   waitForUsers,
+  withServer,
 } from "./browser.ts";
 
 const missing = chromiumMissing();
@@ -37,35 +40,6 @@ const inCI = Deno.env.get("CI") === "true";
 if (missing !== null && !inCI) console.log(`browser tests skipped: ${missing}`);
 
 const OUTPUT = new URL("../test-output/", import.meta.url);
-
-/** Runs `fn` with a fresh server (and its own contexts), closing everything afterwards. */
-async function withServer(
-  overrides: Record<string, unknown>,
-  fn: (server: TestServer) => Promise<void>,
-): Promise<void> {
-  const server = await startTestServer(overrides);
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
-}
-
-/** Opens a page in a new context (a separate browser profile: one person). */
-async function personPage(
-  browser: Browser,
-  contexts: BrowserContext[],
-  options: Parameters<Browser["newContext"]>[0] = {},
-): Promise<Page> {
-  const context = await browser.newContext(options);
-  context.setDefaultTimeout(UI_TIMEOUT_MS);
-  contexts.push(context);
-  return await context.newPage();
-}
-
-async function closeAll(contexts: BrowserContext[]): Promise<void> {
-  await Promise.allSettled(contexts.map((context) => context.close()));
-}
 
 /** Asserts each body shows exactly once, and no id shows twice. */
 async function assertShownOnce(page: Page, bodies: string[], who: string): Promise<void> {
