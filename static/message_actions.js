@@ -178,7 +178,11 @@ function editInPlace(item, body, save) {
   item.classList.add("editing");
   text.hidden = true;
   text.after(box);
+  let finished = false;
   const done = () => {
+    // Removing the focused box fires its blur, which comes back here.
+    if (finished) return;
+    finished = true;
     box.remove();
     text.hidden = false;
     item.classList.remove("editing");
@@ -195,9 +199,7 @@ function editInPlace(item, body, save) {
       if (edited.trim()) save(edited);
     }
   });
-  box.addEventListener("blur", () => {
-    if (box.isConnected) done();
-  });
+  box.addEventListener("blur", done);
   box.focus();
   box.setSelectionRange(box.value.length, box.value.length);
 }
