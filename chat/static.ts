@@ -10,18 +10,33 @@ import accountForms from "../static/account_forms.js" with { type: "text" };
 import api from "../static/api.js" with { type: "text" };
 import app from "../static/app.js" with { type: "text" };
 import avatar from "../static/avatar.js" with { type: "text" };
+import composer from "../static/composer.js" with { type: "text" };
 import connection from "../static/connection.js" with { type: "text" };
+import elements from "../static/elements.js" with { type: "text" };
 import entry from "../static/entry.js" with { type: "text" };
 import forms from "../static/forms.js" with { type: "text" };
 import history from "../static/history.js" with { type: "text" };
 import invite from "../static/invite.js" with { type: "text" };
+import mentions from "../static/mentions.js" with { type: "text" };
+import messageActions from "../static/message_actions.js" with { type: "text" };
 import messageList from "../static/message_list.js" with { type: "text" };
+import messageLog from "../static/message_log.js" with { type: "text" };
+import messageText from "../static/message_text.js" with { type: "text" };
+import messageView from "../static/message_view.js" with { type: "text" };
+import notifier from "../static/notifier.js" with { type: "text" };
+import notify from "../static/notify.js" with { type: "text" };
 import outbox from "../static/outbox.js" with { type: "text" };
 import people from "../static/people.js" with { type: "text" };
 import protocol from "../static/protocol.js" with { type: "text" };
+import remembered from "../static/remembered.js" with { type: "text" };
 import roomDialogs from "../static/room_dialogs.js" with { type: "text" };
 import roomList from "../static/room_list.js" with { type: "text" };
 import rooms from "../static/rooms.js" with { type: "text" };
+import search from "../static/search.js" with { type: "text" };
+import searchBox from "../static/search_box.js" with { type: "text" };
+import statusLine from "../static/status_line.js" with { type: "text" };
+import typing from "../static/typing.js" with { type: "text" };
+import unread from "../static/unread.js" with { type: "text" };
 import users from "../static/users.js" with { type: "text" };
 
 /** The page forbids inline script and anything from another origin. */
@@ -65,18 +80,33 @@ export const assets: ReadonlyMap<string, Asset> = new Map([
   ["/api.js", script(api)],
   ["/app.js", script(app)],
   ["/avatar.js", script(avatar)],
+  ["/composer.js", script(composer)],
   ["/connection.js", script(connection)],
+  ["/elements.js", script(elements)],
   ["/entry.js", script(entry)],
   ["/forms.js", script(forms)],
   ["/history.js", script(history)],
   ["/invite.js", script(invite)],
+  ["/mentions.js", script(mentions)],
+  ["/message_actions.js", script(messageActions)],
   ["/message_list.js", script(messageList)],
+  ["/message_log.js", script(messageLog)],
+  ["/message_text.js", script(messageText)],
+  ["/message_view.js", script(messageView)],
+  ["/notifier.js", script(notifier)],
+  ["/notify.js", script(notify)],
   ["/outbox.js", script(outbox)],
   ["/people.js", script(people)],
   ["/protocol.js", script(protocol)],
+  ["/remembered.js", script(remembered)],
   ["/room_dialogs.js", script(roomDialogs)],
   ["/room_list.js", script(roomList)],
   ["/rooms.js", script(rooms)],
+  ["/search.js", script(search)],
+  ["/search_box.js", script(searchBox)],
+  ["/status_line.js", script(statusLine)],
+  ["/typing.js", script(typing)],
+  ["/unread.js", script(unread)],
   ["/users.js", script(users)],
 ]);
 

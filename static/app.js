@@ -9,80 +9,44 @@
  */
 
 import { AccountForms } from "./account_forms.js";
+import { elements } from "./elements.js";
 import { Api, sentence } from "./api.js";
+import { Composer } from "./composer.js";
 import { closeReason, Connection, isBan, POLICY_CLOSE } from "./connection.js";
 import { entryOf, firstView } from "./entry.js";
-import { HistoryPaging } from "./history.js";
+import { fetchHistory, HistoryPaging } from "./history.js";
 import { InviteDialog } from "./invite.js";
+import { mentionsMe } from "./mentions.js";
+import { MessageActions } from "./message_actions.js";
 import { MessageList } from "./message_list.js";
+import { Notifier } from "./notifier.js";
 import { Outbox } from "./outbox.js";
 import { PeopleActions } from "./people.js";
-import { DEFAULT_ROOM, nameError, roomError } from "./protocol.js";
+import {
+  DEFAULT_ROOM,
+  nameError,
+  readCommand,
+  roomError,
+  summaryCommand,
+  typingCommand,
+} from "./protocol.js";
+import { MODE_KEY, NAME_KEY, remember, remembered, storage } from "./remembered.js";
 import { RoomDialogs } from "./room_dialogs.js";
 import { showRooms } from "./room_list.js";
 import { RoomDirectory, roomLabel } from "./rooms.js";
+import { SearchBox } from "./search_box.js";
+import { StatusLine, STICKY } from "./status_line.js";
+import { typingText, TypingTracker } from "./typing.js";
+import { UnreadTracker } from "./unread.js";
 import { showUsers } from "./users.js";
 
-const NAME_KEY = "parley.userName";
-const MODE_KEY = "parley.mode";
 const TITLE = "parley";
-const NOTICE_MS = 6000;
-/** A notice shown this long stays until it is clicked. */
-const STICKY = 0;
+/** How many messages around a search result are loaded with it. */
+const AROUND_LIMIT = 50;
 const STALE_CHECK_MS = 5000;
 const ROOMS_REFRESH_MS = 30_000;
 
-/**
- * The element with this id, which must be of this kind: the page and this script go together.
- * @template {HTMLElement} T
- * @param {string} id
- * @param {{ new (): T, prototype: T }} kind
- * @returns {T}
- */
-function find(id, kind) {
-  const found = document.getElementById(id);
-  if (!(found instanceof kind)) throw new Error(`chat.html has no ${kind.name} #${id}`);
-  return found;
-}
-
-const ui = {
-  joinView: find("join-view", HTMLElement),
-  joinForm: find("join-form", HTMLFormElement),
-  join: find("join", HTMLButtonElement),
-  name: find("name", HTMLInputElement),
-  room: find("room", HTMLInputElement),
-  joinError: find("join-error", HTMLElement),
-  chatView: find("chat-view", HTMLElement),
-  roomName: find("room-name", HTMLElement),
-  status: find("status", HTMLElement),
-  switchForm: find("switch-form", HTMLFormElement),
-  switchRoom: find("switch-room", HTMLInputElement),
-  usersToggle: find("users-toggle", HTMLButtonElement),
-  sidebar: find("sidebar", HTMLElement),
-  me: find("me", HTMLElement),
-  leave: find("leave", HTMLButtonElement),
-  notice: find("notice", HTMLElement),
-  composer: find("composer", HTMLFormElement),
-  message: find("message", HTMLTextAreaElement),
-  messages: find("messages", HTMLElement),
-  signOut: find("sign-out", HTMLButtonElement),
-  invite: find("invite", HTMLButtonElement),
-  roomsSection: find("rooms-section", HTMLElement),
-  newRoom: find("new-room", HTMLButtonElement),
-  manageMembers: find("manage-members", HTMLButtonElement),
-};
-
-const roomsUi = {
-  rooms: find("rooms", HTMLElement),
-  direct: find("direct-rooms", HTMLElement),
-  directHeading: find("direct-heading", HTMLElement),
-};
-
-const usersUi = {
-  list: find("users", HTMLElement),
-  counts: [find("user-count", HTMLElement), find("users-count", HTMLElement)],
-  toggle: ui.usersToggle,
-};
+const ui = elements.ui;
 
 const state = {
   /** @type {"open" | "accounts" | null} null until the server said */ mode: null,
@@ -93,24 +57,31 @@ const state = {
   unread: 0,
   /** The server refused the room on screen: its close needs no second notice. */
   refused: false,
-  /** @type {ReturnType<typeof setTimeout> | undefined} */ noticeTimer: undefined,
-  /** @type {ReturnType<typeof setInterval> | undefined} */ countdownTimer: undefined,
+  /** @type {string[]} the names present in the room on screen */ present: [],
+  /** The newest id of the room's log received (any kind of event). */
+  newestId: 0,
+  /** @type {number | null} a search result to bring into view once it is loaded */ reveal: null,
+  /** False once the server said it does not know typing, read or summary (an older one). */
+  extras: true,
 };
 
-const older = find("older", HTMLElement);
+const statusLine = new StatusLine(elements.status, elements.notice);
+const showNotice = statusLine.notice.bind(statusLine);
+const hideNotice = statusLine.hideNotice.bind(statusLine);
 
 const list = new MessageList({
-  list: find("messages", HTMLElement),
-  older,
-  jump: find("jump", HTMLButtonElement),
+  list: ui.messages,
+  older: elements.older,
+  jump: elements.jump,
   onRetry: retryEntry,
   onEdit: editEntry,
+  me: () => state.userName,
 });
 
 const paging = new HistoryPaging({
   list,
-  older,
-  button: find("load-older", HTMLButtonElement),
+  older: elements.older,
+  button: elements.loadOlder,
   room: () => state.room,
   me: () => state.userName,
   notice: showNotice,
@@ -119,64 +90,52 @@ const paging = new HistoryPaging({
 
 const outbox = new Outbox({
   send: (text) => connection.send(text),
-  onChange: (entry) => list.showState(entry),
+  onChange: (entry) => {
+    if (entry.command && entry.state === "failed") {
+      list.showError(entry.command.messageId, entry.detail);
+    } else list.showState(entry);
+  },
 });
 
 const connection = new Connection({
   origin: location,
   onEvents,
-  onStatus: showStatus,
+  onStatus: (status) => statusLine.show(status),
   onDrop,
+});
+
+const typing = new TypingTracker(() => {
+  ui.typing.textContent = typingText(typing.names);
+});
+
+/** Read markers: kept by the server with accounts, in this browser without (see setMode). */
+let unread = new UnreadTracker();
+
+const notifier = new Notifier(elements.notify, storage());
+
+const composer = new Composer({
+  form: ui.composer,
+  box: ui.message,
+  suggestions: elements.suggestions,
+  present: () => state.present,
+  me: () => state.userName,
+  send: queueMessage,
+  typing: () => sendExtra(typingCommand()),
 });
 
 const api = new Api();
 
 const accountForms = new AccountForms({
-  ui: {
-    signInForm: find("signin-form", HTMLFormElement),
-    signInName: find("signin-name", HTMLInputElement),
-    signInPassword: find("signin-password", HTMLInputElement),
-    signInError: find("signin-error", HTMLElement),
-    signIn: find("signin", HTMLButtonElement),
-    accountForm: find("account-form", HTMLFormElement),
-    accountIntro: find("account-intro", HTMLElement),
-    accountName: find("account-name", HTMLInputElement),
-    accountPassword: find("account-password", HTMLInputElement),
-    accountError: find("account-error", HTMLElement),
-    accountSubmit: find("account-submit", HTMLButtonElement),
-  },
+  ui: elements.accountForms,
   api,
   showCard,
   onSignedIn,
 });
 
-const inviteDialog = new InviteDialog({
-  dialog: find("invite-dialog", HTMLDialogElement),
-  form: find("invite-form", HTMLFormElement),
-  help: find("invite-help", HTMLElement),
-  link: find("invite-link", HTMLInputElement),
-  status: find("invite-status", HTMLElement),
-  copy: find("invite-copy", HTMLButtonElement),
-}, api);
+const inviteDialog = new InviteDialog(elements.invite, api);
 
 const roomDialogs = new RoomDialogs({
-  ui: {
-    roomDialog: find("room-dialog", HTMLDialogElement),
-    roomForm: find("room-form", HTMLFormElement),
-    roomName: find("new-room-name", HTMLInputElement),
-    roomError: find("room-form-error", HTMLElement),
-    roomCancel: find("room-cancel", HTMLButtonElement),
-    roomCreate: find("room-create", HTMLButtonElement),
-    membersDialog: find("members-dialog", HTMLDialogElement),
-    membersForm: find("members-form", HTMLFormElement),
-    membersTitle: find("members-title", HTMLElement),
-    members: find("members", HTMLElement),
-    memberName: find("member-name", HTMLInputElement),
-    membersStatus: find("members-status", HTMLElement),
-    membersError: find("members-error", HTMLElement),
-    membersClose: find("members-close", HTMLButtonElement),
-    memberAdd: find("member-add", HTMLButtonElement),
-  },
+  ui: elements.roomDialogs,
   api,
   room: () => state.room,
   me: () => state.userName,
@@ -191,14 +150,7 @@ const rooms = new RoomDirectory();
 
 const people = new PeopleActions({
   api,
-  confirm: {
-    dialog: find("confirm-dialog", HTMLDialogElement),
-    form: find("confirm-form", HTMLFormElement),
-    title: find("confirm-title", HTMLElement),
-    text: find("confirm-text", HTMLElement),
-    ok: find("confirm-ok", HTMLButtonElement),
-    cancel: find("confirm-cancel", HTMLButtonElement),
-  },
+  confirm: elements.confirm,
   notice: showNotice,
   me: () => state.mode === "accounts" ? { userName: state.userName, admin: state.admin } : null,
   place: () => {
@@ -211,61 +163,22 @@ const people = new PeopleActions({
   },
 });
 
-// ---------- notices, status, title ----------
+const actions = new MessageActions({
+  list: ui.messages,
+  messages: list,
+  me: () => ({ userName: state.userName, admin: state.mode === "accounts" && state.admin }),
+  confirm: elements.confirm,
+  send: sendChange,
+});
 
-/**
- * @param {string} text
- * @param {number} [ms] how long it shows; STICKY until clicked
- */
-function showNotice(text, ms = NOTICE_MS) {
-  clearTimeout(state.noticeTimer);
-  ui.notice.textContent = text;
-  ui.notice.classList.add("visible");
-  if (ms !== STICKY) state.noticeTimer = setTimeout(hideNotice, ms);
-}
+const searchBox = new SearchBox({
+  ...elements.search,
+  roomName: labelOf,
+  open: openAt,
+  onShow: () => setSidebar(false),
+});
 
-function hideNotice() {
-  clearTimeout(state.noticeTimer);
-  ui.notice.classList.remove("visible");
-  ui.notice.textContent = "";
-}
-
-const STATUS_TEXT = {
-  connecting: "connecting…",
-  reconnecting: "reconnecting…",
-  online: "online",
-  stopped: "disconnected",
-};
-
-/** @param {import("./connection.js").ConnectionStatus} status */
-function showStatus(status) {
-  stopCountdown();
-  if (status.state !== "waiting") {
-    setStatus(status.state, STATUS_TEXT[status.state]);
-    return;
-  }
-  const { retryAt } = status;
-  const tick = () => {
-    const seconds = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-    setStatus("reconnecting", `reconnecting in ${seconds} s…`);
-  };
-  tick();
-  state.countdownTimer = setInterval(tick, 250);
-}
-
-function stopCountdown() {
-  clearInterval(state.countdownTimer);
-  state.countdownTimer = undefined;
-}
-
-/**
- * @param {string} kind
- * @param {string} text
- */
-function setStatus(kind, text) {
-  ui.status.dataset.state = kind;
-  ui.status.textContent = text;
-}
+// ---------- the title ----------
 
 function updateTitle() {
   if (!state.joined) {
@@ -273,13 +186,7 @@ function updateTitle() {
     return;
   }
   const prefix = state.unread > 0 ? `(${state.unread}) ` : "";
-  document.title = `${prefix}${roomTitle()} — ${TITLE}`;
-}
-
-/** The room on screen as the page names it: `#room`, or `@person` for a direct room. */
-function roomTitle() {
-  const entry = rooms.entry(state.room);
-  return `${entry.kind === "direct" ? "@" : "#"}${roomLabel(entry)}`;
+  document.title = `${prefix}${labelOf(state.room)} — ${TITLE}`;
 }
 
 // ---------- events from the server ----------
@@ -292,6 +199,9 @@ function onEvents(events) {
     return added;
   });
   if (trimmed) paging.olderDropped();
+  // After the frame: a replay that stuck to the bottom does not move the result out of view.
+  revealFound();
+  reportRead();
 }
 
 /**
@@ -312,9 +222,22 @@ function handleEvent(event) {
     case "join":
     case "leave":
       drawUsers(event.users);
+      for (const name of typing.names) if (!event.users.includes(name)) typing.stopped(name);
       return false;
     case "error":
       onError(event);
+      return false;
+    case "edit":
+    case "delete":
+    case "reaction":
+      return onChange(event);
+    case "typing":
+      if (event.room === state.room && event.userName !== state.userName) {
+        typing.typing(event.userName);
+      }
+      return false;
+    case "summary":
+      onSummary(event);
       return false;
   }
 }
@@ -327,6 +250,9 @@ function onWelcome(event) {
   }
   if (event.users) drawUsers(event.users, event.userCount);
   if (event.limits) outbox.setLimits(event.limits);
+  typing.clear();
+  unread.welcomed(state.room, event.lastId, event.lastRead);
+  if (state.mode === "accounts") sendExtra(summaryCommand(true));
   if (paging.welcomed(event.lastId)) {
     // In a room that was empty, a reconnect asks for everything since 0.
     if (event.lastId === 0) connection.resumeFromStart();
@@ -353,7 +279,8 @@ function onWelcome(event) {
  */
 function onMessage(message) {
   if (message.room !== null && message.room !== state.room) return false;
-  connection.resumeAfter(message.id);
+  logged(message.id);
+  typing.stopped(message.userName);
   const mine = message.userName === state.userName;
   const clientId = mine ? message.clientId : null;
   const own = clientId !== null && outbox.settle(clientId) !== undefined;
@@ -362,16 +289,96 @@ function onMessage(message) {
   if (!added) return false;
   list.updateEmptyState();
   paging.update();
-  if (document.hidden && !mine && message.id > paging.initialLastId) {
-    state.unread += 1;
-    updateTitle();
-  }
+  if (!mine && message.id > paging.initialLastId) noticeMessage(message);
   return true;
+}
+
+/**
+ * A new message from someone else: counted in the title while the tab is hidden, and notified
+ * when it mentions the person or is in a direct room (and notifications are on).
+ * @param {import("./protocol.js").MessageEvent} message
+ */
+function noticeMessage(message) {
+  if (!document.hidden) return;
+  state.unread += 1;
+  updateTitle();
+  notifier.message(message, {
+    mine: false,
+    mentioned: mentionsMe(message.mentions, state.userName),
+    direct: rooms.entry(state.room).kind === "direct",
+    where: labelOf(state.room),
+  });
+}
+
+/**
+ * An event of the room's log with this id arrived: a reconnect resumes after it, and it is what
+ * the person has read once the newest message is in view.
+ * @param {number} id
+ */
+function logged(id) {
+  connection.resumeAfter(id);
+  state.newestId = Math.max(state.newestId, id);
+  unread.seen(state.room, id);
+}
+
+/**
+ * An edit, delete or reaction: applied to the message it changes; the person's own settles
+ * its command (as an ack would).
+ * @param {import("./protocol.js").ChangeEvent} event
+ * @returns {boolean}
+ */
+function onChange(event) {
+  if (event.room !== null && event.room !== state.room) return false;
+  logged(event.id);
+  if (event.userName === state.userName && event.clientId !== null) outbox.settle(event.clientId);
+  list.applyChange(event);
+  if (event.type === "delete") paging.update();
+  return false;
+}
+
+/** @param {import("./protocol.js").SummaryEvent} event */
+function onSummary(event) {
+  for (const room of unread.summary(event.rooms, state.room)) {
+    notifier.mentionedIn(labelOf(room), unread.mentions(room));
+  }
+  // A room not listed yet (made, or joined, since): the list is read again.
+  const known = new Set(rooms.entries.map((entry) => entry.room));
+  if (event.rooms.some((summary) => !known.has(summary.room))) refreshRooms();
+  else drawRooms();
+}
+
+/**
+ * The room as the page names it elsewhere: `#room`, or `@person` for a direct room.
+ * @param {string} room
+ */
+function labelOf(room) {
+  const entry = rooms.entry(room);
+  return `${entry.kind === "direct" ? "@" : "#"}${roomLabel(entry)}`;
+}
+
+/**
+ * The newest message is in view and the tab is visible: the room is read up to what arrived,
+ * and the server is told (with accounts; without, the marker stays in this browser).
+ */
+function reportRead() {
+  if (!state.joined || document.hidden || state.newestId === 0 || !list.isNearBottom()) return;
+  if (!unread.read(state.room, state.newestId)) return;
+  if (state.mode === "accounts") sendExtra(readCommand(state.newestId));
+}
+
+/**
+ * Sends a command of the room log's live extras (typing, read, summary), unless the server said
+ * it has none.
+ * @param {string} frame
+ */
+function sendExtra(frame) {
+  if (state.extras) connection.send(frame);
 }
 
 /** @param {import("./protocol.js").AckEvent} ack */
 function onAck(ack) {
-  if (!outbox.settle(ack.clientId)) return;
+  const entry = outbox.settle(ack.clientId);
+  if (!entry || entry.command) return;
   list.confirmOutgoing(ack.clientId, ack.id, null);
   paging.update();
 }
@@ -381,6 +388,12 @@ function onError(error) {
   const entry = error.clientId === null
     ? undefined
     : outbox.refuse(error.clientId, error.code, error.text);
+  // A refused change is said next to its message.
+  if (entry?.command && entry.state === "failed") return;
+  if (error.code === "bad_frame" && !entry && /unknown frame type/.test(error.text)) {
+    state.extras = false; // a server from before the room log: the page stays quiet
+    return;
+  }
   switch (error.code) {
     case "unavailable":
       showNotice(entry ? `${error.text} — retrying…` : error.text);
@@ -463,13 +476,52 @@ function editEntry(clientId) {
   if (!entry) return;
   list.removeOutgoing(clientId);
   list.updateEmptyState();
-  const draft = ui.message.value.trim();
-  ui.message.value = draft ? `${entry.body}\n${draft}` : entry.body;
-  autoGrow();
-  ui.message.focus();
+  composer.restore(entry.body);
+}
+
+/**
+ * Sends a change to a stored message (edit, delete, react) as a message is sent.
+ * @param {import("./protocol.js").LogCommand} command
+ */
+function sendChange(command) {
+  list.showError(command.messageId, "");
+  const entry = outbox.change(command);
+  if (entry.state === "failed") list.showError(command.messageId, entry.detail);
 }
 
 // ---------- rooms ----------
+
+/**
+ * Opens `room` with message `id` in view (a search result): the page of messages around it is
+ * loaded from /history, and the message is brought into view once the room is there.
+ * @param {string} room
+ * @param {number} id
+ */
+async function openAt(room, id) {
+  if (room !== state.room || connection.stopped) goToRoom(room);
+  if (list.reveal(id)) return;
+  const entered = state.room;
+  try {
+    const page = await fetchHistory(room, { around: String(id), limit: String(AROUND_LIMIT) });
+    if (state.room !== entered) return;
+    list.keepPosition(() => {
+      for (const m of page.messages) list.add(m, m.userName === state.userName);
+    });
+    list.updateEmptyState();
+    paging.update();
+  } catch (error) {
+    showNotice(`Could not load that message: ${/** @type {Error} */ (error).message}`);
+    return;
+  }
+  state.reveal = id;
+  revealFound();
+}
+
+/** Brings the search result into view, once it and the room's first welcome are there. */
+function revealFound() {
+  if (state.reveal === null || !connection.online) return;
+  if (list.reveal(state.reveal)) state.reveal = null;
+}
 
 function updateUrl() {
   const url = new URL(location.href);
@@ -484,7 +536,7 @@ function showRoomName() {
   const entry = rooms.entry(state.room);
   ui.roomName.textContent = roomLabel(entry);
   ui.roomName.dataset.kind = entry.kind;
-  ui.message.placeholder = `Message ${roomTitle()}`;
+  ui.message.placeholder = `Message ${labelOf(state.room)}`;
   ui.manageMembers.hidden = state.mode !== "accounts" || entry.kind !== "private";
   updateTitle();
 }
@@ -494,7 +546,11 @@ function enterRoom(room) {
   connection.close();
   state.room = room;
   state.unread = 0;
+  state.newestId = 0;
+  state.reveal = null;
   state.refused = false;
+  typing.clear();
+  actions.hide();
   ui.messages.classList.remove("refused");
   paging.reset();
   list.reset();
@@ -532,7 +588,7 @@ function join(name, room) {
   if (name !== state.userName) outbox.clear();
   state.userName = name;
   state.joined = true;
-  rememberName(name);
+  remember(NAME_KEY, name);
   ui.me.textContent = name;
   ui.joinView.hidden = true;
   ui.chatView.hidden = false;
@@ -543,7 +599,8 @@ function join(name, room) {
 /** Leaves the chat view: the socket closed, nothing reconnects. */
 function closeChat() {
   connection.close();
-  stopCountdown();
+  statusLine.stopCountdown();
+  searchBox.hide();
   paging.reset();
   state.joined = false;
   ui.chatView.hidden = true;
@@ -559,21 +616,6 @@ function leaveChat(errorText = "") {
   ui.room.value = state.room || DEFAULT_ROOM;
   ui.joinError.textContent = errorText;
   ui.name.focus();
-}
-
-/** @param {string} name */
-function rememberName(name) {
-  try {
-    localStorage.setItem(NAME_KEY, name);
-  } catch { /* storage may be disabled */ }
-}
-
-function rememberedName() {
-  try {
-    return localStorage.getItem(NAME_KEY) || "";
-  } catch {
-    return "";
-  }
 }
 
 // ---------- accounts ----------
@@ -601,9 +643,9 @@ function setMode(mode) {
   ui.roomsSection.hidden = !accounts;
   ui.signOut.hidden = !accounts;
   ui.leave.hidden = accounts;
-  try {
-    localStorage.setItem(MODE_KEY, mode);
-  } catch { /* storage may be disabled */ }
+  // With accounts the server keeps the read markers; without, this browser does.
+  unread = new UnreadTracker(accounts ? null : storage());
+  remember(MODE_KEY, mode);
 }
 
 /**
@@ -652,13 +694,14 @@ async function refreshRooms() {
     return; // the list stays as it was; the next refresh tries again
   }
   if (!state.joined) return;
+  unread.listed(rooms.entries);
   drawRooms();
   showRoomName();
 }
 
 function drawRooms() {
   if (state.mode !== "accounts") return;
-  showRooms(roomsUi, rooms.entries, state.room, goToRoom);
+  showRooms(elements.rooms, rooms.entries, state.room, goToRoom, unread);
 }
 
 /**
@@ -667,7 +710,8 @@ function drawRooms() {
  * @param {number | null} [total]
  */
 function drawUsers(users, total = null) {
-  showUsers(usersUi, users, state.userName, total, (name) => people.for(name));
+  state.present = users;
+  showUsers(elements.users, users, state.userName, total, (name) => people.for(name));
 }
 
 async function invitePeople() {
@@ -716,42 +760,6 @@ function onSwitchSubmit(event) {
   goToRoom(room);
 }
 
-/**
- * Drops leading blank lines and trailing whitespace; keeps indentation and inner newlines.
- * @param {string} text
- */
-function cleanBody(text) {
-  return text.replace(/^(?:[ \t]*\r?\n)+/, "").trimEnd();
-}
-
-/** @param {SubmitEvent} event */
-function onComposerSubmit(event) {
-  event.preventDefault();
-  const body = cleanBody(ui.message.value);
-  if (!body) return;
-  ui.message.value = "";
-  autoGrow();
-  queueMessage(body);
-  ui.message.focus();
-}
-
-/** @param {KeyboardEvent} event */
-function onMessageKeydown(event) {
-  if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) {
-    return;
-  }
-  event.preventDefault();
-  ui.composer.requestSubmit();
-}
-
-const growsByItself = typeof CSS !== "undefined" && CSS.supports?.("field-sizing", "content");
-
-function autoGrow() {
-  if (growsByItself) return;
-  ui.message.style.height = "auto";
-  ui.message.style.height = `${Math.min(ui.message.scrollHeight, 160)}px`;
-}
-
 // ---------- wiring ----------
 
 /** @param {boolean} open */
@@ -768,6 +776,7 @@ function onVisibilityChange() {
   if (document.hidden) return;
   state.unread = 0;
   updateTitle();
+  reportRead();
   reconnectNowIfWaiting();
   refreshRooms();
 }
@@ -775,10 +784,6 @@ function onVisibilityChange() {
 function wire() {
   ui.joinForm.addEventListener("submit", onJoinSubmit);
   ui.switchForm.addEventListener("submit", onSwitchSubmit);
-  ui.composer.addEventListener("submit", onComposerSubmit);
-  ui.message.addEventListener("keydown", onMessageKeydown);
-  ui.message.addEventListener("input", autoGrow);
-  ui.notice.addEventListener("click", hideNotice);
   ui.leave.addEventListener("click", () => leaveChat());
   ui.signOut.addEventListener("click", signOut);
   ui.invite.addEventListener("click", invitePeople);
@@ -802,6 +807,7 @@ function wire() {
     }
   });
   document.addEventListener("visibilitychange", onVisibilityChange);
+  ui.messages.addEventListener("scroll", reportRead, { passive: true });
   globalThis.addEventListener("online", reconnectNowIfWaiting);
   setInterval(() => {
     if (state.joined) outbox.resendStale();
@@ -825,7 +831,7 @@ async function start() {
   updateTitle();
   const entry = entryOf(location);
   if (entry.kind !== "chat") accountForms.showAccount(entry);
-  else if (rememberedMode() === "accounts") ui.joinView.hidden = true;
+  else if (remembered(MODE_KEY) === "accounts") ui.joinView.hidden = true;
   else prepareOpenForm();
   const me = await api.me();
   setMode(me.mode);
@@ -834,7 +840,7 @@ async function start() {
     case "open":
       return startOpen(entry);
     case "signin":
-      return accountForms.showSignIn("", rememberedName());
+      return accountForms.showSignIn("", remembered(NAME_KEY));
     case "chat":
       return onSignedIn(me);
   }
@@ -845,7 +851,7 @@ function openChoice() {
   const params = new URLSearchParams(location.search);
   const urlName = (params.get("userName") || "").trim();
   const urlRoom = (params.get("room") || "").trim();
-  return { urlName, urlRoom, name: urlName || rememberedName(), room: urlRoom || DEFAULT_ROOM };
+  return { urlName, urlRoom, name: urlName || remembered(NAME_KEY), room: urlRoom || DEFAULT_ROOM };
 }
 
 /** The open form, filled from the URL or with the remembered name, focused where to start. */
@@ -876,14 +882,6 @@ function startOpen(entry) {
     return;
   }
   if (problem && (urlName || name)) ui.joinError.textContent = problem;
-}
-
-function rememberedMode() {
-  try {
-    return localStorage.getItem(MODE_KEY) || "";
-  } catch {
-    return "";
-  }
 }
 
 start();

@@ -3,15 +3,28 @@
 /**
  * The conversation as drawn: confirmed messages in id order, the person's unsent ones after them,
  * consecutive messages of one author grouped, the view kept at the bottom while the reader is
- * there, and at most MAX_RENDERED confirmed messages. Every text goes in with textContent.
+ * there, and at most MAX_RENDERED confirmed messages. Edits, deletes and reactions change the
+ * messages drawn (through the log's model of them). Every text goes in with textContent.
  */
 
-import { hueOf, initialOf } from "./avatar.js";
+import { MessageLog, reactionChips } from "./message_log.js";
+import { mentionsMe } from "./mentions.js";
+import {
+  actionButton,
+  messageElement,
+  setTime,
+  showBody,
+  showMessageError,
+  showReactions,
+  stampElement,
+  timeElement,
+} from "./message_view.js";
 
 // Past this many rendered messages the oldest are dropped (they stay reachable with "Load older").
 export const MAX_RENDERED = 1500;
 const STICK_PX = 48;
 const GROUP_GAP_MS = 5 * 60_000;
+const ERROR_SHOWN_MS = 8000;
 
 /**
  * What the list needs: its element, the "Load older" row kept at its top, the "New messages"
@@ -22,6 +35,7 @@ const GROUP_GAP_MS = 5 * 60_000;
  *   jump: HTMLElement,
  *   onRetry: (clientId: string) => void,
  *   onEdit: (clientId: string) => void,
+ *   me: () => string,
  * }} MessageListOptions
  */
 
@@ -30,6 +44,8 @@ export class MessageList {
   /** @type {MessageListOptions} */ #o;
   /** @type {Map<number, HTMLElement>} */ #byId = new Map();
   /** @type {Map<string, HTMLElement>} */ #outgoing = new Map();
+  /** @type {Map<string, import("./outbox.js").Entry>} */ #outgoingEntries = new Map();
+  #log = new MessageLog();
 
   /** @param {MessageListOptions} options */
   constructor(options) {
@@ -119,8 +135,96 @@ export class MessageList {
       }
       return false;
     }
-    const item = messageElement(message.userName, message.body, new Date(message.timestamp), mine);
-    this.#place(item, message.id);
+    const state = this.#log.add(message);
+    if (!state) return false; // deleted while shown: a late copy does not bring it back
+    this.#draw(state, mine);
+    return true;
+  }
+
+  /**
+   * @param {import("./message_log.js").MessageState} state
+   * @param {boolean} mine
+   */
+  #draw(state, mine) {
+    const item = messageElement(state.userName, state.body, new Date(state.timestamp), mine);
+    if (state.editedAt !== null) showBody(item, state.body, state.editedAt);
+    item.classList.toggle("mentions-me", !mine && mentionsMe(state.mentions, this.#o.me()));
+    showReactions(item, reactionChips(state, this.#o.me()));
+    this.#place(item, state.id);
+  }
+
+  /**
+   * Applies an edit, delete or reaction to the message it is about, if it is shown; true when
+   * that changed what is drawn.
+   * @param {import("./protocol.js").ChangeEvent} event
+   * @returns {boolean}
+   */
+  applyChange(event) {
+    const change = this.#log.apply(event);
+    const item = this.#byId.get(event.messageId);
+    if (!change || !item) return false;
+    switch (change.kind) {
+      case "edit":
+        showBody(item, change.state.body, change.state.editedAt);
+        break;
+      case "delete":
+        this.#byId.delete(event.messageId);
+        removeGrouped(item);
+        this.updateEmptyState();
+        break;
+      case "reaction":
+        showReactions(item, reactionChips(change.state, this.#o.me()));
+        break;
+    }
+    return true;
+  }
+
+  /**
+   * The current state of a shown message.
+   * @param {number} id
+   * @returns {import("./message_log.js").MessageState | undefined}
+   */
+  state(id) {
+    return this.#byId.has(id) ? this.#log.get(id) : undefined;
+  }
+
+  /**
+   * The element of a shown message.
+   * @param {number} id
+   * @returns {HTMLElement | undefined}
+   */
+  element(id) {
+    return this.#byId.get(id);
+  }
+
+  /**
+   * Shows why a change to message `id` failed, next to it, for a while.
+   * @param {number} id
+   * @param {string} text
+   */
+  showError(id, text) {
+    const item = this.#byId.get(id);
+    if (!item) return;
+    showMessageError(item, text);
+    setTimeout(() => {
+      if (item.querySelector(".message-error")?.textContent === text) showMessageError(item, "");
+    }, ERROR_SHOWN_MS);
+  }
+
+  /**
+   * Scrolls message `id` into the middle of the view and marks it for a moment (a search result).
+   * @param {number} id
+   * @returns {boolean} false when it is not shown
+   */
+  reveal(id) {
+    const item = this.#byId.get(id);
+    if (!item) return false;
+    for (const other of this.#o.list.querySelectorAll(".message.found")) {
+      other.classList.remove("found");
+    }
+    item.classList.add("found");
+    item.scrollIntoView({ block: "center" });
+    this.#o.jump.hidden = this.isNearBottom();
     return true;
   }
 
@@ -137,6 +241,7 @@ export class MessageList {
     status.className = "state";
     stampElement(item).append(status);
     this.#outgoing.set(entry.clientId, item);
+    this.#outgoingEntries.set(entry.clientId, entry);
     this.showState(entry);
     this.#o.list.append(item);
     regroup(item);
@@ -177,6 +282,7 @@ export class MessageList {
     const item = this.#outgoing.get(clientId);
     if (!item) return;
     this.#outgoing.delete(clientId);
+    this.#outgoingEntries.delete(clientId);
     removeGrouped(item);
   }
 
@@ -191,9 +297,11 @@ export class MessageList {
    */
   confirmOutgoing(clientId, id, timestamp) {
     const item = this.#outgoing.get(clientId);
-    if (!item) return false;
+    const entry = this.#outgoingEntries.get(clientId);
+    if (!item || !entry) return false;
     this.#outgoing.delete(clientId);
-    if (this.#byId.has(id)) {
+    this.#outgoingEntries.delete(clientId);
+    if (this.#byId.has(id) || !this.#log.add(ownMessage(entry, id, authorOf(item), timestamp))) {
       removeGrouped(item);
       return false;
     }
@@ -212,6 +320,7 @@ export class MessageList {
   clearConfirmed() {
     for (const item of this.#byId.values()) item.remove();
     this.#byId.clear();
+    this.#log.clear();
     regroup(this.#firstOutgoing());
     this.updateEmptyState();
   }
@@ -220,6 +329,8 @@ export class MessageList {
   reset() {
     this.#byId.clear();
     this.#outgoing.clear();
+    this.#outgoingEntries.clear();
+    this.#log.clear();
     this.#o.list.replaceChildren(this.#o.older);
     this.#o.list.classList.add("loading");
     this.#o.jump.hidden = true;
@@ -256,10 +367,33 @@ export class MessageList {
     for (const id of ids.slice(0, ids.length - MAX_RENDERED)) {
       this.#byId.get(id)?.remove();
       this.#byId.delete(id);
+      this.#log.forget(id);
     }
     regroup(/** @type {HTMLElement | null} */ (this.#o.list.querySelector(":scope > .message")));
     return true;
   }
+}
+
+/**
+ * The person's own message as the server stored it, from its unsent entry.
+ * @param {import("./outbox.js").Entry} entry
+ * @param {number} id
+ * @param {string} userName
+ * @param {string | null} timestamp
+ * @returns {import("./protocol.js").ChatMessage}
+ */
+function ownMessage(entry, id, userName, timestamp) {
+  return {
+    id,
+    userName,
+    body: entry.body,
+    timestamp: timestamp ?? entry.createdAt.toISOString(),
+    room: null,
+    clientId: entry.clientId,
+    mentions: [],
+    editedAt: null,
+    reactions: {},
+  };
 }
 
 /**
@@ -287,91 +421,6 @@ function placeConfirmed(list, firstOutgoing, item, id) {
   list.insertBefore(item, before);
   regroup(item);
   regroup(nearbyMessage(item, "nextElementSibling"));
-}
-
-/**
- * @param {string} userName
- * @param {string} body
- * @param {Date} date
- * @param {boolean} mine
- * @returns {HTMLElement}
- */
-function messageElement(userName, body, date, mine) {
-  const item = element("div", "message");
-  if (mine) item.classList.add("mine");
-
-  const avatar = element("div", `avatar ${hueOf(userName)}`);
-  avatar.dataset.initial = initialOf(userName);
-  avatar.setAttribute("aria-hidden", "true");
-
-  const meta = element("div", "meta");
-  meta.append(element("span", "author", userName));
-
-  const time = /** @type {HTMLTimeElement} */ (element("time", "time"));
-  setTime(time, date);
-  const stamp = element("div", "stamp");
-  stamp.append(time);
-  const bubble = element("div", "bubble");
-  bubble.append(element("div", "body", body), stamp);
-
-  const content = element("div", "content");
-  content.append(meta, bubble);
-  item.append(avatar, content);
-  return item;
-}
-
-/**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text] set with textContent, never as HTML
- * @returns {HTMLElement}
- */
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-/**
- * @param {string} label
- * @param {string} title
- * @param {() => void} onClick
- */
-function actionButton(label, title, onClick) {
-  const button = /** @type {HTMLButtonElement} */ (element("button", "action", label));
-  button.type = "button";
-  button.title = title;
-  button.addEventListener("click", onClick);
-  return button;
-}
-
-/**
- * The local time as HH:MM, the full date on hover; blank for a date that is not one.
- * @param {HTMLTimeElement} timeEl
- * @param {Date} date
- */
-function setTime(timeEl, date) {
-  if (Number.isNaN(date.getTime())) {
-    timeEl.textContent = "";
-    timeEl.removeAttribute("title");
-    timeEl.removeAttribute("datetime");
-    return;
-  }
-  const pad2 = (/** @type {number} */ n) => String(n).padStart(2, "0");
-  timeEl.textContent = `${pad2(date.getHours())}:${pad2(date.getMinutes())}`;
-  timeEl.dateTime = date.toISOString();
-  timeEl.title = date.toLocaleString(undefined, { dateStyle: "full", timeStyle: "medium" });
-}
-
-/** @param {HTMLElement} item */
-function timeElement(item) {
-  return /** @type {HTMLTimeElement} */ (item.querySelector(".time"));
-}
-
-/** @param {HTMLElement} item */
-function stampElement(item) {
-  return /** @type {HTMLElement} */ (item.querySelector(".stamp"));
 }
 
 /** @param {Element} el */

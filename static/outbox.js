@@ -1,11 +1,19 @@
 // @ts-check
 /**
- * Messages typed but not yet stored, per room. Each has a clientId, so sending it again is safe:
- * the server stores it once. Sending is paced to stay under the limits the server announced;
- * an ack, the own message coming back, or an error names the message by its clientId.
+ * Messages typed but not yet stored, per room, and changes to stored ones (edit, delete, react).
+ * Each has a clientId, so sending it again is safe: the server applies it once. Sending is paced
+ * to stay under the limits the server announced; an ack, the own event coming back, or an error
+ * names the entry by its clientId. A refused change is dropped (it has no Retry): the page says
+ * why next to its message.
  */
 
-import { DEFAULT_LIMITS, messageCommand, newClientId, sizeError } from "./protocol.js";
+import {
+  changeCommand,
+  DEFAULT_LIMITS,
+  messageCommand,
+  newClientId,
+  sizeError,
+} from "./protocol.js";
 
 /** A message sent but neither acked nor seen for this long is sent again. */
 export const RESEND_AFTER_MS = 15_000;
@@ -22,10 +30,12 @@ const PACE = 0.8;
  */
 
 /**
- * One unsent message. `reason` says briefly why a failed one failed, `detail` at length.
+ * One unsent message, or change when `command` is set (`body` is then the edit's, or "").
+ * `reason` says briefly why a failed one failed, `detail` at length.
  * @typedef {{
  *   clientId: string, body: string, createdAt: Date, state: EntryState,
- *   sentAt: number, reason: string, detail: string, retries: number
+ *   sentAt: number, reason: string, detail: string, retries: number,
+ *   command: import("./protocol.js").LogCommand | null
  * }} Entry
  */
 
@@ -45,6 +55,8 @@ const PACE = 0.8;
 const REFUSALS = new Map([
   ["too_large", "too long"],
   ["rate_limited", "sending too fast"],
+  ["forbidden", "not allowed"],
+  ["not_found", "no such message"],
 ]);
 
 /** The unsent messages of each room, and the pacing of the current room's. */
@@ -107,11 +119,11 @@ export class Outbox {
   }
 
   /**
-   * The current room's unsent messages, oldest first.
+   * The current room's unsent messages (not changes), oldest first.
    * @returns {Entry[]}
    */
   entries() {
-    return [...this.#box.values()];
+    return [...this.#box.values()].filter((entry) => entry.command === null);
   }
 
   /**
@@ -121,6 +133,24 @@ export class Outbox {
    * @returns {Entry}
    */
   add(body) {
+    return this.#enqueue(body, null);
+  }
+
+  /**
+   * Queues a change to a stored message in the current room, sent as a message is.
+   * @param {import("./protocol.js").LogCommand} command
+   * @returns {Entry}
+   */
+  change(command) {
+    return this.#enqueue(command.type === "edit" ? command.body : "", command);
+  }
+
+  /**
+   * @param {string} body
+   * @param {import("./protocol.js").LogCommand | null} command
+   * @returns {Entry}
+   */
+  #enqueue(body, command) {
     /** @type {Entry} */
     const entry = {
       clientId: (this.#o.newId ?? newClientId)(),
@@ -131,6 +161,7 @@ export class Outbox {
       reason: "",
       detail: "",
       retries: 0,
+      command,
     };
     this.#box.set(entry.clientId, entry);
     const tooLong = sizeError(body, this.#limits.maxMessageBytes);
@@ -155,7 +186,10 @@ export class Outbox {
         this.#pumpTimer = this.#timers.setTimeout(() => this.pump(), wait);
         return;
       }
-      if (!this.#o.send(messageCommand(entry.body, entry.clientId))) return;
+      const frame = entry.command
+        ? changeCommand(entry.command, entry.clientId)
+        : messageCommand(entry.body, entry.clientId);
+      if (!this.#o.send(frame)) return;
       this.#tokens -= 1;
       entry.state = "sent";
       entry.sentAt = this.#now();
@@ -249,6 +283,7 @@ export class Outbox {
    */
   #fail(entry, reason, detail) {
     this.#stopRetry(entry);
+    if (entry.command) this.#box.delete(entry.clientId);
     entry.state = "failed";
     entry.reason = reason;
     entry.detail = detail;

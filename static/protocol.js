@@ -26,24 +26,60 @@ export const DEFAULT_LIMITS = Object.freeze({
 });
 
 /**
- * A stored message, live, replayed or from /history. `clientId` is the sender's, when it gave one.
+ * Who reacted with each emoji, in the order the server lists them: `{"👍": ["alice", "bob"]}`.
+ * @typedef {Record<string, string[]>} Reactions
+ */
+
+/**
+ * A stored message, live, replayed or from /history. `clientId` is the sender's, when it gave one;
+ * `mentions` the names its `@name` tokens refer to. `editedAt` and `reactions` come with a message
+ * sent in its current state (a replay, /history); a live one has neither yet.
  * @typedef {{
  *   id: number, userName: string, body: string, timestamp: string,
- *   room: string | null, clientId: string | null
+ *   room: string | null, clientId: string | null,
+ *   mentions: string[], editedAt: string | null, reactions: Reactions
  * }} ChatMessage
+ */
+
+/**
+ * What every change to a stored message carries: its own id in the room's log, the message it
+ * changes, and who made it.
+ * @typedef {{
+ *   id: number, room: string | null, messageId: number, userName: string, timestamp: string,
+ *   clientId: string | null
+ * }} LogChange
+ */
+
+/**
+ * A room's entry in a `summary`: its newest id, and how many new messages mention the person.
+ * @typedef {{ room: string, lastId: number, mentions: number }} RoomSummary
  */
 
 /**
  * The events the page acts on, checked; anything else the server sends is dropped.
  * @typedef {{
  *   type: "welcome", userName: string, users: string[] | null, userCount: number | null,
- *   lastId: number, recovered: boolean | null, limits: Limits | null
+ *   lastId: number, recovered: boolean | null, limits: Limits | null, lastRead: number | null
  * }} WelcomeEvent
  * @typedef {{ type: "message" } & ChatMessage} MessageEvent
  * @typedef {{ type: "ack", clientId: string, id: number }} AckEvent
  * @typedef {{ type: "join" | "leave", users: string[] }} PresenceEvent
  * @typedef {{ type: "error", code: string, text: string, clientId: string | null }} ErrorEvent
- * @typedef {WelcomeEvent | MessageEvent | AckEvent | PresenceEvent | ErrorEvent} ServerEvent
+ * @typedef {{ type: "edit", body: string } & LogChange} EditEvent
+ * @typedef {{ type: "delete" } & LogChange} DeleteEvent
+ * @typedef {{ type: "reaction", emoji: string, on: boolean } & LogChange} ReactionEvent
+ * @typedef {EditEvent | DeleteEvent | ReactionEvent} ChangeEvent
+ * @typedef {{ type: "typing", room: string, userName: string }} TypingEvent
+ * @typedef {{ type: "summary", rooms: RoomSummary[] }} SummaryEvent
+ * @typedef {WelcomeEvent | MessageEvent | AckEvent | PresenceEvent | ErrorEvent | ChangeEvent
+ *   | TypingEvent | SummaryEvent} ServerEvent
+ */
+
+/**
+ * A change to a stored message the page asks for, sent with a clientId as a message is.
+ * @typedef {{ type: "edit", messageId: number, body: string }
+ *   | { type: "delete", messageId: number }
+ *   | { type: "react", messageId: number, emoji: string, on: boolean }} LogCommand
  */
 
 const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -111,6 +147,39 @@ export function messageCommand(body, clientId) {
 }
 
 /**
+ * The frame of a change to a stored message (edit, delete, react).
+ * @param {LogCommand} command
+ * @param {string} clientId
+ * @returns {string}
+ */
+export function changeCommand(command, clientId) {
+  return JSON.stringify({ ...command, clientId });
+}
+
+/** The `typing` command's frame: the person is typing in the room. */
+export function typingCommand() {
+  return JSON.stringify({ type: "typing" });
+}
+
+/**
+ * The `read` command's frame: the person has read the room up to `id`.
+ * @param {number} id
+ * @returns {string}
+ */
+export function readCommand(id) {
+  return JSON.stringify({ type: "read", id });
+}
+
+/**
+ * The `summary` command's frame: asks for (or stops) the summaries of every room.
+ * @param {boolean} on
+ * @returns {string}
+ */
+export function summaryCommand(on) {
+  return JSON.stringify({ type: "summary", on });
+}
+
+/**
  * The checked events of one frame, in order. A frame may carry several events, one per line;
  * a line that is not a known, well-formed event is skipped.
  * @param {unknown} data
@@ -156,6 +225,15 @@ export function readEvent(value) {
       return isUserList(value.users) ? { type: value.type, users: value.users } : null;
     case "error":
       return readError(value);
+    case "edit":
+    case "delete":
+    case "reaction":
+      return readChange(value);
+    case "typing":
+      if (typeof value.room !== "string" || typeof value.userName !== "string") return null;
+      return { type: "typing", room: value.room, userName: value.userName };
+    case "summary":
+      return readSummary(value);
     default:
       return null; // unknown events are ignored so the server can add new ones
   }
@@ -168,7 +246,7 @@ export function readEvent(value) {
  */
 export function readMessage(value) {
   if (!isObject(value)) return null;
-  const { id, userName, body, timestamp, room, clientId } = value;
+  const { id, userName, body, timestamp, room, clientId, editedAt } = value;
   if (!Number.isSafeInteger(id) || typeof userName !== "string" || typeof body !== "string") {
     return null;
   }
@@ -179,7 +257,69 @@ export function readMessage(value) {
     timestamp: typeof timestamp === "string" ? timestamp : "",
     room: typeof room === "string" ? room : null,
     clientId: typeof clientId === "string" ? clientId : null,
+    mentions: isUserList(value.mentions) ? value.mentions : [],
+    editedAt: typeof editedAt === "string" ? editedAt : null,
+    reactions: readReactions(value.reactions),
   };
+}
+
+/**
+ * A message's reactions as the server lists them; malformed entries are dropped.
+ * @param {unknown} value
+ * @returns {Reactions}
+ */
+function readReactions(value) {
+  /** @type {Reactions} */
+  const reactions = {};
+  if (!isObject(value)) return reactions;
+  for (const [emoji, names] of Object.entries(value)) {
+    if (isUserList(names) && names.length > 0) reactions[emoji] = [...new Set(names)];
+  }
+  return reactions;
+}
+
+/**
+ * An edit, delete or reaction event, or null when it lacks what it needs.
+ * @param {Record<string, unknown>} value
+ * @returns {ChangeEvent | null}
+ */
+function readChange(value) {
+  const { id, messageId, userName } = value;
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(messageId)) return null;
+  if (typeof userName !== "string") return null;
+  /** @type {LogChange} */
+  const change = {
+    id: /** @type {number} */ (id),
+    room: typeof value.room === "string" ? value.room : null,
+    messageId: /** @type {number} */ (messageId),
+    userName,
+    timestamp: typeof value.timestamp === "string" ? value.timestamp : "",
+    clientId: typeof value.clientId === "string" ? value.clientId : null,
+  };
+  if (value.type === "edit") {
+    return typeof value.body === "string" ? { type: "edit", body: value.body, ...change } : null;
+  }
+  if (value.type === "delete") return { type: "delete", ...change };
+  if (typeof value.emoji !== "string" || typeof value.on !== "boolean") return null;
+  return { type: "reaction", emoji: value.emoji, on: value.on, ...change };
+}
+
+/**
+ * A summary event; rooms without a name or lastId are dropped, a missing mention count is 0.
+ * @param {Record<string, unknown>} value
+ * @returns {SummaryEvent | null}
+ */
+function readSummary(value) {
+  if (!Array.isArray(value.rooms)) return null;
+  /** @type {RoomSummary[]} */
+  const rooms = [];
+  for (const entry of value.rooms) {
+    if (!isObject(entry) || typeof entry.room !== "string") continue;
+    if (!Number.isSafeInteger(entry.lastId)) continue;
+    const mentions = Number.isSafeInteger(entry.mentions) ? Number(entry.mentions) : 0;
+    rooms.push({ room: entry.room, lastId: Number(entry.lastId), mentions: Math.max(0, mentions) });
+  }
+  return { type: "summary", rooms };
 }
 
 /**
@@ -216,6 +356,7 @@ function readWelcome(value) {
     lastId: Number.isSafeInteger(value.lastId) ? /** @type {number} */ (value.lastId) : 0,
     recovered: typeof value.recovered === "boolean" ? value.recovered : null,
     limits: readLimits(value.limits),
+    lastRead: Number.isSafeInteger(value.lastRead) ? /** @type {number} */ (value.lastRead) : null,
   };
 }
 

@@ -14,9 +14,13 @@ export const ROOMS_LIMIT = 1000;
  */
 
 /**
- * One room of the list; `peer` is the other person of a direct room, else null.
- * @typedef {{ room: string, kind: RoomKind, peer: string | null, users: number, lastId: number }}
- *   RoomEntry
+ * One room of the list; `peer` is the other person of a direct room, else null. With accounts,
+ * `lastRead` is the person's read marker and `mentions` how many messages after it mention them;
+ * null where the server keeps no markers.
+ * @typedef {{
+ *   room: string, kind: RoomKind, peer: string | null, users: number, lastId: number,
+ *   lastRead: number | null, mentions: number | null
+ * }} RoomEntry
  */
 
 const KINDS = new Set(["open", "private", "direct"]);
@@ -41,6 +45,8 @@ export function readRooms(data) {
       peer,
       users: Number.isSafeInteger(value.users) ? value.users : 0,
       lastId: Number.isSafeInteger(value.lastId) ? value.lastId : 0,
+      lastRead: Number.isSafeInteger(value.lastRead) ? value.lastRead : null,
+      mentions: Number.isSafeInteger(value.mentions) ? value.mentions : null,
     });
   }
   return entries;
@@ -111,7 +117,7 @@ export class RoomDirectory {
    */
   entry(room) {
     return this.#entries.find((entry) => entry.room === room) ??
-      { room, kind: "open", peer: null, users: 0, lastId: 0 };
+      { room, kind: "open", peer: null, users: 0, lastId: 0, lastRead: null, mentions: null };
   }
 
   /**
@@ -122,7 +128,8 @@ export class RoomDirectory {
    */
   know(room, kind, peer) {
     if (this.#entries.some((entry) => entry.room === room)) return;
-    this.#entries = [...this.#entries, { room, kind, peer, users: 0, lastId: 0 }];
+    const entry = { room, kind, peer, users: 0, lastId: 0, lastRead: null, mentions: null };
+    this.#entries = [...this.#entries, entry];
   }
 
   /**

@@ -6,8 +6,8 @@
 /// <reference lib="dom" />
 
 import fs from "node:fs";
-import type { Browser, Page } from "npm:playwright-core@1.65.1";
-import type { TestServer } from "./support.ts";
+import type { Browser, BrowserContext, Page } from "npm:playwright-core@1.65.1";
+import { startTestServer, type TestServer } from "./support.ts";
 
 /** Where Debian installs Chromium (`apt-get install chromium`). */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -250,4 +250,101 @@ export function historyIn(
       body: m.body,
     }));
   }, room);
+}
+
+/** Emulates the tab going to the background (or back, with `hidden` false). */
+export async function setHidden(page: Page, hidden: boolean): Promise<void> {
+  await page.evaluate((hide) => {
+    if (hide) {
+      Object.defineProperty(document, "hidden", { value: true, configurable: true });
+      Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    } else {
+      // The own properties shadowed the prototype's getters; removing them restores the truth.
+      Reflect.deleteProperty(document, "hidden");
+      Reflect.deleteProperty(document, "visibilityState");
+    }
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+}
+
+/** A desktop notification the page showed. */
+export interface ShownNotification {
+  title: string;
+  body: string;
+}
+
+/**
+ * Grants the context's pages the notification permission, and records in every page what it
+ * does with the Notification API: each notification made, and each time it asked for permission.
+ * (The recorder is put in place by Playwright before the page's own scripts, outside its CSP.)
+ */
+export async function recordNotifications(context: BrowserContext): Promise<void> {
+  await context.grantPermissions(["notifications"]);
+  await context.addInitScript(() => {
+    const record = globalThis as unknown as {
+      parleyNotifications: { title: string; body: string }[];
+      parleyPermissionAsks: number;
+    };
+    record.parleyNotifications = [];
+    record.parleyPermissionAsks = 0;
+    const Original = globalThis.Notification;
+    if (typeof Original !== "function") return;
+    class Recorded extends Original {
+      constructor(title: string, options?: NotificationOptions) {
+        record.parleyNotifications.push({ title, body: options?.body ?? "" });
+        super(title, options);
+      }
+    }
+    Object.defineProperty(Recorded, "permission", { get: () => Original.permission });
+    Object.defineProperty(Recorded, "requestPermission", {
+      value: () => {
+        record.parleyPermissionAsks += 1;
+        return Original.requestPermission();
+      },
+    });
+    Object.defineProperty(globalThis, "Notification", { value: Recorded, configurable: true });
+  });
+}
+
+/** What `recordNotifications` saw in `page`: the notifications shown, the permission asks. */
+export function notificationsOf(
+  page: Page,
+): Promise<{ shown: ShownNotification[]; asks: number }> {
+  return page.evaluate(() => {
+    const record = globalThis as unknown as {
+      parleyNotifications?: { title: string; body: string }[];
+      parleyPermissionAsks?: number;
+    };
+    return { shown: record.parleyNotifications ?? [], asks: record.parleyPermissionAsks ?? -1 };
+  });
+}
+
+/** Runs `fn` with a fresh server (and its own contexts), closing everything afterwards. */
+export async function withServer(
+  overrides: Record<string, unknown>,
+  fn: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = await startTestServer(overrides);
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** Opens a page in a new context (a separate browser profile: one person). */
+export async function personPage(
+  browser: Browser,
+  contexts: BrowserContext[],
+  options: Parameters<Browser["newContext"]>[0] = {},
+): Promise<Page> {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  contexts.push(context);
+  return await context.newPage();
+}
+
+export /** Closes every context a test opened. */
+async function closeAll(contexts: BrowserContext[]): Promise<void> {
+  await Promise.allSettled(contexts.map((context) => context.close()));
 }

@@ -12,14 +12,19 @@ import { historyOf, joinRoom, postMessage, startTestServer, type TestServer } fr
 import {
   chromiumMissing,
   clockTime,
+  closeAll,
   createAccount,
   historyIn,
   joinWithForm,
   launchBrowser,
   listedRooms,
+  notificationsOf,
   onlineUsers,
+  personPage,
   RECONNECT_TIMEOUT_MS,
+  recordNotifications,
   send,
+  setHidden,
   shownMessages,
   submitSignIn,
   tally,
@@ -27,6 +32,7 @@ import {
   waitForSettled,
   waitForStatus,
   waitForUsers,
+  withServer,
 } from "./browser.ts";
 
 const missing = chromiumMissing();
@@ -34,50 +40,6 @@ const inCI = Deno.env.get("CI") === "true";
 if (missing !== null && !inCI) console.log(`browser tests skipped: ${missing}`);
 
 const OUTPUT = new URL("../test-output/", import.meta.url);
-
-/** Runs `fn` with a fresh server (and its own contexts), closing everything afterwards. */
-async function withServer(
-  overrides: Record<string, unknown>,
-  fn: (server: TestServer) => Promise<void>,
-): Promise<void> {
-  const server = await startTestServer(overrides);
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
-}
-
-/** Opens a page in a new context (a separate browser profile: one person). */
-async function personPage(
-  browser: Browser,
-  contexts: BrowserContext[],
-  options: Parameters<Browser["newContext"]>[0] = {},
-): Promise<Page> {
-  const context = await browser.newContext(options);
-  context.setDefaultTimeout(UI_TIMEOUT_MS);
-  contexts.push(context);
-  return await context.newPage();
-}
-
-async function closeAll(contexts: BrowserContext[]): Promise<void> {
-  await Promise.allSettled(contexts.map((context) => context.close()));
-}
-
-/** Emulates the tab going to the background (or back, with `hidden` false). */
-async function setHidden(page: Page, hidden: boolean): Promise<void> {
-  await page.evaluate((hide) => {
-    if (hide) {
-      Object.defineProperty(document, "hidden", { value: true, configurable: true });
-      Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
-    } else {
-      // The own properties shadowed the prototype's getters; removing them restores the truth.
-      Reflect.deleteProperty(document, "hidden");
-      Reflect.deleteProperty(document, "visibilityState");
-    }
-    document.dispatchEvent(new Event("visibilitychange"));
-  }, hidden);
-}
 
 /** Asserts each body shows exactly once, and no id shows twice. */
 async function assertShownOnce(page: Page, bodies: string[], who: string): Promise<void> {
@@ -437,6 +399,94 @@ Deno.test({
             );
             assert.deepEqual(dialogs, [], "a dialog opened");
             assert.ok(!requested.includes("/x"), `the page requested /x: ${requested}`);
+          } finally {
+            await closeAll(contexts);
+          }
+        });
+      });
+
+      await step("links and code render as elements; nothing else in a body is HTML", async () => {
+        await withServer({}, async (server) => {
+          const contexts: BrowserContext[] = [];
+          try {
+            const page = await personPage(browser, contexts);
+            await page.goto(new URL("/?room=text&userName=kim", server.url).href);
+            await waitForStatus(page, "online");
+            const link = "Docs at https://deno.com/manual (see `deno task test`).";
+            const block =
+              "Run this:\n```sh\ncurl http://127.0.0.1:8080/healthz\n<b>x</b>\n```\nthen wait.";
+            const sneaky = 'javascript:alert(1) and <a href="https://evil.example">a link</a>';
+            await postMessage(server, "text", "lee", link);
+            await postMessage(server, "text", "lee", block);
+            await send(page, sneaky);
+            await waitForSettled(page, [
+              "Docs at https://deno.com/manual (see deno task test).", // code shows without its backticks
+              "Run this:curl http://127.0.0.1:8080/healthz\n<b>x</b>then wait.",
+              sneaky,
+            ]);
+            const bodies = await page.locator("#messages .body").evaluateAll((els) =>
+              els.map((el) => ({
+                children: Array.from(el.children, (child) => ({
+                  tag: child.tagName.toLowerCase(),
+                  text: child.textContent,
+                  href: child.getAttribute("href"),
+                  rel: child.getAttribute("rel"),
+                  target: child.getAttribute("target"),
+                  elements: child.childElementCount,
+                })),
+              }))
+            );
+            const none = { href: null, rel: null, target: null, elements: 0 };
+            assert.deepEqual(bodies, [
+              {
+                children: [
+                  {
+                    tag: "a",
+                    text: "https://deno.com/manual",
+                    href: "https://deno.com/manual",
+                    rel: "noopener noreferrer",
+                    target: "_blank",
+                    elements: 0,
+                  },
+                  { tag: "code", text: "deno task test", ...none },
+                ],
+              },
+              {
+                children: [{
+                  tag: "pre",
+                  text: "curl http://127.0.0.1:8080/healthz\n<b>x</b>",
+                  ...none,
+                }],
+              },
+              // The text around a link stays text: no <a> from markup, none for javascript:.
+              {
+                children: [{
+                  tag: "a",
+                  text: "https://evil.example",
+                  href: "https://evil.example/",
+                  rel: "noopener noreferrer",
+                  target: "_blank",
+                  elements: 0,
+                }],
+              },
+            ]);
+            assert.equal(
+              await page.locator("#messages .body").nth(2).textContent(),
+              sneaky,
+              "every character of the body is shown",
+            );
+            assert.equal(await page.locator("#messages b, #messages [onclick]").count(), 0);
+            // The link opens in a new tab, with no way back to this page (and goes nowhere real).
+            await page.context().route(
+              "https://deno.com/**",
+              (route) => route.fulfill({ body: "" }),
+            );
+            const [popup] = await Promise.all([
+              page.context().waitForEvent("page"),
+              page.locator("#messages a", { hasText: "deno.com" }).click({ modifiers: [] }),
+            ]);
+            assert.equal(await popup.evaluate(() => globalThis.opener), null);
+            await popup.close();
           } finally {
             await closeAll(contexts);
           }
@@ -1003,6 +1053,81 @@ Deno.test({
           }
         });
       });
+
+      await step(
+        "notifications: only once turned on with the button; a direct message notifies",
+        async () => {
+          await withServer(ACCOUNTS, async (server) => {
+            const contexts: BrowserContext[] = [];
+            try {
+              const admin = await personPage(browser, contexts);
+              await recordNotifications(admin.context());
+              await setUpAdmin(admin, server);
+              const bob = await personPage(browser, contexts);
+              await createAccount(bob, await inviteLink(admin), "bob", BOB_PASSWORD);
+              const room = await bob.evaluate(async () => {
+                const response = await fetch("/api/direct", {
+                  method: "POST",
+                  headers: { "content-type": "application/json" },
+                  body: JSON.stringify({ userName: "Admin" }),
+                });
+                return (await response.json()).room as string;
+              });
+              const say = (body: string, where = room) =>
+                bob.evaluate(async ([where, body]) => {
+                  const response = await fetch(`/rooms/${where}/messages`, {
+                    method: "POST",
+                    headers: { "content-type": "application/json" },
+                    body: JSON.stringify({ body }),
+                  });
+                  return response.status;
+                }, [where, body]);
+              await admin.goto(new URL(`/?room=${room}`, server.url).href);
+              await waitForStatus(admin, "online");
+              await admin.locator("#room-name", { hasText: /^bob$/ }).waitFor();
+              const button = admin.locator("#notify");
+              assert.equal(await button.textContent(), "Turn on notifications");
+              assert.equal(await button.getAttribute("aria-pressed"), "false");
+
+              // Permission is granted, but the person has not asked: nothing notifies.
+              await setHidden(admin, true);
+              assert.equal(await say("are you there?"), 201);
+              await waitForSettled(admin, ["are you there?"]);
+              assert.deepEqual(await notificationsOf(admin), { shown: [], asks: 0 });
+
+              await setHidden(admin, false);
+              await button.click();
+              await admin.locator("#notify[aria-pressed=true]", { hasText: "Notifications on" })
+                .waitFor();
+              await setHidden(admin, true);
+              assert.equal(await say("a word in private"), 201);
+              await waitForSettled(admin, ["are you there?", "a word in private"]);
+              await admin.waitForFunction(
+                () =>
+                  (globalThis as unknown as { parleyNotifications: unknown[] })
+                    .parleyNotifications.length > 0,
+                null,
+                { timeout: UI_TIMEOUT_MS },
+              );
+              // A message in an open room that does not mention the admin does not notify.
+              await openListed(admin, "rooms", "lobby");
+              await setHidden(admin, true);
+              assert.equal(await say("lobby chatter", "lobby"), 201);
+              await waitForSettled(admin, ["lobby chatter"]);
+              assert.deepEqual(await notificationsOf(admin), {
+                shown: [{ title: "bob", body: "a word in private" }],
+                asks: 0,
+              });
+              // The choice is remembered: after a reload the button still says on.
+              await admin.reload();
+              await waitForStatus(admin, "online");
+              assert.equal(await button.getAttribute("aria-pressed"), "true");
+            } finally {
+              await closeAll(contexts);
+            }
+          });
+        },
+      );
 
       await step("the new forms on a phone and a desktop, light and dark", async () => {
         await Deno.mkdir(OUTPUT, { recursive: true });

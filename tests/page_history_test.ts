@@ -31,7 +31,8 @@ Deno.test("a page of history: the query names the room; malformed messages are d
   );
   const page = await fetchHistory("ops", { before: "10", limit: "50" }, fetchFn);
   assert.deepEqual(asked, ["/history?room=ops&before=10&limit=50"]);
-  assert.deepEqual(page, { messages: [{ ...good, clientId: null }], hasMore: true });
+  const fresh = { clientId: null, mentions: [], editedAt: null, reactions: {} };
+  assert.deepEqual(page, { messages: [{ ...good, ...fresh }], hasMore: true });
 });
 
 Deno.test("a failed read throws a HistoryError with the server's reason", async () => {

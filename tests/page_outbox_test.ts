@@ -180,3 +180,56 @@ Deno.test("each room keeps its own unsent messages; a new name forgets them all"
   assert.deepEqual(outbox.entries(), []);
   assert.equal(sent.length, 1);
 });
+
+Deno.test("edits, deletes and reactions go out with a clientId and are resent like messages", () => {
+  const { outbox, timers, sent, link } = setup();
+  outbox.add("hello");
+  const edit = outbox.change({ type: "edit", messageId: 7, body: "hello, fixed" });
+  outbox.change({ type: "react", messageId: 7, emoji: "👍", on: true });
+  outbox.change({ type: "delete", messageId: 8 });
+  assert.deepEqual(sent, [
+    { type: "message", body: "hello", clientId: "c1" },
+    { type: "edit", messageId: 7, body: "hello, fixed", clientId: "c2" },
+    { type: "react", messageId: 7, emoji: "👍", on: true, clientId: "c3" },
+    { type: "delete", messageId: 8, clientId: "c4" },
+  ]);
+  assert.equal(edit.command?.type, "edit");
+  assert.deepEqual(states(outbox), ["c1:sent"], "changes are not drawn as unsent messages");
+
+  // Acked: it leaves. Unanswered: sent again after a while, with the same clientId.
+  assert.equal(outbox.settle("c3")?.command?.type, "react");
+  link.online = false;
+  outbox.requeue();
+  link.online = true;
+  outbox.pump();
+  assert.deepEqual(sent.slice(4).map((s) => s.clientId), ["c1", "c2", "c4"]);
+  timers.advance(RESEND_AFTER_MS + 1);
+  outbox.resendStale();
+  assert.deepEqual(sent.slice(7).map((s) => s.clientId), ["c1", "c2", "c4"]);
+});
+
+Deno.test("a refused change fails and leaves (no Retry); unavailable is retried", () => {
+  const { outbox, timers, sent, changed } = setup();
+  outbox.change({ type: "edit", messageId: 3, body: "mine now" });
+  outbox.change({ type: "delete", messageId: 4 });
+  outbox.change({ type: "react", messageId: 5, emoji: "🎉", on: true });
+  const forbidden = outbox.refuse("c1", "forbidden", "you may only edit your own messages");
+  assert.equal(forbidden?.state, "failed");
+  assert.equal(forbidden?.reason, "not allowed");
+  assert.equal(forbidden?.detail, "you may only edit your own messages");
+  assert.equal(outbox.refuse("c2", "not_found", "no message 4")?.reason, "no such message");
+  assert.deepEqual(changed, ["c1:failed", "c2:failed"]);
+  assert.equal(outbox.settle("c1"), undefined, "a refused change is gone");
+  outbox.refuse("c3", "unavailable", "not stored");
+  timers.advance(UNAVAILABLE_RETRY_MS * 1.5);
+  assert.deepEqual(sent.map((s) => s.clientId), ["c1", "c2", "c3", "c3"]);
+});
+
+Deno.test("an edit over the size limit fails at once and is never sent", () => {
+  const { outbox, sent } = setup();
+  outbox.setLimits({ maxMessageBytes: 10, messagesPerSecond: 10, burst: 20 });
+  const entry = outbox.change({ type: "edit", messageId: 1, body: "far too long for ten" });
+  assert.equal(entry.state, "failed");
+  assert.equal(entry.reason, "too long");
+  assert.deepEqual(sent, []);
+});

@@ -4,13 +4,17 @@
  */
 import assert from "node:assert/strict";
 import {
+  changeCommand,
   DEFAULT_LIMITS,
   messageCommand,
   nameError,
+  readCommand,
   readLimits,
   roomError,
   sizeError,
   splitFrame,
+  summaryCommand,
+  typingCommand,
 } from "../static/protocol.js";
 
 const message = {
@@ -21,6 +25,9 @@ const message = {
   body: "hi",
   timestamp: "2025-01-01T10:00:00.000Z",
 };
+
+/** What a live message has of the log's state: no mentions, not edited, no reactions. */
+const fresh = { mentions: [], editedAt: null, reactions: {} };
 
 Deno.test("a frame is split on newlines; blank, broken and unknown lines are skipped", () => {
   const frame = [
@@ -44,10 +51,16 @@ Deno.test("a message carries the sender's clientId when it had one, else null", 
   const [plain, withId] = splitFrame(
     [message, { ...message, id: 8, clientId: "c-1" }].map((e) => JSON.stringify(e)).join("\n"),
   );
-  assert.deepEqual(plain, { ...message, clientId: null });
-  assert.deepEqual(withId, { ...message, id: 8, clientId: "c-1" });
+  assert.deepEqual(plain, { ...message, ...fresh, clientId: null });
+  assert.deepEqual(withId, { ...message, ...fresh, id: 8, clientId: "c-1" });
   const [noStamp] = splitFrame(JSON.stringify({ ...message, timestamp: 5, room: undefined }));
-  assert.deepEqual(noStamp, { ...message, timestamp: "", room: null, clientId: null });
+  assert.deepEqual(noStamp, {
+    ...message,
+    ...fresh,
+    timestamp: "",
+    room: null,
+    clientId: null,
+  });
 });
 
 Deno.test("events without what the page needs are dropped", () => {
@@ -106,6 +119,7 @@ Deno.test("a welcome's limits are read, each broken one at its default; none wit
     lastId: 12,
     recovered: false,
     limits: { maxMessageBytes: 100, messagesPerSecond: 0.5, burst: 3 },
+    lastRead: null,
   }]);
   // An older server sends no limits: the page keeps its defaults.
   const [old] = splitFrame(JSON.stringify({ type: "welcome", users: "x" }));
@@ -117,6 +131,7 @@ Deno.test("a welcome's limits are read, each broken one at its default; none wit
     lastId: 0,
     recovered: null,
     limits: null,
+    lastRead: null,
   });
   assert.deepEqual(
     readLimits({ maxMessageBytes: 1.5, messagesPerSecond: -1, burst: "20" }),
@@ -157,4 +172,75 @@ Deno.test("names and rooms the server would refuse are caught before joining", (
   assert.match(roomError(""), /Enter a room/);
   assert.match(roomError("no spaces"), /1–64/);
   assert.match(roomError("r".repeat(65)), /1–64/);
+});
+
+Deno.test("edit, delete and reaction events are read with the message they change", () => {
+  const common = { room: "lobby", userName: "bob", timestamp: "2025-01-01T10:01:00.000Z" };
+  const events = splitFrame(
+    [
+      { type: "edit", id: 9, messageId: 7, body: "fixed", clientId: "c-2", ...common },
+      { type: "delete", id: 10, messageId: 7, ...common },
+      { type: "reaction", id: 11, messageId: 7, emoji: "👍", on: false, ...common },
+      { type: "edit", id: 12, messageId: 7, ...common },
+      { type: "delete", id: 13, messageId: "7", ...common },
+      { type: "reaction", id: 14, messageId: 7, emoji: "👍", on: "yes", ...common },
+      { type: "reaction", id: 15, messageId: 7, on: true, ...common },
+      { type: "edit", messageId: 7, body: "no id", ...common },
+    ].map((e) => JSON.stringify(e)).join("\n"),
+  );
+  assert.deepEqual(events, [
+    { type: "edit", id: 9, messageId: 7, body: "fixed", clientId: "c-2", ...common },
+    { type: "delete", id: 10, messageId: 7, clientId: null, ...common },
+    { type: "reaction", id: 11, messageId: 7, emoji: "👍", on: false, clientId: null, ...common },
+  ]);
+});
+
+Deno.test("typing, summary and a welcome's read marker", () => {
+  const events = splitFrame(
+    [
+      { type: "typing", room: "lobby", userName: "bob" },
+      { type: "typing", room: "lobby" },
+      {
+        type: "summary",
+        rooms: [
+          { room: "ops", lastId: 5, mentions: 2 },
+          { room: "dev", lastId: 3 },
+          { room: "bad", lastId: "3" },
+          { lastId: 3 },
+        ],
+      },
+      { type: "summary", rooms: "ops" },
+      { type: "welcome", userName: "a", lastId: 9, lastRead: 4 },
+    ].map((e) => JSON.stringify(e)).join("\n"),
+  );
+  assert.deepEqual(events.slice(0, 2), [
+    { type: "typing", room: "lobby", userName: "bob" },
+    {
+      type: "summary",
+      rooms: [{ room: "ops", lastId: 5, mentions: 2 }, { room: "dev", lastId: 3, mentions: 0 }],
+    },
+  ]);
+  const welcome = events[2];
+  assert.ok(welcome.type === "welcome");
+  assert.equal(welcome.lastRead, 4);
+});
+
+Deno.test("the page's new commands, as the contract spells them", () => {
+  assert.deepEqual(
+    JSON.parse(changeCommand({ type: "edit", messageId: 42, body: "…" }, "c1")),
+    { type: "edit", messageId: 42, body: "…", clientId: "c1" },
+  );
+  assert.deepEqual(JSON.parse(changeCommand({ type: "delete", messageId: 42 }, "c2")), {
+    type: "delete",
+    messageId: 42,
+    clientId: "c2",
+  });
+  assert.deepEqual(
+    JSON.parse(changeCommand({ type: "react", messageId: 42, emoji: "👍", on: true }, "c3")),
+    { type: "react", messageId: 42, emoji: "👍", on: true, clientId: "c3" },
+  );
+  assert.deepEqual(JSON.parse(typingCommand()), { type: "typing" });
+  assert.deepEqual(JSON.parse(readCommand(57)), { type: "read", id: 57 });
+  assert.deepEqual(JSON.parse(summaryCommand(true)), { type: "summary", on: true });
+  assert.deepEqual(JSON.parse(summaryCommand(false)), { type: "summary", on: false });
 });
