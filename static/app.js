@@ -689,7 +689,7 @@ async function signOut() {
 async function refreshRooms() {
   if (state.mode !== "accounts" || !state.joined) return;
   try {
-    await rooms.refresh();
+    if (!await rooms.refresh()) return; // a newer answer came, or will
   } catch {
     return; // the list stays as it was; the next refresh tries again
   }

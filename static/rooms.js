@@ -104,6 +104,8 @@ export async function fetchRooms(fetchFn = fetch) {
  */
 export class RoomDirectory {
   /** @type {RoomEntry[]} */ #entries = [];
+  /** How many times the list was asked for. */
+  #asked = 0;
 
   /** @returns {readonly RoomEntry[]} */
   get entries() {
@@ -133,11 +135,18 @@ export class RoomDirectory {
   }
 
   /**
-   * Reads the list again; throws (keeping the old list) if it cannot.
+   * Reads the list again; throws (keeping the old list) if it cannot. Answers may come back out of
+   * order, and an older one would undo what a newer one said: only the answer to the latest
+   * request is kept, and the call says whether its answer was.
    * @param {typeof fetch} [fetchFn]
+   * @returns {Promise<boolean>}
    */
   async refresh(fetchFn) {
-    this.#entries = await fetchRooms(fetchFn);
+    const asked = ++this.#asked;
+    const entries = await fetchRooms(fetchFn);
+    if (asked !== this.#asked) return false;
+    this.#entries = entries;
+    return true;
   }
 
   /** Forgets every room (the person signed out). */

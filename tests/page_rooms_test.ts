@@ -131,3 +131,19 @@ Deno.test("the directory: a room just made is known before the list has it, then
   directory.clear();
   assert.deepEqual(directory.entries, []);
 });
+
+Deno.test("the directory keeps the answer to its latest request, however the answers are ordered", async () => {
+  const answers: ((rooms: unknown) => void)[] = [];
+  const fetchFn = () =>
+    new Promise<Response>((resolve) => {
+      answers.push((rooms) => resolve(Response.json(rooms)));
+    });
+  const directory = new RoomDirectory();
+  const older = directory.refresh(fetchFn as typeof fetch);
+  const newer = directory.refresh(fetchFn as typeof fetch);
+  answers[1]([{ room: "plans", kind: "private", users: 0, lastId: 1, lastRead: 0, mentions: 1 }]);
+  assert.equal(await newer, true);
+  answers[0]([{ room: "plans", kind: "private", users: 0, lastId: 0, lastRead: 0, mentions: 0 }]);
+  assert.equal(await older, false, "the older answer came last and is dropped");
+  assert.deepEqual(directory.entries.map((e) => [e.room, e.lastId, e.mentions]), [["plans", 1, 1]]);
+});
