@@ -26,6 +26,7 @@ import { HistoryStore } from "../chat/history.ts";
 import { SearchIndex } from "../chat/search.ts";
 import {
   pinning,
+  repoTempDir,
   type ServerProcess,
   startCommand,
   type StartOptions,
@@ -326,7 +327,7 @@ async function measureThroughput(
   options: HistoryBenchOptions,
   serverCpus: string | null,
 ): Promise<ThroughputResult> {
-  const dir = await Deno.makeTempDir({ prefix: "parley-history-bench-" });
+  const dir = await repoTempDir("parley-history-bench-");
   let server: Launched | null = null;
   const publishers: Publisher[] = [];
   try {
@@ -483,7 +484,7 @@ async function measureLargeRoom(
   options: HistoryBenchOptions,
   serverCpus: string | null,
 ): Promise<LargeRoomResult> {
-  const dir = await Deno.makeTempDir({ prefix: "parley-history-bench-" });
+  const dir = await repoTempDir("parley-history-bench-");
   try {
     const floorScript = `${dir}/floor.ts`;
     await Deno.writeTextFile(

@@ -15,7 +15,8 @@
  * Indexing stays off the ack path: the store tells {@link SearchIndex} which rooms each commit
  * wrote to, and it indexes what is new since their markers a moment later
  * ({@link INDEX_DELAY_MS}), in transactions of its own of at most {@link INDEX_BATCH} messages,
- * yielding to the event loop between them. A search first catches the index up, so it finds a
+ * yielding to the event loop between them; while publishing is busy, only a few a second
+ * ({@link BUSY_BATCH}), so that indexing does not slow publishing. A search first catches the index up, so it finds a
  * message acked just before. Edits and deletes (`UPDATE messages SET body`) reach the index
  * through a trigger, in the transaction that makes them; rows retention deleted are left out of
  * results at once (a hit needs its row) and taken out of the index by the next indexing of the
@@ -32,6 +33,17 @@ export const INDEX_DELAY_MS = 200;
 
 /** The most messages indexed in one transaction, which blocks the event loop while it runs. */
 export const INDEX_BATCH = 2000;
+
+/**
+ * While messages are being committed, indexing takes at most {@link BUSY_BATCH} of them per
+ * {@link BUSY_PERIOD_MS}: publishing comes first (indexing costs about half of what storing a
+ * message does, on the same thread), and what is left waits for a pause, on disk, not in memory.
+ */
+export const BUSY_BATCH = 200;
+export const BUSY_PERIOD_MS = 1000;
+
+/** Publishing counts as busy until this long after its last commit. */
+const QUIET_MS = 500;
 
 /** A search indexes at most this many messages first; beyond it the answer is `partial`. */
 const SEARCH_CATCH_UP = 10_000;
@@ -200,6 +212,8 @@ export class SearchIndex {
   /** Rooms committed to since they were last indexed; null: look at every room. */
   #pending: Set<string> | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the store last committed, by `performance.now()`. */
+  #lastCommit = -Infinity;
   #failing = false;
   #closed = false;
   /** `PRAGMA synchronous` of the store, put back after each indexing transaction. */
@@ -298,6 +312,7 @@ export class SearchIndex {
   #committed(rooms: Iterable<string>): void {
     if (this.#closed) return;
     if (this.#pending !== null) { for (const room of rooms) this.#pending.add(room); }
+    this.#lastCommit = performance.now();
     this.#schedule(INDEX_DELAY_MS);
   }
 
@@ -305,7 +320,9 @@ export class SearchIndex {
     if (this.#closed || this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (!this.#indexSome(INDEX_BATCH)) this.#schedule(this.#failing ? RETRY_MS : 0);
+      const busy = performance.now() - this.#lastCommit < QUIET_MS;
+      if (this.#indexSome(busy ? BUSY_BATCH : INDEX_BATCH)) return;
+      this.#schedule(this.#failing ? RETRY_MS : busy ? BUSY_PERIOD_MS : 0);
     }, ms);
   }
 

@@ -12,6 +12,7 @@ import {
   SCENARIOS,
 } from "../bench/bench.ts";
 import { classifyLegacyFrame } from "../bench/legacy_frame.ts";
+import { parseHistoryArgs, runHistoryBench } from "../bench/history_bench.ts";
 import { sayIfSkipped, skipRedis } from "./redis_server.ts";
 
 sayIfSkipped("bench_test.ts");
@@ -213,4 +214,22 @@ Deno.test("bench: --workers and --redis shape the parley the tool starts, and im
   const redis = parseArgs(["--redis", "--load-threads", "3"]);
   assert.deepEqual([redis.target, redis.redis, redis.loadThreads], ["parley", true, 3]);
   assert.equal(parseArgs([]).target, "compare", "both servers unless shaped");
+});
+
+Deno.test("bench:history: a short throughput run through the parley it starts acks what it sends", async () => {
+  // The tool's files must be where the start task's flags let parley write (it once used /tmp).
+  const report = await runHistoryBench({
+    ...parseHistoryArgs([]),
+    publishers: 4,
+    inFlight: 2,
+    rooms: 2,
+    warmupSeconds: 0.2,
+    durationSeconds: 0.5,
+    only: "throughput",
+    pin: false,
+    quiet: true,
+  });
+  assert.ok(report.throughput !== null);
+  assert.ok(report.throughput.acked > 0, JSON.stringify(report.throughput));
+  assert.equal(report.throughput.errors, 0);
 });
