@@ -251,6 +251,36 @@ Deno.test("an edit changes what is found, and a delete removes the message from 
   assert.deepEqual(await found(server, "answer"), [`ops/${one.id}`]);
 });
 
+Deno.test("two workers share the file and its index: every message is found once, whichever worker answers", async () => {
+  await using dir = await parleyDir({
+    workers: 2,
+    history: { path: "parley.db" },
+    ...UNLIMITED,
+  }, "parley-search-workers-");
+  await using parley = await ParleyProcess.start(dir.path);
+  const posted = [];
+  for (let i = 0; i < 30; i++) {
+    posted.push(await postMessage(parley, `room-${i % 3}`, "alice", `shipping crate ${i}`));
+  }
+  const everyOne = posted.map((m) => `${m.room}/${m.id}`).sort();
+  // A new connection for each search: the kernel spreads them over the workers (reusePort).
+  const freshly = async (q: string) => {
+    using client = Deno.createHttpClient({});
+    const url = new URL(`/search?limit=100&q=${encodeURIComponent(q)}`, parley.url);
+    const response = await fetch(url, { client });
+    assert.equal(response.status, 200);
+    return ((await response.json()).results as Hit[]).map((hit) => `${hit.room}/${hit.id}`);
+  };
+  for (let i = 0; i < 8; i++) {
+    assert.deepEqual((await freshly("crate")).sort(), everyOne, `search ${i}: each message once`);
+  }
+  await change(parley, posted[0].room, posted[0].id, "a parcel instead");
+  for (let i = 0; i < 8; i++) {
+    assert.deepEqual(await freshly("parcel"), [`${posted[0].room}/${posted[0].id}`]);
+    assert.equal((await freshly("crate")).length, 29);
+  }
+});
+
 /**
  * The room log's edit and delete as statements on the history file (its contract), from another
  * connection while the server runs: the index follows whoever changes the file.
