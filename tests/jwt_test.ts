@@ -10,6 +10,7 @@ import { IdentityService } from "../chat/identity.ts";
 import { CLOCK_SKEW_MS } from "../chat/jwt.ts";
 import { StartupError } from "../chat/services.ts";
 import { REPO_ROOT } from "../bench/server_process.ts";
+import { EventStreamReader } from "./event_stream.ts";
 import {
   type Event,
   parleyDir,
@@ -310,6 +311,24 @@ Deno.test("a connection closes with 1008 when its token expires, unless refreshe
   kept.client.send({ type: "message", body: "still here", clientId: "late" });
   assert.equal((await kept.client.next("ack")).clientId, "late");
   await kept.client.close();
+});
+
+Deno.test("an event stream opened with a token ends when the token expires", async () => {
+  await using server = await jwtServer(HS256, () => Date.now() + CLOCK_SKEW_MS);
+  const exp = Math.ceil(Date.now() / 1000) + 2;
+  const token = await sign({ sub: "s" }, { exp });
+  await using stream = await EventStreamReader.fetch(new URL("/rooms/ops/events", server.url), {
+    authorization: `Bearer ${token}`,
+  });
+  await within(stream.ended, "the stream to end at the token's expiry", 5000);
+  assert.ok(Date.now() >= exp * 1000 - 50, "not before its exp");
+  const last = stream.parser.events.at(-1)!;
+  assert.equal(last.event, "error");
+  assert.deepEqual(JSON.parse(last.data), {
+    type: "error",
+    code: "policy",
+    message: "token expired",
+  });
 });
 
 Deno.test("open mode has no token to refresh; a refresh frame without a token is bad_frame", async () => {

@@ -87,7 +87,7 @@ interface Follower {
 
 /** Starts a read-only {@link Client} on an event stream; it gives the lease back as it ends. */
 function follow(context: Services, request: Request, follower: Follower): Response {
-  const { config, rooms, log, metrics, clients, keepaliveMs } = context;
+  const { config, rooms, log, metrics, clients, keepaliveMs, identity } = context;
   const transport = new EventStreamTransport(keepaliveMs);
   const client = new Client({
     transport,
@@ -95,6 +95,8 @@ function follow(context: Services, request: Request, follower: Follower): Respon
     room: rooms.get(follower.room),
     userName: null,
     identity: follower.who ?? undefined,
+    // A stream cannot send `refresh`: it ends at its token's expiry, and EventSource reconnects.
+    expiry: follower.who === null ? null : identity.expiry(follower.who, follower.room),
     since: follower.since,
     limits: config.limits,
     onJoin: config.history.onJoin,
