@@ -479,12 +479,7 @@ export class RedisBus implements Bus {
     const fresh = `${crypto.randomUUID()} 0`;
     const reply = await this.commands.call("the append", (c) =>
       c.eval(APPEND_SCRIPT, {
-        keys: [
-          keys.seq,
-          keys.log,
-          clientId === undefined ? keys.seq : keys.client(`${userName}\n${clientId}`),
-          keys.epoch,
-        ],
+        keys: scriptKeys(keys, userName, clientId),
         arguments: [
           room,
           userName,
@@ -515,12 +510,7 @@ export class RedisBus implements Bus {
     const fresh = `${crypto.randomUUID()} 0`;
     const reply = await this.commands.call("the change", (c) =>
       c.eval(CHANGE_SCRIPT, {
-        keys: [
-          keys.seq,
-          keys.log,
-          clientId === undefined ? keys.seq : keys.client(`${userName}\n${clientId}`),
-          keys.epoch,
-        ],
+        keys: scriptKeys(keys, userName, clientId),
         arguments: [
           JSON.stringify(fields),
           String(this.maxPerRoom),
@@ -977,4 +967,17 @@ async function readPersistence(link: RedisLink, node: RedisClient): Promise<Pers
   } catch {
     return null;
   }
+}
+
+/**
+ * The keys the append and change scripts touch, all of the room's slot: with no `clientId`, the
+ * sequence stands in for the resend key (an empty key name would be another slot in a cluster).
+ */
+function scriptKeys(
+  keys: ReturnType<typeof roomKeys>,
+  userName: string,
+  clientId: string | undefined,
+): string[] {
+  const resend = clientId === undefined ? keys.seq : keys.client(`${userName}\n${clientId}`);
+  return [keys.seq, keys.log, resend, keys.epoch];
 }

@@ -140,22 +140,11 @@ function addUnread({ live, history }: Services, page: RoomSummary[], who: Identi
 export async function postMessage(
   context: Services,
   request: Request,
-  { url, address, path }: RouteParams,
+  params: RouteParams,
 ): Promise<Response> {
-  const { config, admission, rooms, identity } = context;
-  checkOrigin(context, request, url, address);
-  const who = await personOf(context, request, url);
-  if (!admission.mayPost(address)) {
-    throw new HttpError(
-      429,
-      `slow down: at most ${config.limits.messagesPerSecond} messages per second from one address`,
-      { "retry-after": "1" },
-    );
-  }
-  const room = validateRoom(decodeRoom(path.room!, url));
-  if (!identity.mayPost(who, room)) {
-    throw new HttpError(404, `there is no room ${JSON.stringify(room)} that you may post in`);
-  }
+  const { url } = params;
+  const { config, rooms } = context;
+  const { who, room } = await poster(context, request, params, "messages");
   const text = await readBody(request, maxFrameBytes(config.limits.maxMessageBytes));
   let userName: unknown = url.searchParams.get("userName") ?? "anonymous";
   let body: unknown = text;
@@ -180,22 +169,11 @@ export async function postMessage(
 export async function changeMessage(
   context: Services,
   request: Request,
-  { url, address, path }: RouteParams,
+  params: RouteParams,
 ): Promise<Response> {
-  const { config, admission, rooms, identity } = context;
-  checkOrigin(context, request, url, address);
-  const who = await personOf(context, request, url);
-  if (!admission.mayPost(address)) {
-    throw new HttpError(
-      429,
-      `slow down: at most ${config.limits.messagesPerSecond} changes per second from one address`,
-      { "retry-after": "1" },
-    );
-  }
-  const room = validateRoom(decodeRoom(path.room!, url));
-  if (!identity.mayPost(who, room)) {
-    throw new HttpError(404, `there is no room ${JSON.stringify(room)} that you may post in`);
-  }
+  const { url, path } = params;
+  const { rooms } = context;
+  const { who, room } = await poster(context, request, params, "changes");
   const messageId = /^\d{1,16}$/.test(path.id!) ? Number(path.id) : NaN;
   validateMessageId(messageId);
   const change = request.method === "PATCH"
@@ -247,6 +225,33 @@ function deleteRequest(url: URL, who: Identity, messageId: number): ChangeReques
   const clientId = validateClientId(url.searchParams.get("clientId"));
   if (clientId !== undefined) change.clientId = clientId;
   return change;
+}
+
+/**
+ * Who writes to which room, for a request that posts or changes a message: the origin rule, the
+ * person, the per-address rate (`what` names it in the 429) and the access rule, in that order.
+ */
+async function poster(
+  context: Services,
+  request: Request,
+  { url, address, path }: RouteParams,
+  what: string,
+): Promise<{ who: Identity; room: string }> {
+  const { config, admission, identity } = context;
+  checkOrigin(context, request, url, address);
+  const who = await personOf(context, request, url);
+  if (!admission.mayPost(address)) {
+    throw new HttpError(
+      429,
+      `slow down: at most ${config.limits.messagesPerSecond} ${what} per second from one address`,
+      { "retry-after": "1" },
+    );
+  }
+  const room = validateRoom(decodeRoom(path.room!, url));
+  if (!identity.mayPost(who, room)) {
+    throw new HttpError(404, `there is no room ${JSON.stringify(room)} that you may post in`);
+  }
+  return { who, room };
 }
 
 function decodeRoom(raw: string, url: URL): string {
