@@ -4,6 +4,7 @@ import { chromiumMissing, launchBrowser, RECONNECT_TIMEOUT_MS } from "./browser.
 import { EventStreamReader, RawFollower } from "./event_stream.ts";
 import { withPeople } from "./people.ts";
 import {
+  eventually,
   hasProgram,
   historyOf,
   joinRoom,
@@ -34,13 +35,12 @@ async function metricBecomes(
   value: number,
   ms = TIMEOUT_MS,
 ): Promise<void> {
-  const deadline = Date.now() + ms;
-  let seen = await metricTotal(server, name);
-  while (seen !== value) {
-    if (Date.now() > deadline) throw new Error(`${name} is ${seen}, not ${value}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    seen = await metricTotal(server, name);
-  }
+  await eventually(
+    async () => await metricTotal(server, name) === value,
+    `${name} to be ${value}`,
+    ms,
+    10,
+  );
 }
 
 /** Posts `count` messages to `room`, `parallel` at a time, and returns their ids. */

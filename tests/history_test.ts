@@ -11,7 +11,7 @@ import {
   HistoryStore,
   type NewMessage,
 } from "../chat/history.ts";
-import { joinRoom, startTestServer, TestClient, within } from "./support.ts";
+import { eventually, joinRoom, startTestServer, TestClient, within } from "./support.ts";
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards. */
 async function withTempDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
@@ -671,11 +671,7 @@ Deno.test("count follows appends, trims and recorded messages, and another store
         assert.equal(other.count(), 4, "counted at open");
         await fill(other, "dev", 2);
         assert.equal(other.count(), 6);
-        const deadline = performance.now() + 5000;
-        while (store.count() !== 6 && performance.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-        assert.equal(store.count(), 6, "another store's writes are counted soon");
+        await eventually(() => store.count() === 6, "another store's writes counted", 5000, 10);
       });
     });
   });

@@ -4,18 +4,14 @@
  */
 
 import assert from "node:assert/strict";
-import { limitedParley, parleyDir, ParleyProcess, TestClient, within } from "./support.ts";
-
-/** Resolves once `check()` is true, checking every 50 ms; fails after `ms`. */
-async function eventually(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  await within(
-    (async () => {
-      while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 50));
-    })(),
-    what,
-    ms,
-  );
-}
+import {
+  eventually,
+  limitedParley,
+  parleyDir,
+  ParleyProcess,
+  TestClient,
+  within,
+} from "./support.ts";
 
 /** Opens idle TCP connections to `port` until one is refused or hangs, or there are `most`. */
 async function exhaust(port: number, most: number): Promise<Deno.Conn[]> {

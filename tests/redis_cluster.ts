@@ -6,7 +6,7 @@
  */
 
 import { type RedisServer, startRedis } from "./redis_server.ts";
-import { within } from "./support.ts";
+import { eventually } from "./support.ts";
 
 /** Generous: other test files share the two CPUs. */
 const WAIT_MS = 20_000;
@@ -71,18 +71,10 @@ function freeClusterPort(taken: Set<number>): number {
   }
 }
 
-/** Polls `check` until it holds or `ms` pass. */
-async function until(check: () => Promise<boolean>, what: string, ms = WAIT_MS): Promise<void> {
-  await within(
-    (async () => {
-      // Polling pace: a cluster has no way to say when it has become whole.
-      while (!(await check().catch(() => false))) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })(),
-    what,
-    ms,
-  );
+/** Polls `check` (a failure counts as not yet) until it holds or `ms` pass. */
+function until(check: () => Promise<boolean>, what: string, ms = WAIT_MS): Promise<void> {
+  // Polling pace: a cluster has no way to say when it has become whole.
+  return eventually(() => check().catch(() => false), what, ms, 100);
 }
 
 /** Whether every node in `ports` says `cluster_state:ok`. */

@@ -15,6 +15,7 @@ import { type ClusterNode, type RedisCluster, startRedisCluster } from "./redis_
 import { sayIfSkipped, skipRedis } from "./redis_server.ts";
 import {
   type Event,
+  eventually,
   historyOf,
   joinRoom,
   startTestServer,
@@ -69,15 +70,8 @@ async function withCluster(
 /** Waits until the server's `/healthz` says `status`. */
 async function health(server: TestServer, status: "ok" | "degraded", what: string): Promise<void> {
   const url = new URL("/healthz", server.url);
-  await within(
-    (async () => {
-      for (;;) {
-        const body = await (await fetch(url)).json();
-        if (body.status === status) return;
-        // Polling pace: /healthz has no way to push a change.
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })(),
+  await eventually(
+    async () => (await (await fetch(url)).json()).status === status,
     `/healthz to say ${status} ${what}`,
     WAIT_MS,
   );

@@ -85,6 +85,26 @@ export async function within<T>(promise: Promise<T>, what: string, ms = TIMEOUT_
   }
 }
 
+/**
+ * Resolves once `check()` holds, asking every `everyMs`; fails after `ms` naming `what`. For what
+ * has no event to wait for (a file another connection writes, `/metrics`, `/healthz`, a log
+ * line): the pace of asking, not a guess at how long something takes.
+ */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = TIMEOUT_MS,
+  everyMs = 50,
+): Promise<void> {
+  await within(
+    (async () => {
+      while (!(await check())) await new Promise((resolve) => setTimeout(resolve, everyMs));
+    })(),
+    what,
+    ms,
+  );
+}
+
 /** A parsed server event; which fields are present depends on `type` (see `ServerEvent`). */
 export interface Event {
   type: string;

@@ -11,6 +11,7 @@ import { defaultConfig, mergeConfig } from "../chat/config.ts";
 import { startServer } from "../chat/server.ts";
 import { chromiumMissing, joinWithForm, launchBrowser, send, waitForSettled } from "./browser.ts";
 import {
+  eventually,
   hasProgram,
   limitedParley,
   parleyDir,
@@ -262,12 +263,8 @@ Deno.test({
       // Refused or left waiting: the listener is out of descriptors.
     }
     for (const socket of sockets) socket.close();
-    await within(
-      (async () => {
-        while (!/listening again on port/.test(await log())) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-      })(),
+    await eventually(
+      async () => /listening again on port/.test(await log()),
       "the listener to be served again",
     );
     using client = trusting(certificate);
