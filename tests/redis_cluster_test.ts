@@ -15,7 +15,7 @@ import { type ClusterNode, type RedisCluster, startRedisCluster } from "./redis_
 import { sayIfSkipped, skipRedis } from "./redis_server.ts";
 import {
   type Event,
-  eventually,
+  healthSays,
   historyOf,
   joinRoom,
   startTestServer,
@@ -65,16 +65,6 @@ async function withCluster(
     await cluster?.stop();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** Waits until the server's `/healthz` says `status`. */
-async function health(server: TestServer, status: "ok" | "degraded", what: string): Promise<void> {
-  const url = new URL("/healthz", server.url);
-  await eventually(
-    async () => (await (await fetch(url)).json()).status === status,
-    `/healthz to say ${status} ${what}`,
-    WAIT_MS,
-  );
 }
 
 /** Sends a message and waits for its ack, or the error that refuses it. */
@@ -210,7 +200,9 @@ Deno.test({
         await ackedAtLeast((p) => p.acked.size - 4, "acks before the kill");
 
         await victim.kill();
-        for (const server of [a, b]) await health(server, "degraded", "with a master away");
+        for (const server of [a, b]) {
+          await healthSays(server, "degraded", "with a master away", WAIT_MS);
+        }
         await ackedAtLeast((p) => p.unavailable, "unavailable while the master is away");
         const ackedWhileDown = publishers.map((p) => p.acked.size);
 
@@ -230,7 +222,9 @@ Deno.test({
         );
 
         await victim.restart();
-        for (const server of [a, b]) await health(server, "ok", "with the master back");
+        for (const server of [a, b]) {
+          await healthSays(server, "ok", "with the master back", WAIT_MS);
+        }
         const before = publishers.map((p) => p.acked.size);
         await ackedAtLeast(
           (p) => p.acked.size - before[publishers.indexOf(p)] - 4,

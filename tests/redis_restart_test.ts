@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { type RedisServer, sayIfSkipped, skipRedis, startRedis } from "./redis_server.ts";
 import {
   type Event,
+  healthSays,
   historyOf,
   startTestServer,
   type StoredMessage,
@@ -119,24 +120,6 @@ class Resender {
   }
 }
 
-/** Waits until the server's `/healthz` says `status`. */
-async function health(server: TestServer, status: "ok" | "degraded", what: string): Promise<void> {
-  const url = new URL("/healthz", server.url);
-  await within(
-    (async () => {
-      for (;;) {
-        const response = await fetch(url);
-        const body = await response.json();
-        if (body.status === status) return;
-        // Polling pace: /healthz has no way to push a change.
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })(),
-    `/healthz to say ${status} ${what}`,
-    WAIT_MS,
-  );
-}
-
 /** The room's history on `server`, once `done` holds for it (re-read until then). */
 async function historyWhen(
   server: TestServer,
@@ -214,7 +197,7 @@ async function restartUnderTraffic(dir: string, persist: boolean, restarts: numb
     const before = acks;
     await acked.until(() => acks >= before + ACKS_BETWEEN, `traffic before kill ${i}`, WAIT_MS);
     await redis.stop();
-    for (const server of servers) await health(server, "degraded", `after kill ${i}`);
+    for (const server of servers) await healthSays(server, "degraded", `after kill ${i}`, WAIT_MS);
     // Nothing can be stored while Redis is away: no id above this was taken before the kill
     // by anyone an instance heard.
     const lastIds = await Promise.all(servers.map((s) => historyOf(s, ROOM)));
@@ -222,7 +205,7 @@ async function restartUnderTraffic(dir: string, persist: boolean, restarts: numb
     // The fault: Redis stays away this long.
     await new Promise((resolve) => setTimeout(resolve, DOWN_MS));
     redis = await startRedis(dir, { persist, port: redis.port });
-    for (const server of servers) await health(server, "ok", `after restart ${i}`);
+    for (const server of servers) await healthSays(server, "ok", `after restart ${i}`, WAIT_MS);
   }
   const before = acks;
   await acked.until(() => acks >= before + ACKS_BETWEEN, "traffic after the restarts", WAIT_MS);
@@ -235,7 +218,9 @@ async function restartUnderTraffic(dir: string, persist: boolean, restarts: numb
 /** Shuts down both instances while Redis is away: each within a few seconds. */
 async function shutDownWithoutRedis(run: Run): Promise<void> {
   await run.redis.stop();
-  for (const server of run.servers) await health(server, "degraded", "before the shutdown");
+  for (const server of run.servers) {
+    await healthSays(server, "degraded", "before the shutdown", WAIT_MS);
+  }
   for (const server of run.servers) {
     await within(server.close(), "an instance to shut down while Redis is away", 5000);
   }

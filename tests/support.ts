@@ -105,6 +105,21 @@ export async function eventually(
   );
 }
 
+/** Waits until the server's `/healthz` says `status` (it has no way to push a change). */
+export function healthSays(
+  server: HasUrl,
+  status: "ok" | "degraded",
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  const url = new URL("/healthz", server.url);
+  return eventually(
+    async () => (await (await fetch(url)).json()).status === status,
+    `/healthz to say ${status} ${what}`,
+    ms,
+  );
+}
+
 /** A parsed server event; which fields are present depends on `type` (see `ServerEvent`). */
 export interface Event {
   type: string;
