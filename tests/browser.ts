@@ -319,15 +319,20 @@ export function notificationsOf(
   });
 }
 
-/** Runs `fn` with a fresh server (and its own contexts), closing everything afterwards. */
+/**
+ * Runs `fn` with a fresh server and a list for the browser contexts it opens (`personPage`),
+ * closing the contexts, then the server, afterwards.
+ */
 export async function withServer(
   overrides: Record<string, unknown>,
-  fn: (server: TestServer) => Promise<void>,
+  fn: (server: TestServer, contexts: BrowserContext[]) => Promise<void>,
 ): Promise<void> {
   const server = await startTestServer(overrides);
+  const contexts: BrowserContext[] = [];
   try {
-    await fn(server);
+    await fn(server, contexts);
   } finally {
+    await closeAll(contexts);
     await server.close();
   }
 }
